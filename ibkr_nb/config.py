@@ -1,0 +1,91 @@
+"""Settings from the environment and `.env`: one validated object.
+
+Every field maps to an upper-case environment variable (``IBKR_PORT`` -> ``ibkr_port``).
+Money is in the account currency; fractions are of net liquidation value (NAV).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PAPER_PORTS = {7497: "TWS paper", 4002: "IB Gateway paper"}
+LIVE_PORTS = {7496: "TWS live", 4001: "IB Gateway live"}
+
+
+class SettingsError(ValueError):
+    """A setting has a value that is not allowed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Connection, risk limits and storage for ibkr-nb."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    ibkr_host: str = Field("127.0.0.1", description="TWS / IB Gateway host")
+    ibkr_port: int = Field(
+        7497, ge=1, le=65535, description="7497 TWS paper, 7496 TWS live, 4002/4001 Gateway"
+    )
+    ibkr_client_id: int = Field(1, ge=0, le=2**31 - 1, description="API client id")
+    ibkr_account_id: str = Field("", description="account to use; empty = the only one")
+    max_position_size: float = Field(
+        10_000.0, gt=0, description="largest position, in account currency"
+    )
+    max_portfolio_risk: float = Field(
+        0.02, gt=0, le=1, description="largest loss to the stop per trade, fraction of NAV"
+    )
+    max_position_pct: float = Field(
+        0.10, gt=0, le=1, description="largest position, fraction of NAV"
+    )
+    ibkr_allow_live: bool = Field(False, description="first of the two keys for live trading")
+    ibkr_nb_db: Path = Field(Path("data/ibkr_nb.duckdb"), description="DuckDB file")
+
+    @field_validator("ibkr_host")
+    @classmethod
+    def _host_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a host name or IP address, not empty")
+        return value.strip()
+
+    @field_validator("ibkr_account_id")
+    @classmethod
+    def _account_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.replace("-", "").isalnum():
+            raise ValueError("must be an IBKR account id such as DU1234567, or empty")
+        return value
+
+    @property
+    def is_paper_port(self) -> bool:
+        return self.ibkr_port not in LIVE_PORTS
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        value = item.get("input")
+        lines.append(f"{name}={value!r} is not allowed: {item['msg']}.")
+    return " ".join(lines)
+
+
+def load_settings(**overrides) -> Settings:
+    """Read settings from the environment and `.env`; keyword overrides win.
+
+    Raises SettingsError naming the variable, the value and what is allowed.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_explain(error)) from None
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
