@@ -286,7 +286,11 @@ REQUESTS: dict[int, Request] = {
         Request(
             4,
             "cancelOrder",
-            (("version", int), ("orderId", int), When(since(169), (("manualOrderCancelTime", str),))),
+            (
+                ("version", int),
+                ("orderId", int),
+                When(since(169), (("manualOrderCancelTime", str),)),
+            ),
         ),
         Request(5, "reqOpenOrders", (("version", int),)),
         Request(6, "reqAccountUpdates", (("version", int), ("subscribe", bool), ("acctCode", str))),
@@ -352,7 +356,9 @@ REQUESTS: dict[int, Request] = {
         ),
         Request(63, "cancelAccountSummary", (("version", int), ("reqId", int))),
         Request(64, "cancelPositions", (("version", int),)),
-        Request(71, "startApi", (("version", int), ("clientId", int), ("optionalCapabilities", str))),
+        Request(
+            71, "startApi", (("version", int), ("clientId", int), ("optionalCapabilities", str))
+        ),
         Request(
             74,
             "reqPositionsMulti",
@@ -776,8 +782,10 @@ REPLIES: dict[str, Reply] = {
             ("realExpirationDate", str),
             ("stockType", str),
             When(lambda _values, version: version == 163, (("suggestedSizeIncrement", float),)),
-            When(since(164), (("minSize", float), ("sizeIncrement", float),
-                              ("suggestedSizeIncrement", float))),
+            When(
+                since(164),
+                (("minSize", float), ("sizeIncrement", float), ("suggestedSizeIncrement", float)),
+            ),
         ),
     ),
     "execDetails": Reply(

@@ -142,12 +142,26 @@ def test_open_order_round_trip(version):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_completed_order_round_trip(version):
     values = {k: v for k, v in ORDER.items() if k not in {"orderId", "clientId", "whatIf"}}
-    values.update(completedTime="20261124 15:00:01 UTC", completedStatus="Filled",
-                  filledQuantity=150.0, status="Filled")
+    values.update(
+        completedTime="20261124 15:00:01 UTC",
+        completedStatus="Filled",
+        filledQuantity=150.0,
+        status="Filled",
+    )
     skip = {
-        "primaryExchange", "initMarginBefore", "initMarginChange", "maintMarginAfter",
-        "equityWithLoanAfter", "commission", "minCommission", "maxCommission",
-        "commissionCurrency", "warningText", "parentId", "usePriceMgmtAlgo", "duration",
+        "primaryExchange",
+        "initMarginBefore",
+        "initMarginChange",
+        "maintMarginAfter",
+        "equityWithLoanAfter",
+        "commission",
+        "minCommission",
+        "maxCommission",
+        "commissionCurrency",
+        "warningText",
+        "parentId",
+        "usePriceMgmtAlgo",
+        "duration",
     }
     skip |= {"autoCancelParent"} if version < 162 else set()
     ((method, args),) = decode("completedOrder", values, version)
@@ -215,23 +229,38 @@ def test_exec_details_round_trip(version):
     assert reqid == -1
     assert execution.time.isoformat() == "2026-11-24T15:00:01+00:00"
     skip = {"reqId", "primaryExchange", "time", "exchange", "execExchange"}
-    _check_attributes({k: v for k, v in values.items() if k not in skip}, [contract, execution],
-                      )
+    _check_attributes(
+        {k: v for k, v in values.items() if k not in skip},
+        [contract, execution],
+    )
     assert contract.exchange == "SMART" and execution.exchange == "ISLAND"
 
 
 def test_commission_report_round_trip():
-    values = {"execId": "x.1", "commission": 1.25, "currency": "USD", "realizedPNL": -12.5,
-              "yield_": 0.0, "yieldRedemptionDate": 0}
+    values = {
+        "execId": "x.1",
+        "commission": 1.25,
+        "currency": "USD",
+        "realizedPNL": -12.5,
+        "yield_": 0.0,
+        "yieldRedemptionDate": 0,
+    }
     ((method, (report,)),) = decode("commissionReport", values, SERVER_MAX_VERSION)
     assert method == "commissionReport"
     assert (report.execId, report.commission, report.realizedPNL) == ("x.1", 1.25, -12.5)
 
 
 def test_portfolio_position_and_multi_round_trip():
-    portfolio = {**CONTRACT, "position": -30.0, "marketPrice": 101.5, "marketValue": -3045.0,
-                 "averageCost": 100.2, "unrealizedPNL": -39.0, "realizedPNL": 12.0,
-                 "accountName": "DU1"}
+    portfolio = {
+        **CONTRACT,
+        "position": -30.0,
+        "marketPrice": 101.5,
+        "marketValue": -3045.0,
+        "averageCost": 100.2,
+        "unrealizedPNL": -39.0,
+        "realizedPNL": 12.0,
+        "accountName": "DU1",
+    }
     ((method, args),) = decode("updatePortfolio", portfolio, SERVER_MAX_VERSION)
     assert method == "updatePortfolio"
     assert args[0].conId == 265598 and args[0].primaryExchange == "NASDAQ"
@@ -241,7 +270,12 @@ def test_portfolio_position_and_multi_round_trip():
     ((method, args),) = decode("position", position, SERVER_MAX_VERSION)
     assert method == "position"
     assert (args[0], args[1].symbol, args[1].exchange, args[2], args[3]) == (
-        "DU1", "AAPL", "SMART", 25.0, 181.3)
+        "DU1",
+        "AAPL",
+        "SMART",
+        25.0,
+        181.3,
+    )
 
     multi = {**position, "reqId": 4, "modelCode": ""}
     ((method, args),) = decode("positionMulti", multi, SERVER_MAX_VERSION)
@@ -251,12 +285,26 @@ def test_portfolio_position_and_multi_round_trip():
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_symbol_samples_round_trip(version):
-    values = {"reqId": 9, "descriptions": [
-        {**CONTRACT, "derivativeSecTypes": [{"value": "OPT"}, {"value": "WAR"}],
-         "description": "APPLE INC", "issuerId": ""},
-        {**CONTRACT, "conId": 8314, "symbol": "IBM", "primaryExchange": "NYSE",
-         "derivativeSecTypes": [], "description": "IBM", "issuerId": ""},
-    ]}
+    values = {
+        "reqId": 9,
+        "descriptions": [
+            {
+                **CONTRACT,
+                "derivativeSecTypes": [{"value": "OPT"}, {"value": "WAR"}],
+                "description": "APPLE INC",
+                "issuerId": "",
+            },
+            {
+                **CONTRACT,
+                "conId": 8314,
+                "symbol": "IBM",
+                "primaryExchange": "NYSE",
+                "derivativeSecTypes": [],
+                "description": "IBM",
+                "issuerId": "",
+            },
+        ],
+    }
     ((method, (req_id, descriptions)),) = decode("symbolSamples", values, version)
     assert method == "symbolSamples" and req_id == 9
     assert [d.contract.symbol for d in descriptions] == ["AAPL", "IBM"]
@@ -265,34 +313,84 @@ def test_symbol_samples_round_trip(version):
 
 
 def test_historical_data_round_trip():
-    bars = [{"date": "20261123", "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5,
-             "volume": 1000.0, "wap": 1.2, "barCount": 10},
-            {"date": "20261124", "open": 1.5, "high": 2.5, "low": 1.0, "close": 2.0,
-             "volume": 900.0, "wap": 1.9, "barCount": 9}]
-    calls = decode("historicalData", {"reqId": 2, "startDateStr": "20261120 00:00:00",
-                                      "endDateStr": "20261124 16:00:00", "bars": bars},
-                   SERVER_MAX_VERSION)
+    bars = [
+        {
+            "date": "20261123",
+            "open": 1.0,
+            "high": 2.0,
+            "low": 0.5,
+            "close": 1.5,
+            "volume": 1000.0,
+            "wap": 1.2,
+            "barCount": 10,
+        },
+        {
+            "date": "20261124",
+            "open": 1.5,
+            "high": 2.5,
+            "low": 1.0,
+            "close": 2.0,
+            "volume": 900.0,
+            "wap": 1.9,
+            "barCount": 9,
+        },
+    ]
+    calls = decode(
+        "historicalData",
+        {
+            "reqId": 2,
+            "startDateStr": "20261120 00:00:00",
+            "endDateStr": "20261124 16:00:00",
+            "bars": bars,
+        },
+        SERVER_MAX_VERSION,
+    )
     assert [c[0] for c in calls] == ["historicalData", "historicalData", "historicalDataEnd"]
     assert calls[1][1][1].close == 2.0 and calls[1][1][1].barCount == 9
     assert calls[2][1] == (2, "20261120 00:00:00", "20261124 16:00:00")
 
 
 def test_tick_price_and_size_round_trip():
-    ((method, args),) = decode("tickPrice", {"reqId": 1, "tickType": 1, "price": 190.25,
-                                             "size": 300.0, "attrMask": 0}, SERVER_MAX_VERSION)
+    ((method, args),) = decode(
+        "tickPrice",
+        {"reqId": 1, "tickType": 1, "price": 190.25, "size": 300.0, "attrMask": 0},
+        SERVER_MAX_VERSION,
+    )
     assert (method, args) == ("priceSizeTick", (1, 1, 190.25, 300.0))
 
 
 SIMPLE = {
     # reply name -> (values in layout order, wrapper method)
     "tickSize": ({"reqId": 1, "tickType": 8, "size": 12345.0}, "tickSize"),
-    "orderStatus": ({"orderId": 7, "status": "Filled", "filled": 10.0, "remaining": 0.0,
-                     "avgFillPrice": 10.5, "permId": 99, "parentId": 0, "lastFillPrice": 10.5,
-                     "clientId": 1, "whyHeld": "", "mktCapPrice": 0.0}, "orderStatus"),
-    "error": ({"reqId": 7, "errorCode": 202, "errorString": "Order Canceled - reason:",
-               "advancedOrderRejectJson": ""}, "error"),
-    "updateAccountValue": ({"key": "NetLiquidation", "val": "1000.00", "currency": "USD",
-                            "accountName": "DU1"}, "updateAccountValue"),
+    "orderStatus": (
+        {
+            "orderId": 7,
+            "status": "Filled",
+            "filled": 10.0,
+            "remaining": 0.0,
+            "avgFillPrice": 10.5,
+            "permId": 99,
+            "parentId": 0,
+            "lastFillPrice": 10.5,
+            "clientId": 1,
+            "whyHeld": "",
+            "mktCapPrice": 0.0,
+        },
+        "orderStatus",
+    ),
+    "error": (
+        {
+            "reqId": 7,
+            "errorCode": 202,
+            "errorString": "Order Canceled - reason:",
+            "advancedOrderRejectJson": "",
+        },
+        "error",
+    ),
+    "updateAccountValue": (
+        {"key": "NetLiquidation", "val": "1000.00", "currency": "USD", "accountName": "DU1"},
+        "updateAccountValue",
+    ),
     "updateAccountTime": ({"timeStamp": "15:01"}, "updateAccountTime"),
     "nextValidId": ({"orderId": 42}, "nextValidId"),
     "managedAccounts": ({"accountsList": "DU1234567"}, "managedAccounts"),
@@ -306,15 +404,34 @@ SIMPLE = {
     "tickSnapshotEnd": ({"reqId": 3}, "tickSnapshotEnd"),
     "marketDataType": ({"reqId": 3, "marketDataType": 3}, "marketDataType"),
     "positionEnd": ({}, "positionEnd"),
-    "accountSummary": ({"reqId": 8, "account": "DU1", "tag": "NetLiquidation",
-                        "value": "1000.00", "currency": "USD"}, "accountSummary"),
+    "accountSummary": (
+        {
+            "reqId": 8,
+            "account": "DU1",
+            "tag": "NetLiquidation",
+            "value": "1000.00",
+            "currency": "USD",
+        },
+        "accountSummary",
+    ),
     "accountSummaryEnd": ({"reqId": 8}, "accountSummaryEnd"),
     "positionMultiEnd": ({"reqId": 4}, "positionMultiEnd"),
-    "accountUpdateMulti": ({"reqId": 4, "account": "DU1", "modelCode": "", "key": "Cash",
-                            "value": "1.00", "currency": "USD"}, "accountUpdateMulti"),
+    "accountUpdateMulti": (
+        {
+            "reqId": 4,
+            "account": "DU1",
+            "modelCode": "",
+            "key": "Cash",
+            "value": "1.00",
+            "currency": "USD",
+        },
+        "accountUpdateMulti",
+    ),
     "accountUpdateMultiEnd": ({"reqId": 4}, "accountUpdateMultiEnd"),
-    "tickReqParams": ({"reqId": 3, "minTick": 0.01, "bboExchange": "9c0001",
-                       "snapshotPermissions": 3}, "tickReqParams"),
+    "tickReqParams": (
+        {"reqId": 3, "minTick": 0.01, "bboExchange": "9c0001", "snapshotPermissions": 3},
+        "tickReqParams",
+    ),
     "headTimestamp": ({"reqId": 3, "headTimestamp": "19801212-14:30:00"}, "headTimestamp"),
     "completedOrdersEnd": ({}, "completedOrdersEnd"),
 }
@@ -329,8 +446,16 @@ def test_simple_reply_round_trip(name):
 
 def test_every_reply_is_covered():
     covered = set(SIMPLE) | {
-        "openOrder", "completedOrder", "contractDetails", "execDetails", "commissionReport",
-        "updatePortfolio", "position", "positionMulti", "symbolSamples", "historicalData",
+        "openOrder",
+        "completedOrder",
+        "contractDetails",
+        "execDetails",
+        "commissionReport",
+        "updatePortfolio",
+        "position",
+        "positionMulti",
+        "symbolSamples",
+        "historicalData",
         "tickPrice",
     }
     assert covered == set(messages.REPLIES)
@@ -349,9 +474,16 @@ def test_place_order_request_decodes_as_ib_async_encodes_it():
     client._serverVersion = SERVER_MAX_VERSION
     client.isConnected = lambda: True
     client.sendMsg = sent.append
-    order = LimitOrder("SELL", 25, 101.37, orderRef="ref-1", tif="GTC", outsideRth=True,
-                       algoStrategy="Adaptive",
-                       algoParams=[TagValue("adaptivePriority", "Urgent")])
+    order = LimitOrder(
+        "SELL",
+        25,
+        101.37,
+        orderRef="ref-1",
+        tif="GTC",
+        outsideRth=True,
+        algoStrategy="Adaptive",
+        algoParams=[TagValue("adaptivePriority", "Urgent")],
+    )
     client.placeOrder(17, Stock("IBM", "SMART", "USD"), order)
     fields = sent[0].split("\0")[:-1]
     request, values = messages.decode_request(fields, SERVER_MAX_VERSION)

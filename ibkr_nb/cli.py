@@ -1,0 +1,145 @@
+"""The ``ibkr-nb`` command: ``gateway``, ``demo`` and ``tax``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from datetime import datetime
+
+import pandas as pd
+
+
+def _clock(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"--clock {text!r} needs a time zone, e.g. 2026-01-15T15:30:00Z"
+        )
+    return moment
+
+
+def _add_gateway(sub) -> None:
+    p = sub.add_parser("gateway", help="run the paper gateway (TWS API on a loopback port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7497, help="port (default 7497, TWS paper)")
+    p.add_argument("--seed", type=int, default=7, help="seed for prices, ids and fills")
+    p.add_argument("--state", metavar="FILE", help="keep the account in FILE across restarts")
+    p.add_argument(
+        "--clock",
+        type=_clock,
+        metavar="ISO",
+        help="freeze the clock at this time (e.g. 2026-01-15T15:30:00Z)",
+    )
+    p.add_argument(
+        "--allow-remote", action="store_true", help="allow binding a non-loopback address"
+    )
+    p.set_defaults(func=run_gateway)
+
+
+def run_gateway(args) -> int:
+    from .gateway.server import PaperGateway
+
+    gateway = PaperGateway(
+        args.host,
+        args.port,
+        seed=args.seed,
+        state_file=args.state,
+        clock_start=args.clock,
+        fixed_clock=args.clock is not None,
+        allow_remote=args.allow_remote,
+    )
+
+    async def serve() -> None:
+        await gateway.start()
+        print(
+            f"paper gateway: account {gateway.account_id} on {gateway.host}:{gateway.port} "
+            f"(seed {args.seed}); Ctrl-C stops it",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await gateway.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="start a paper gateway, read the account, fill one order")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--clock", type=_clock, default=_clock("2026-11-24T15:30:00Z"), metavar="ISO")
+    p.set_defaults(func=run_demo)
+
+
+def _show(title: str, frame: pd.DataFrame) -> None:
+    print(f"\n== {title}")
+    with pd.option_context(
+        "display.width", 160, "display.max_columns", 20, "display.float_format", "{:,.2f}".format
+    ):
+        print(frame.to_string(index=False) if len(frame) else "(none)")
+
+
+def run_demo(args) -> int:
+    from . import connect
+    from .gateway.server import PaperGateway
+
+    with PaperGateway(port=0, seed=args.seed, clock_start=args.clock, fixed_clock=True) as gateway:
+        print(f"paper gateway started on 127.0.0.1:{gateway.port}, account {gateway.account_id}")
+        with connect(port=gateway.port, client_id=1) as session:
+            print(session)
+            summary = session.account_summary()
+            _show(
+                "account summary",
+                summary[
+                    summary.tag.isin(
+                        [
+                            "NetLiquidation",
+                            "TotalCashValue",
+                            "GrossPositionValue",
+                            "BuyingPower",
+                            "AvailableFunds",
+                            "ExcessLiquidity",
+                            "MaintMarginReq",
+                        ]
+                    )
+                ],
+            )
+            _show("positions", session.positions())
+            _show("quote", session.quote(["AAPL", "MSFT"]))
+            _show("preview: buy 10 AAPL at market", session.preview_order("AAPL", 10))
+            _show(
+                "order: buy 10 AAPL at market", session.place_order("AAPL", 10, order_ref="demo-1")
+            )
+            _show("executions", session.executions())
+            _show("portfolio", session.portfolio())
+    print("\npaper gateway stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ibkr-nb", description=__doc__)
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_gateway(sub)
+    _add_demo(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"ibkr-nb {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

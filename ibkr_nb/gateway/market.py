@@ -1,0 +1,873 @@
+"""A deterministic simulated US stock market: instruments, a clock, quotes and historical bars.
+
+Price model
+-----------
+Every price is a pure function of ``(seed, con_id, time)`` plus explicit :meth:`Market.set_price`
+overrides. Trading days are weekdays (no exchange holidays); the regular session is
+09:30-16:00 America/New_York, i.e. ``T = 23400`` one-second steps. Outside the session the price
+is flat at the last close.
+
+* Daily level: the log close is ``log(base_price) + dev[d]`` where ``dev`` is a mean-reverting
+  AR(1) (half-life ~170 trading days, daily volatility ``annual_vol / sqrt(252)``) started at 0
+  on 1990-01-01, so prices stay near ``base_price`` over the years. The day opens with a gap off
+  the previous close. Draws come in chunks of 256 days from ``PCG64`` keyed by
+  ``(seed, con_id, stream, chunk)``.
+* Intraday: a Brownian bridge from the day's open to its close on the one-second grid
+  (index ``s`` in ``0..T``; ``s = T`` is the 16:00 closing print), keyed by
+  ``(seed, con_id, stream, day)`` so any day can be computed without the days before it.
+  Per-second volume follows a U-shaped profile around the instrument's average daily volume.
+* Quotes: ``last`` is the mid rounded to the tick grid; the spread is 1-2 ticks (more for high
+  prices), ``bid = floor(mid) - (spread - 1) // 2`` ticks, ``ask = bid + spread``, so
+  ``bid <= last <= ask``. Sizes are seeded multiples of 100 shares.
+* ``set_price(symbol, p)`` records a multiplicative offset from the current grid position on, so
+  the quote's mid at that moment is exactly ``p`` and the path continues from there.
+
+Times: every datetime is tz-aware. Quotes carry UTC; bars carry America/New_York (exchange
+time): intraday bars at their start, daily/weekly/monthly bars at 00:00 of their first session
+date.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time as _time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+ET = ZoneInfo("America/New_York")
+RTH_OPEN_SECOND = 9 * 3600 + 30 * 60  # 09:30 ET, seconds after midnight
+RTH_CLOSE_SECOND = 16 * 3600  # 16:00 ET
+T = RTH_CLOSE_SECOND - RTH_OPEN_SECOND  # 23400 one-second steps per session
+EPOCH = date(1990, 1, 1)  # a Monday; trading-day index 0
+_CHUNK = 256  # trading days per daily-level chunk
+_PHI = math.exp(-1.0 / 250.0)  # AR(1) coefficient of the daily log-price deviation
+_MASK64 = (1 << 64) - 1
+_FRAC = np.arange(T + 1, dtype=np.float64) / T
+_MINUTE = np.arange(T // 60, dtype=np.float64)
+_PROFILE = 1.0 + 2.0 * np.exp(-_MINUTE / 20.0) + 1.5 * np.exp(-(_MINUTE[-1] - _MINUTE) / 15.0)
+_PROFILE /= _PROFILE.sum()
+_AVG_TRADE_SIZE = 150  # shares per trade, for bar trade counts
+_MAX_BARS = 50_000
+
+
+# --------------------------------------------------------------------------------------------
+# Instruments
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A US stock or ETF traded on SMART in USD (fields as in TWS contract details)."""
+
+    symbol: str
+    con_id: int
+    primary_exchange: str
+    long_name: str
+    min_tick: float
+    industry: str
+    category: str
+    subcategory: str
+    base_price: float
+    annual_vol: float
+    avg_volume: int
+
+    @property
+    def sec_type(self) -> str:
+        return "STK"
+
+    @property
+    def currency(self) -> str:
+        return "USD"
+
+
+def _i(symbol, con_id, exch, name, industry, category, sub, price, vol, avg_vol) -> Instrument:
+    return Instrument(
+        symbol, con_id, exch, name, 0.01, industry, category, sub, price, vol, avg_vol
+    )
+
+
+_TECH, _COMM, _FIN = "Technology", "Communications", "Financial"
+_CNC, _CC = "Consumer, Non-cyclical", "Consumer, Cyclical"
+
+# fmt: off
+UNIVERSE: dict[str, Instrument] = {
+    i.symbol: i
+    for i in (
+        _i("AAPL", 265598, "NASDAQ", "APPLE INC", _TECH, "Computers", "Computers", 190.0, 0.25, 55_000_000),
+        _i("MSFT", 272093, "NASDAQ", "MICROSOFT CORP", _TECH, "Software", "Software", 410.0, 0.24, 20_000_000),
+        _i("IBM", 8314, "NYSE", "INTL BUSINESS MACHINES CORP", _TECH, "Computers", "Computer Services", 180.0, 0.22, 4_000_000),
+        _i("SPY", 756733, "ARCA", "SPDR S&P 500 ETF TRUST", "Funds", "Equity Fund", "Growth&Income-Large Cap", 520.0, 0.15, 70_000_000),
+        _i("QQQ", 320227571, "NASDAQ", "INVESCO QQQ TRUST SERIES 1", "Funds", "Equity Fund", "Growth-Large Cap", 450.0, 0.20, 40_000_000),
+        _i("AMZN", 3691937, "NASDAQ", "AMAZON.COM INC", _COMM, "Internet", "E-Commerce/Products", 180.0, 0.30, 40_000_000),
+        _i("NVDA", 4815747, "NASDAQ", "NVIDIA CORP", _TECH, "Semiconductors", "Electronic Compo-Semicon", 120.0, 0.50, 250_000_000),
+        _i("TSLA", 76792991, "NASDAQ", "TESLA INC", _CC, "Auto Manufacturers", "Auto-Cars/Light Trucks", 220.0, 0.55, 90_000_000),
+        _i("GOOGL", 208813719, "NASDAQ", "ALPHABET INC-CL A", _COMM, "Internet", "Web Portals/ISP", 165.0, 0.28, 25_000_000),
+        _i("META", 107113386, "NASDAQ", "META PLATFORMS INC-CLASS A", _COMM, "Internet", "Internet Content-Entmnt", 500.0, 0.35, 15_000_000),
+        _i("JPM", 1520593, "NYSE", "JPMORGAN CHASE & CO", _FIN, "Banks", "Money Center Banks", 200.0, 0.22, 9_000_000),
+        _i("JNJ", 8719, "NYSE", "JOHNSON & JOHNSON", _CNC, "Pharmaceuticals", "Medical-Drugs", 155.0, 0.15, 7_000_000),
+        _i("XOM", 13977, "NYSE", "EXXON MOBIL CORP", "Energy", "Oil&Gas", "Oil Comp-Integrated", 115.0, 0.24, 16_000_000),
+        _i("KO", 8894, "NYSE", "COCA-COLA CO/THE", _CNC, "Beverages", "Beverages-Non-alcoholic", 62.0, 0.14, 13_000_000),
+        _i("PEP", 11017, "NASDAQ", "PEPSICO INC", _CNC, "Beverages", "Beverages-Non-alcoholic", 170.0, 0.15, 5_000_000),
+        _i("WMT", 13824, "NASDAQ", "WALMART INC", _CC, "Retail", "Retail-Discount", 65.0, 0.17, 15_000_000),
+        _i("PG", 15016, "NYSE", "PROCTER & GAMBLE CO/THE", _CNC, "Cosmetics/Personal Care", "Cosmetics&Toiletries", 165.0, 0.15, 6_000_000),
+        _i("DIS", 6459, "NYSE", "WALT DISNEY CO/THE", _COMM, "Media", "Multimedia", 100.0, 0.26, 9_000_000),
+        _i("INTC", 270639, "NASDAQ", "INTEL CORP", _TECH, "Semiconductors", "Electronic Compo-Semicon", 30.0, 0.38, 45_000_000),
+        _i("CSCO", 268084, "NASDAQ", "CISCO SYSTEMS INC", _COMM, "Telecommunications", "Networking Products", 50.0, 0.20, 18_000_000),
+        _i("BAC", 10098, "NYSE", "BANK OF AMERICA CORP", _FIN, "Banks", "Super-Regional Banks-US", 38.0, 0.25, 35_000_000),
+        _i("NFLX", 15124833, "NASDAQ", "NETFLIX INC", _COMM, "Internet", "Internet Content-Entmnt", 650.0, 0.35, 3_500_000),
+        _i("AMD", 4391, "NASDAQ", "ADVANCED MICRO DEVICES", _TECH, "Semiconductors", "Electronic Compo-Semicon", 150.0, 0.48, 50_000_000),
+        _i("ORCL", 272800, "NYSE", "ORACLE CORP", _TECH, "Software", "Enterprise Software/Serv", 130.0, 0.28, 8_000_000),
+    )
+}
+# fmt: on
+_BY_CON_ID: dict[int, Instrument] = {i.con_id: i for i in UNIVERSE.values()}
+
+
+def instrument(symbol: str) -> Instrument | None:
+    """The instrument for ``symbol`` (case-insensitive), or None if it is not in the universe."""
+    return UNIVERSE.get(symbol.strip().upper()) if symbol else None
+
+
+def instrument_by_con_id(con_id: int) -> Instrument | None:
+    """The instrument with this IBKR conId, or None."""
+    return _BY_CON_ID.get(con_id)
+
+
+def matching_symbols(pattern: str, limit: int = 16) -> list[Instrument]:
+    """Instruments whose symbol or long name matches ``pattern``, best first, at most 16.
+
+    Rank: exact symbol, symbol prefix, a word of the name starts with it, symbol contains it,
+    name contains it; ties by symbol.
+    """
+    p = pattern.strip().upper()
+    if not p:
+        return []
+    ranked = []
+    for inst in UNIVERSE.values():
+        name = inst.long_name.upper()
+        if inst.symbol == p:
+            rank = 0
+        elif inst.symbol.startswith(p):
+            rank = 1
+        elif any(w.startswith(p) for w in re.split(r"[\s\-/.&]+", name)):
+            rank = 2
+        elif p in inst.symbol:
+            rank = 3
+        elif p in name:
+            rank = 4
+        else:
+            continue
+        ranked.append((rank, inst.symbol, inst))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in ranked[:limit]]
+
+
+# --------------------------------------------------------------------------------------------
+# Clock and calendar
+# --------------------------------------------------------------------------------------------
+
+
+def _to_utc(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+class Clock:
+    """Simulation time, tz-aware UTC.
+
+    Fixed mode (``fixed=True``): time moves only through :meth:`advance` / :meth:`set`.
+    Running mode: ``start`` + real elapsed time (monotonic) + advances.
+    ``start`` defaults to the current wall time (to the second); a naive ``start`` is UTC.
+    """
+
+    def __init__(self, start: datetime | None = None, fixed: bool = False) -> None:
+        if start is None:
+            start = datetime.now(UTC).replace(microsecond=0)
+        self._start = _to_utc(start)
+        self._base = self._start.timestamp()
+        self._mono0 = _time.monotonic()
+        self.fixed = fixed
+
+    @property
+    def start(self) -> datetime:
+        """The time the clock was created with (or last :meth:`set` to)."""
+        return self._start
+
+    def timestamp(self) -> float:
+        """POSIX seconds of :meth:`now` (cheaper than ``now().timestamp()``)."""
+        if self.fixed:
+            return self._base
+        return self._base + (_time.monotonic() - self._mono0)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp(), UTC)
+
+    def advance(self, seconds: float) -> datetime:
+        """Move time forward by ``seconds`` (>= 0); returns the new now()."""
+        if seconds < 0:
+            raise ValueError(f"Clock.advance needs seconds >= 0, got {seconds}")
+        self._base += seconds
+        return self.now()
+
+    def set(self, when: datetime) -> datetime:
+        """Jump to ``when`` (running clocks keep running from there); returns now()."""
+        self._start = _to_utc(when)
+        self._base = self._start.timestamp()
+        self._mono0 = _time.monotonic()
+        return self.now()
+
+
+def day_index(d: date) -> int:
+    """Trading-day index of weekday ``d`` (weekdays since 1990-01-01); for a weekend day, the
+    index of the following Monday."""
+    days = (d - EPOCH).days
+    return (days // 7) * 5 + min(days % 7, 5)
+
+
+def day_date(idx: int) -> date:
+    """The date of trading day ``idx``."""
+    return EPOCH + timedelta(days=(idx // 5) * 7 + idx % 5)
+
+
+@lru_cache(maxsize=4096)
+def session_bounds(idx: int) -> tuple[float, float]:
+    """POSIX timestamps of the 09:30 open and 16:00 close of trading day ``idx``."""
+    d = day_date(idx)
+    midnight = datetime(d.year, d.month, d.day, tzinfo=ET)
+    return (
+        (midnight + timedelta(seconds=RTH_OPEN_SECOND)).timestamp(),
+        (midnight + timedelta(seconds=RTH_CLOSE_SECOND)).timestamp(),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _et_day_info(et_date: date) -> tuple[float, float, int, bool]:
+    """(midnight ts, next midnight ts, trading-day index on or after, is a weekday)."""
+    start = datetime(et_date.year, et_date.month, et_date.day, tzinfo=ET).timestamp()
+    nxt = et_date + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=ET).timestamp()
+    return start, end, day_index(et_date), et_date.weekday() < 5
+
+
+class _Locator:
+    """Maps a timestamp to (trading day, second in 0..T) with a one-calendar-day cache."""
+
+    __slots__ = ("_lo", "_hi", "_idx", "_weekday", "_open", "_close")
+
+    def __init__(self) -> None:
+        self._lo = self._hi = 0.0
+
+    def locate(self, ts: float) -> tuple[int, int]:
+        if not (self._lo <= ts < self._hi):
+            et_date = datetime.fromtimestamp(ts, ET).date()
+            self._lo, self._hi, self._idx, self._weekday = _et_day_info(et_date)
+            self._open, self._close = session_bounds(self._idx)
+        if self._weekday:
+            if ts >= self._close:
+                return self._idx, T
+            if ts >= self._open:
+                return self._idx, int(ts - self._open)
+        return self._idx - 1, T
+
+
+def locate(ts: float) -> tuple[int, int]:
+    """(trading-day index, second in 0..T) whose price is in force at POSIX time ``ts``.
+
+    During a session: (today, seconds since 09:30). After 16:00: (today, T). Before the open, on
+    weekends: (previous trading day, T).
+    """
+    return _LOCATOR.locate(ts)
+
+
+_LOCATOR = _Locator()
+
+
+def is_open(when: datetime) -> bool:
+    """True during the regular session (weekday 09:30 <= t < 16:00 ET)."""
+    et = when.astimezone(ET)
+    if et.weekday() >= 5:
+        return False
+    sec = et.hour * 3600 + et.minute * 60 + et.second
+    return RTH_OPEN_SECOND <= sec < RTH_CLOSE_SECOND
+
+
+def next_session_close(when: datetime) -> datetime:
+    """The 16:00 ET close that ends the session ``when`` belongs to for a DAY order: today's
+    close if ``when`` is before it on a trading day, else the next trading day's close (UTC)."""
+    et = when.astimezone(ET)
+    idx = day_index(et.date())
+    _, close = session_bounds(idx)
+    if et.weekday() < 5 and when.timestamp() < close:
+        return datetime.fromtimestamp(close, UTC)
+    return datetime.fromtimestamp(session_bounds(idx + 1 if et.weekday() < 5 else idx)[1], UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# Quotes and bars
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Quote:
+    """Top of book and day statistics at ``time`` (UTC). ``close`` is the previous session's
+    close; ``volume`` is today's cumulative volume in shares; sizes in shares."""
+
+    symbol: str
+    con_id: int
+    bid: float
+    ask: float
+    last: float
+    bid_size: int
+    ask_size: int
+    last_size: int
+    volume: int
+    open: float
+    high: float
+    low: float
+    close: float
+    time: datetime
+
+
+@dataclass(slots=True)
+class Bar:
+    """A historical bar. ``time`` is the bar start (America/New_York). For MIDPOINT/BID/ASK
+    ``volume``, ``wap`` and ``count`` are -1, as TWS sends them."""
+
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    wap: float
+    count: int
+
+
+class HistoricalDataError(ValueError):
+    """A bad historical-data request; ``code`` is the TWS error code (321 or 162)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
+_BAR_SIZES = {
+    "1 secs": 1, "5 secs": 5, "10 secs": 10, "15 secs": 15, "30 secs": 30,
+    "1 min": 60, "2 mins": 120, "3 mins": 180, "5 mins": 300, "10 mins": 600,
+    "15 mins": 900, "20 mins": 1200, "30 mins": 1800,
+    "1 hour": 3600, "2 hours": 7200, "3 hours": 10800, "4 hours": 14400, "8 hours": 28800,
+    "1 day": -1, "1 week": -7, "1 month": -30,
+}  # fmt: skip
+_WHAT = {
+    "TRADES": "TRADES",
+    "ADJUSTED_LAST": "TRADES",
+    "MIDPOINT": "MIDPOINT",
+    "BID": "BID",
+    "ASK": "ASK",
+}
+_DURATION_RE = re.compile(r"^\s*(\d+)\s+([SDWMY])\s*$")
+
+
+def parse_bar_size(bar_size: str) -> int:
+    """Seconds per bar for intraday sizes; -1 day, -7 week, -30 month. Raises HistoricalDataError."""
+    key = " ".join(bar_size.split()).lower()
+    if key in _BAR_SIZES:
+        return _BAR_SIZES[key]
+    raise HistoricalDataError(
+        321,
+        f"Error validating request.-'bP' : cause - Historical data bar size setting is invalid: "
+        f"{bar_size!r}. Valid sizes: 1 secs, 5 secs, ..., 1 min, 2 mins, ..., 1 hour, 1 day, "
+        f"1 week, 1 month.",
+    )
+
+
+def parse_duration(duration: str) -> tuple[int, str]:
+    """(count, unit in S/D/W/M/Y) from a TWS duration string like "5 D". Raises HistoricalDataError."""
+    m = _DURATION_RE.match(duration or "")
+    if not m or int(m.group(1)) <= 0:
+        raise HistoricalDataError(
+            321,
+            f"Error validating request.-'bP' : cause - Historical data duration format is "
+            f"invalid: {duration!r}. Use '<integer> <unit>' with unit S, D, W, M or Y.",
+        )
+    return int(m.group(1)), m.group(2)
+
+
+def _months_back(d: datetime, months: int) -> datetime:
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    m += 1
+    last_day = (date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1)).day
+    return d.replace(year=y, month=m, day=min(d.day, last_day))
+
+
+# --------------------------------------------------------------------------------------------
+# The market
+# --------------------------------------------------------------------------------------------
+
+
+class _DayCore:
+    """Base (pre-override) path of one symbol on one trading day."""
+
+    __slots__ = ("mid", "vol", "spread", "bid_size", "ask_size", "last_size")
+
+    def __init__(self, mid: np.ndarray, vol: np.ndarray) -> None:
+        self.mid = mid
+        self.vol = vol
+        self.spread = None
+        self.bid_size = self.ask_size = self.last_size = None
+
+
+class _View:
+    """Effective (override-adjusted) tick arrays of one day, used by quotes."""
+
+    __slots__ = (
+        "sig", "version", "last", "bid", "ask", "bid_size", "ask_size", "last_size",
+        "cum_vol", "run_hi", "run_lo", "prev_close", "inv_tick",
+    )  # fmt: skip
+
+
+class Market:
+    """Seeded quotes and bars for the :data:`UNIVERSE` at ``clock.now()``."""
+
+    def __init__(self, seed: int, clock: Clock, *, cache_days: int = 96) -> None:
+        self.seed = int(seed)
+        self.clock = clock
+        self._seed_key = self.seed & _MASK64
+        self._daily: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cores: OrderedDict[tuple[int, int], _DayCore] = OrderedDict()
+        self._views: OrderedDict[tuple[int, int], _View] = OrderedDict()
+        self._summaries: dict[tuple, tuple] = {}
+        self._cache_days = cache_days
+        # overrides: con_id -> list of (day, second, cumulative log factor), sorted
+        self._offsets: dict[int, list[tuple[int, int, float]]] = {}
+        self._version: dict[int, int] = {}
+
+    # ---- random streams ------------------------------------------------------------------
+
+    def _rng(self, con_id: int, stream: int, index: int) -> np.random.Generator:
+        return np.random.Generator(np.random.PCG64([self._seed_key, con_id, stream, index]))
+
+    def _daily_arrays(self, inst: Instrument, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """(dev, gap) arrays covering trading days 0..idx (extended in chunks)."""
+        if idx < 0:
+            raise ValueError(f"dates before {EPOCH} are not simulated")
+        have = self._daily.get(inst.con_id)
+        if have is not None and len(have[0]) > idx:
+            return have
+        dev, gap = have if have is not None else (np.empty(0), np.empty(0))
+        sigma = inst.annual_vol / math.sqrt(252.0)
+        n_chunks = idx // _CHUNK + 1
+        devs, gaps = [dev], [gap]
+        x = dev[-1] if len(dev) else 0.0
+        powers = _PHI ** np.arange(_CHUNK, dtype=np.float64)
+        for c in range(len(dev) // _CHUNK, n_chunks):
+            g = self._rng(inst.con_id, 1, c)
+            eps = g.standard_normal(_CHUNK) * sigma
+            gp = g.standard_normal(_CHUNK) * (0.3 * sigma)
+            chunk = powers * (_PHI * x + np.cumsum(eps / powers))
+            x = float(chunk[-1])
+            devs.append(chunk)
+            gaps.append(gp)
+        out = (np.concatenate(devs), np.concatenate(gaps))
+        self._daily[inst.con_id] = out
+        return out
+
+    def _log_close(self, inst: Instrument, idx: int) -> float:
+        """Base log close of trading day ``idx`` (idx -1 and below: log base price)."""
+        if idx < 0:
+            return math.log(inst.base_price)
+        return math.log(inst.base_price) + float(self._daily_arrays(inst, idx)[0][idx])
+
+    def _log_open(self, inst: Instrument, idx: int) -> float:
+        gap = float(self._daily_arrays(inst, idx)[1][idx])
+        return self._log_close(inst, idx - 1) + gap
+
+    def _core(self, inst: Instrument, idx: int) -> _DayCore:
+        key = (inst.con_id, idx)
+        core = self._cores.get(key)
+        if core is not None:
+            self._cores.move_to_end(key)
+            return core
+        lo, lc = self._log_open(inst, idx), self._log_close(inst, idx)
+        sigma = 0.8 * inst.annual_vol / math.sqrt(252.0)
+        g = self._rng(inst.con_id, 2, idx)
+        w = np.empty(T + 1)
+        w[0] = 0.0
+        np.cumsum(g.standard_normal(T), out=w[1:])
+        w *= 1.0 / math.sqrt(T)
+        x = lo + _FRAC * (lc - lo) + sigma * (w - _FRAC * w[-1])
+        mid = np.exp(x)
+        minute_vol = inst.avg_volume * _PROFILE * g.lognormal(0.0, 0.4, T // 60)
+        minute_vol *= g.lognormal(0.0, 0.25)
+        vol = np.zeros(T + 1, dtype=np.int64)
+        vol[:T] = np.repeat(np.floor(minute_vol / 60.0).astype(np.int64), 60)
+        core = _DayCore(mid, vol)
+        self._cores[key] = core
+        if len(self._cores) > self._cache_days:
+            self._cores.popitem(last=False)
+        return core
+
+    def _book(self, inst: Instrument, idx: int, core: _DayCore) -> _DayCore:
+        if core.spread is None:
+            g = self._rng(inst.con_id, 4, idx)
+            base = max(1, round(float(core.mid[0]) * 2e-5 / inst.min_tick))
+            core.spread = (base + g.integers(0, 2, T + 1)).astype(np.int64)
+            core.bid_size = g.integers(1, 21, T + 1, dtype=np.int64) * 100
+            core.ask_size = g.integers(1, 21, T + 1, dtype=np.int64) * 100
+            core.last_size = g.integers(1, 11, T + 1, dtype=np.int64) * 100
+        return core
+
+    # ---- overrides -----------------------------------------------------------------------
+
+    def _sig(self, con_id: int, idx: int) -> tuple:
+        """Override signature of a day: (log factor in force at its start, same-day changes)."""
+        offs = self._offsets.get(con_id)
+        if not offs:
+            return (0.0, ())
+        before = 0.0
+        same = []
+        for d, s, cum in offs:
+            if d < idx:
+                before = cum
+            elif d == idx:
+                same.append((s, cum))
+        return (before, tuple(same))
+
+    def _factor(self, sig: tuple) -> float | np.ndarray:
+        before, same = sig
+        if not same:
+            return math.exp(before)
+        logf = np.full(T + 1, before)
+        for s, cum in same:
+            logf[s:] = cum
+        return np.exp(logf)
+
+    def _factor_at(self, con_id: int, idx: int, s: int) -> float:
+        cum = 0.0
+        for d, s0, c in self._offsets.get(con_id, ()):
+            if (d, s0) <= (idx, s):
+                cum = c
+        return math.exp(cum)
+
+    def set_price(self, symbol: str, price: float) -> None:
+        """Control surface: from the current time on, the path continues from ``price`` (its mid
+        is exactly ``price`` now; earlier prices and bars are unchanged)."""
+        inst = self._inst(symbol)
+        if not (price > 0 and math.isfinite(price)):
+            raise ValueError(f"price must be positive, got {price}")
+        idx, s = locate(self.clock.timestamp())
+        base = float(self._core(inst, idx).mid[s])
+        cum = math.log(price) - math.log(base)
+        offs = [o for o in self._offsets.get(inst.con_id, []) if (o[0], o[1]) < (idx, s)]
+        offs.append((idx, s, cum))
+        self._offsets[inst.con_id] = offs
+        self._version[inst.con_id] = self._version.get(inst.con_id, 0) + 1
+
+    # ---- series --------------------------------------------------------------------------
+
+    def _ticks(self, inst: Instrument, idx: int, sig: tuple, what: str) -> np.ndarray:
+        """Prices in ticks (float; MIDPOINT may be half ticks) of one day, overrides applied."""
+        core = self._core(inst, idx)
+        m = core.mid * self._factor(sig) * (1.0 / inst.min_tick)
+        if what == "TRADES":
+            return np.rint(m)
+        self._book(inst, idx, core)
+        bid = np.floor(m + 1e-9) - (core.spread - 1) // 2
+        if what == "BID":
+            return bid
+        if what == "ASK":
+            return bid + core.spread
+        return bid + core.spread / 2.0
+
+    def _view(self, inst: Instrument, idx: int) -> _View:
+        key = (inst.con_id, idx)
+        version = self._version.get(inst.con_id, 0)
+        v = self._views.get(key)
+        if v is not None:
+            if v.version == version:
+                return v
+            sig = self._sig(inst.con_id, idx)
+            if v.sig == sig:
+                v.version = version
+                return v
+        else:
+            sig = self._sig(inst.con_id, idx)
+        core = self._book(inst, idx, self._core(inst, idx))
+        m = core.mid * self._factor(sig) * (1.0 / inst.min_tick)
+        v = _View()
+        v.sig, v.version = sig, version
+        v.inv_tick = round(1.0 / inst.min_tick)
+        last = np.rint(m).astype(np.int64)
+        v.last = last.tolist()
+        bid = np.floor(m + 1e-9).astype(np.int64) - (core.spread - 1) // 2
+        v.bid = bid.tolist()
+        v.ask = (bid + core.spread).tolist()
+        v.bid_size = core.bid_size.tolist()
+        v.ask_size = core.ask_size.tolist()
+        v.last_size = core.last_size.tolist()
+        v.cum_vol = np.cumsum(core.vol).tolist()
+        v.run_hi = np.maximum.accumulate(last).tolist()
+        v.run_lo = np.minimum.accumulate(last).tolist()
+        prev_f = self._factor_at(inst.con_id, idx - 1, T)
+        v.prev_close = round(math.exp(self._log_close(inst, idx - 1)) * prev_f / inst.min_tick)
+        self._views[key] = v
+        if len(self._views) > self._cache_days:
+            self._views.popitem(last=False)
+        return v
+
+    # ---- public API ----------------------------------------------------------------------
+
+    def _inst(self, symbol: str) -> Instrument:
+        inst = UNIVERSE.get(symbol) or instrument(symbol)
+        if inst is None:
+            raise KeyError(f"unknown symbol {symbol!r}")
+        return inst
+
+    def quote(self, symbol: str) -> Quote:
+        """The quote at ``clock.now()``. Raises KeyError for an unknown symbol."""
+        return self._quote(self._inst(symbol), self.clock.timestamp())
+
+    def quote_at(self, symbol: str, when: datetime) -> Quote:
+        """The quote at any time ``when`` (overrides recorded so far apply)."""
+        return self._quote(self._inst(symbol), _to_utc(when).timestamp())
+
+    def _quote(self, inst: Instrument, ts: float) -> Quote:
+        idx, s = _LOCATOR.locate(ts)
+        v = self._view(inst, idx)
+        k = v.inv_tick
+        return Quote(
+            inst.symbol,
+            inst.con_id,
+            v.bid[s] / k,
+            v.ask[s] / k,
+            v.last[s] / k,
+            v.bid_size[s],
+            v.ask_size[s],
+            v.last_size[s],
+            v.cum_vol[s],
+            v.last[0] / k,
+            v.run_hi[s] / k,
+            v.run_lo[s] / k,
+            v.prev_close / k,
+            datetime.fromtimestamp(ts, UTC),
+        )
+
+    def price_at(self, symbol: str, when: datetime) -> float:
+        """The last trade price at any time ``when`` (cheap: no order-book arrays are built)."""
+        inst = self._inst(symbol)
+        idx, s = _LOCATOR.locate(_to_utc(when).timestamp())
+        key = (inst.con_id, idx)
+        v = self._views.get(key)
+        if v is not None and v.version == self._version.get(inst.con_id, 0):
+            return v.last[s] / v.inv_tick
+        m = float(self._core(inst, idx).mid[s]) * self._factor_at(inst.con_id, idx, s)
+        inv = round(1.0 / inst.min_tick)
+        return round(m * inv) / inv
+
+    def last_price(self, symbol: str) -> float:
+        """The last trade price at ``clock.now()``."""
+        inst = self._inst(symbol)
+        idx, s = _LOCATOR.locate(self.clock.timestamp())
+        v = self._view(inst, idx)
+        return v.last[s] / v.inv_tick
+
+    def daily_close(self, symbol: str, day: date) -> float:
+        """Closing price of the session on ``day`` (a weekday), overrides applied."""
+        inst = self._inst(symbol)
+        idx = day_index(day)
+        f = self._factor_at(inst.con_id, idx, T)
+        inv = round(1.0 / inst.min_tick)
+        return round(math.exp(self._log_close(inst, idx)) * f * inv) / inv
+
+    def daily_closes(self, symbol: str, first: date, last: date) -> list[tuple[date, float]]:
+        """(date, close) for every session from ``first`` to ``last`` inclusive (no overrides)."""
+        inst = self._inst(symbol)
+        i0, i1 = day_index(first), day_index(last + timedelta(days=1)) - 1
+        dev = self._daily_arrays(inst, max(i1, 0))[0]
+        lb = math.log(inst.base_price)
+        inv = round(1.0 / inst.min_tick)
+        return [(day_date(i), round(math.exp(lb + dev[i]) * inv) / inv) for i in range(i0, i1 + 1)]
+
+    def bars(
+        self,
+        symbol: str,
+        end: datetime,
+        duration: str,
+        bar_size: str,
+        what_to_show: str = "TRADES",
+        use_rth: bool = True,
+    ) -> list[Bar]:
+        """Historical bars ending at ``end`` (capped at ``clock.now()``), oldest first.
+
+        ``duration``: "N S" (seconds), "N D" (the N latest sessions that opened before
+        ``end``), "N W" / "N M" / "N Y" (calendar weeks / months / years back from ``end``).
+        ``bar_size``: TWS sizes from "1 secs" to "1 month". Intraday bars are aligned to
+        multiples of the bar size after midnight ET, clipped to the session; the session's
+        last bar includes the 16:00 closing print, and a bar in progress at ``end`` ends there,
+        so the last bar's close equals the quote's last at ``end``. ``use_rth=False`` gives the
+        same bars (the simulation has no extended-hours trading). Raises
+        :class:`HistoricalDataError` (a ValueError) for a bad request, KeyError for an unknown
+        symbol.
+        """
+        inst = self._inst(symbol)
+        step = parse_bar_size(bar_size)
+        count, unit = parse_duration(duration)
+        what = _WHAT.get(what_to_show.strip().upper())
+        if what is None:
+            raise HistoricalDataError(
+                321,
+                f"Error validating request.-'bP' : cause - Invalid whatToShow {what_to_show!r}; "
+                f"supported: TRADES, MIDPOINT, BID, ASK, ADJUSTED_LAST.",
+            )
+        end = min(_to_utc(end), self.clock.now())
+        end_ts = end.timestamp()
+        end_idx, _ = locate(end_ts)
+        if unit == "S":
+            start_ts = end_ts - count
+        elif unit == "D":
+            start_ts = session_bounds(max(end_idx - count + 1, 0))[0]
+        elif unit == "W":
+            start_ts = (end - timedelta(days=7 * count)).timestamp()
+        elif unit == "M":
+            start_ts = _months_back(end, count).timestamp()
+        else:
+            start_ts = _months_back(end, 12 * count).timestamp()
+        start_idx = day_index(datetime.fromtimestamp(start_ts, ET).date())
+        if start_idx < 0:
+            raise HistoricalDataError(
+                162,
+                "Historical Market Data Service error message:HMDS query returned no data: before 1990",
+            )
+        sessions = [
+            i for i in range(start_idx, end_idx + 1)
+            if session_bounds(i)[1] > start_ts and session_bounds(i)[0] < end_ts
+        ]  # fmt: skip
+        if step > 0:
+            n = len(sessions) * -(-T // step)
+            if n > _MAX_BARS:
+                raise HistoricalDataError(
+                    162, "Historical Market Data Service error message:Time length exceed max."
+                )
+            return self._intraday_bars(inst, sessions, start_ts, end_ts, step, what)
+        return self._period_bars(inst, sessions, end_ts, step, what)
+
+    def _day_stats(self, inst, idx, hi, what, sig) -> tuple:
+        """(open, high, low, close, volume, wap, count) over seconds [0, hi) of one session."""
+        key = (inst.con_id, idx, hi, what, sig)
+        if hi == T + 1 and key in self._summaries:
+            return self._summaries[key]
+        p = self._ticks(inst, idx, sig, what)[:hi]
+        k = round(1.0 / inst.min_tick)
+        o, h, lo, c = float(p[0]) / k, float(p.max()) / k, float(p.min()) / k, float(p[-1]) / k
+        if what == "TRADES":
+            vol = self._core(inst, idx).vol[:hi]
+            v = int(vol.sum())
+            wap = round(float((p * vol).sum()) / v / k, 4) if v else c
+            cnt = int(np.ceil(vol / _AVG_TRADE_SIZE).sum())
+        else:
+            v, wap, cnt = -1, -1.0, -1
+        out = (o, h, lo, c, v, wap, cnt)
+        if hi == T + 1:
+            self._summaries[key] = out
+        return out
+
+    def _period_bars(self, inst, sessions, end_ts, step, what) -> list[Bar]:
+        rows = []
+        for idx in sessions:
+            open_ts, close_ts = session_bounds(idx)
+            hi = T + 1 if end_ts >= close_ts else int(end_ts - open_ts) + 1
+            rows.append(
+                (day_date(idx), self._day_stats(inst, idx, hi, what, self._sig(inst.con_id, idx)))
+            )
+        groups: list[list] = []
+        for d, st in rows:
+            if step == -1:
+                gkey = d
+            elif step == -7:
+                gkey = d.isocalendar()[:2]
+            else:
+                gkey = (d.year, d.month)
+            if not groups or groups[-1][0] != gkey:
+                groups.append([gkey, d, []])
+            groups[-1][2].append(st)
+        out = []
+        for _, d, sts in groups:
+            vols = [s[4] for s in sts]
+            if what == "TRADES":
+                v = sum(vols)
+                wap = round(sum(s[5] * s[4] for s in sts) / v, 4) if v else sts[-1][3]
+                cnt = sum(s[6] for s in sts)
+            else:
+                v, wap, cnt = -1, -1.0, -1
+            out.append(
+                Bar(
+                    datetime(d.year, d.month, d.day, tzinfo=ET),
+                    sts[0][0],
+                    max(s[1] for s in sts),
+                    min(s[2] for s in sts),
+                    sts[-1][3],
+                    v,
+                    wap,
+                    cnt,
+                )
+            )
+        return out
+
+    def _intraday_bars(self, inst, sessions, start_ts, end_ts, step, what) -> list[Bar]:
+        out: list[Bar] = []
+        k = round(1.0 / inst.min_tick)
+        first = (RTH_OPEN_SECOND // step) * step
+        grid = np.arange(first, RTH_CLOSE_SECOND, step, dtype=np.int64) - RTH_OPEN_SECOND
+        starts_all = np.maximum(grid, 0)
+        ends_all = np.append(starts_all[1:], T + 1)  # the last bar takes the closing print
+        for idx in sessions:
+            open_ts, close_ts = session_bounds(idx)
+            hi = T + 1 if end_ts >= close_ts else int(end_ts - open_ts) + 1
+            sel = (open_ts + starts_all < end_ts) & (open_ts + np.minimum(ends_all, T) > start_ts)
+            a = starts_all[sel]
+            if len(a) == 0:
+                continue
+            b = np.minimum(ends_all[sel], hi)
+            b[-1] = hi  # the last bar runs to ``end``: its close is the quote's last there
+            sig = self._sig(inst.con_id, idx)
+            p = self._ticks(inst, idx, sig, what)
+            seg_hi = np.maximum.reduceat(p[: b[-1]], a)
+            seg_lo = np.minimum.reduceat(p[: b[-1]], a)
+            o, c = p[a], p[b - 1]
+            if what == "TRADES":
+                vol = self._core(inst, idx).vol
+                cv = np.concatenate(([0], np.cumsum(vol)))
+                cpv = np.concatenate(([0.0], np.cumsum(p * vol)))
+                ccnt = np.concatenate(([0], np.cumsum(np.ceil(vol / _AVG_TRADE_SIZE))))
+                v = cv[b] - cv[a]
+                pv = cpv[b] - cpv[a]
+                cnt = ccnt[b] - ccnt[a]
+            for j in range(len(a)):
+                if what == "TRADES":
+                    vj = int(v[j])
+                    wap = round(float(pv[j]) / vj / k, 4) if vj else float(c[j]) / k
+                    bar_v, bar_cnt = vj, int(cnt[j])
+                else:
+                    bar_v, wap, bar_cnt = -1, -1.0, -1
+                out.append(
+                    Bar(
+                        datetime.fromtimestamp(open_ts + int(a[j]), ET),
+                        float(o[j]) / k,
+                        float(seg_hi[j]) / k,
+                        float(seg_lo[j]) / k,
+                        float(c[j]) / k,
+                        bar_v,
+                        wap,
+                        bar_cnt,
+                    )
+                )
+        return out

@@ -1,0 +1,336 @@
+"""Broker and market objects <-> the named field values of TWS messages.
+
+The server decodes a request into a dict (``messages.decode_request``), turns it into an
+``OrderTicket`` here, and turns tickets, executions, positions, bars and quotes back into the
+dicts that ``messages.encode_reply`` writes. Nothing here touches a socket.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .broker import ExecutionRecord, MarginState, OrderTicket, PositionRow
+from .market import Instrument, instrument_by_con_id
+from .protocol import UNSET_DOUBLE
+
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,GTC,IOC,LIT,LMT,MIT,MKT,MOC,MTL,NONALGO,OCA,PEGBENCH,POSTONLY,REL,SCALE,STP,STPLMT,TRAIL,TRAILLIT,TRAILLMT,WHATIF"
+VALID_EXCHANGES = (
+    "SMART,AMEX,NYSE,CBOE,PHLX,ISE,CHX,ARCA,NASDAQ,DRCTEDGE,BEX,BATS,EDGEA,BYX,IEX,LTSE,MEMX,PEARL"
+)
+TRADING_HOURS = "09:30-16:00 America/New_York (Mon-Fri)"
+
+# Request field name -> OrderTicket attribute, for the fields the broker interprets.
+TICKET_FIELDS = {
+    "orderId": "order_id",
+    "action": "action",
+    "totalQuantity": "total_quantity",
+    "orderType": "order_type",
+    "lmtPrice": "lmt_price",
+    "auxPrice": "aux_price",
+    "tif": "tif",
+    "ocaGroup": "oca_group",
+    "ocaType": "oca_type",
+    "orderRef": "order_ref",
+    "transmit": "transmit",
+    "parentId": "parent_id",
+    "displaySize": "display_size",
+    "outsideRth": "outside_rth",
+    "trailingPercent": "trailing_percent",
+    "trailStopPrice": "trail_stop_price",
+    "whatIf": "what_if",
+}
+
+
+def ticket_from_request(
+    values: dict, *, client_id: int, instrument: Instrument, account: str
+) -> OrderTicket:
+    """An ``OrderTicket`` from a decoded placeOrder; every other field is kept in ``raw``."""
+    known = {attr: values.get(name) for name, attr in TICKET_FIELDS.items()}
+    known["action"] = (known["action"] or "").upper()
+    known["order_type"] = (known["order_type"] or "").upper()
+    known["tif"] = (known["tif"] or "DAY").upper()
+    known["oca_type"] = known["oca_type"] or 0
+    known["order_ref"] = known["order_ref"] or ""
+    known["oca_group"] = known["oca_group"] or ""
+    known["total_quantity"] = known["total_quantity"] or 0.0
+    known["display_size"] = known["display_size"] or 0
+    known["parent_id"] = known["parent_id"] or 0
+    raw = {k: v for k, v in values.items() if k not in TICKET_FIELDS}
+    return OrderTicket(
+        client_id=client_id,
+        con_id=instrument.con_id,
+        symbol=instrument.symbol,
+        account=values.get("account") or account,
+        raw=raw,
+        **known,
+    )
+
+
+def contract_values(instrument: Instrument, exchange: str = "SMART") -> dict:
+    """The contract fields TWS reports for a US stock."""
+    return {
+        "conId": instrument.con_id,
+        "symbol": instrument.symbol,
+        "secType": "STK",
+        "exchange": exchange or "SMART",
+        "primaryExchange": instrument.primary_exchange,
+        "currency": "USD",
+        "localSymbol": instrument.symbol,
+        "tradingClass": "NMS"
+        if instrument.primary_exchange in ("NASDAQ", "NYSE")
+        else instrument.primary_exchange,
+    }
+
+
+def contract_details_values(req_id: int, instrument: Instrument) -> dict:
+    return {
+        **contract_values(instrument),
+        "reqId": req_id,
+        "marketName": contract_values(instrument)["tradingClass"],
+        "minTick": instrument.min_tick,
+        "orderTypes": ORDER_TYPES,
+        "validExchanges": VALID_EXCHANGES,
+        "priceMagnifier": 1,
+        "underConId": 0,
+        "longName": instrument.long_name,
+        "industry": instrument.industry,
+        "category": instrument.category,
+        "subcategory": instrument.subcategory,
+        "timeZoneId": "US/Eastern",
+        "tradingHours": TRADING_HOURS,
+        "liquidHours": TRADING_HOURS,
+        "evMultiplier": 0.0,
+        "secIdList": [],
+        "aggGroup": 1,
+        "marketRuleIds": "26,26,26",
+        "stockType": "ETF" if instrument.category == "ETF" else "COMMON",
+        "minSize": 1.0,
+        "sizeIncrement": 1.0,
+        "suggestedSizeIncrement": 100.0,
+    }
+
+
+def _order_values(ticket: OrderTicket) -> dict:
+    instrument = instrument_by_con_id(ticket.con_id)
+    values = dict(ticket.raw)
+    values.update(contract_values(instrument, ticket.raw.get("exchange", "SMART")))
+    values.update({name: getattr(ticket, attr) for name, attr in TICKET_FIELDS.items()})
+    values.update(
+        clientId=ticket.client_id,
+        permId=ticket.perm_id,
+        account=ticket.account,
+        status=ticket.status,
+        filledQuantity=ticket.filled,
+        totalQuantity=ticket.total_quantity,
+    )
+    return values
+
+
+def open_order_values(ticket: OrderTicket, margin: MarginState | None = None) -> dict:
+    """openOrder fields for a ticket; ``margin`` fills the what-if order state."""
+    values = _order_values(ticket)
+    values.update(commission=None, minCommission=None, maxCommission=None)
+    if margin is not None:
+        values.update(
+            status=margin.status,
+            initMarginBefore=_money(margin.init_margin_before),
+            maintMarginBefore=_money(margin.maint_margin_before),
+            equityWithLoanBefore=_money(margin.equity_with_loan_before),
+            initMarginChange=_money(margin.init_margin_change),
+            maintMarginChange=_money(margin.maint_margin_change),
+            equityWithLoanChange=_money(margin.equity_with_loan_change),
+            initMarginAfter=_money(margin.init_margin_after),
+            maintMarginAfter=_money(margin.maint_margin_after),
+            equityWithLoanAfter=_money(margin.equity_with_loan_after),
+            commission=margin.commission,
+            minCommission=margin.min_commission,
+            maxCommission=margin.max_commission,
+            commissionCurrency=margin.commission_currency,
+            warningText=margin.warning_text,
+        )
+    else:
+        unset = str(UNSET_DOUBLE)
+        for name in (
+            "initMarginBefore",
+            "maintMarginBefore",
+            "equityWithLoanBefore",
+            "initMarginChange",
+            "maintMarginChange",
+            "equityWithLoanChange",
+            "initMarginAfter",
+            "maintMarginAfter",
+            "equityWithLoanAfter",
+        ):
+            values[name] = unset
+        if ticket.status == "Filled":
+            values.update(commission=ticket.commission, commissionCurrency="USD")
+    return values
+
+
+def completed_order_values(ticket: OrderTicket) -> dict:
+    values = _order_values(ticket)
+    when = ticket.completed_at or ticket.submitted_at
+    values.update(
+        completedTime=when.astimezone(UTC).strftime("%Y%m%d %H:%M:%S UTC") if when else "",
+        completedStatus=ticket.status,
+    )
+    return values
+
+
+def order_status_values(ticket: OrderTicket) -> dict:
+    return {
+        "orderId": ticket.order_id,
+        "status": ticket.status,
+        "filled": ticket.filled,
+        "remaining": ticket.remaining,
+        "avgFillPrice": ticket.avg_fill_price,
+        "permId": ticket.perm_id,
+        "parentId": ticket.parent_id,
+        "lastFillPrice": ticket.last_fill_price,
+        "clientId": ticket.client_id,
+        "whyHeld": ticket.why_held,
+        "mktCapPrice": 0.0,
+    }
+
+
+def execution_values(req_id: int, execution: ExecutionRecord) -> dict:
+    instrument = instrument_by_con_id(execution.con_id)
+    values = contract_values(instrument, execution.exchange)
+    values.update(
+        reqId=req_id,
+        orderId=execution.order_id,
+        execId=execution.exec_id,
+        time=execution.time.astimezone(UTC).strftime("%Y%m%d %H:%M:%S UTC"),
+        acctNumber=execution.account,
+        execExchange=execution.exchange,
+        side=execution.side,
+        shares=execution.shares,
+        price=execution.price,
+        permId=execution.perm_id,
+        clientId=execution.client_id,
+        liquidation=0,
+        cumQty=execution.cum_qty,
+        avgPrice=execution.avg_price,
+        orderRef=execution.order_ref,
+        evRule="",
+        evMultiplier=None,
+        modelCode="",
+        lastLiquidity=execution.liquidity,
+        pendingPriceRevision=False,
+    )
+    return values
+
+
+def position_values(row: PositionRow, account: str) -> dict:
+    values = contract_values(instrument_by_con_id(row.con_id), "")
+    values.update(account=account, position=row.quantity, avgCost=row.average_cost)
+    return values
+
+
+def portfolio_values(row: PositionRow, account: str) -> dict:
+    values = contract_values(instrument_by_con_id(row.con_id))
+    values.update(
+        position=row.quantity,
+        marketPrice=row.market_price,
+        marketValue=row.market_value,
+        averageCost=row.average_cost,
+        unrealizedPNL=row.unrealized_pnl,
+        realizedPNL=row.realized_pnl,
+        accountName=account,
+    )
+    return values
+
+
+def account_value_rows(values: dict[str, float]) -> list[tuple[str, str, str]]:
+    """(key, value text, currency) rows as reqAccountUpdates sends them, USD and BASE."""
+    rows = [("AccountType", "INDIVIDUAL", ""), ("Currency", "USD", "USD")]
+    for key, value in values.items():
+        rows.append((key, _money(value), "USD"))
+    return rows
+
+
+def _money(value: float) -> str:
+    return f"{value:.2f}"
+
+
+# -- market data -------------------------------------------------------------------------------
+
+# (live tick type, delayed tick type) per quote field; sizes carry their own ids.
+PRICE_TICKS = (("bid", 1, 66, "bid_size"), ("ask", 2, 67, "ask_size"), ("last", 4, 68, "last_size"))
+SIZE_TICKS = (("bid_size", 0, 69), ("ask_size", 3, 70), ("last_size", 5, 71), ("volume", 8, 74))
+OHLC_TICKS = (("high", 6, 72), ("low", 7, 73), ("close", 9, 75), ("open", 14, 76))
+
+
+def ticks_for_quote(quote, market_data_type: int) -> list[tuple[str, int, object, float]]:
+    """(kind, tick type, value, size) for a quote; delayed types 3/4 use the delayed ids."""
+    delayed = market_data_type in (3, 4)
+    ticks: list[tuple[str, int, object, float]] = []
+    for field, live, late, size_field in PRICE_TICKS:
+        ticks.append(
+            ("price", late if delayed else live, getattr(quote, field), getattr(quote, size_field))
+        )
+    for field, live, late in SIZE_TICKS:
+        ticks.append(("size", late if delayed else live, getattr(quote, field), 0.0))
+    for field, live, late in OHLC_TICKS:
+        ticks.append(("price", late if delayed else live, getattr(quote, field), 0.0))
+    stamp = str(int(quote.time.timestamp()))
+    ticks.append(("string", 88 if delayed else 45, stamp, 0.0))
+    return ticks
+
+
+# -- historical data ---------------------------------------------------------------------------
+
+
+def parse_end_datetime(text: str, now: datetime) -> datetime:
+    """TWS endDateTime: empty = now; ``YYYYMMDD HH:MM:SS [zone]`` or ``YYYYMMDD-HH:MM:SS`` (UTC)."""
+    text = text.strip()
+    if not text:
+        return now
+    if "-" in text and len(text) == 17:
+        return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
+    parts = text.split()
+    try:
+        if len(parts) == 1 and len(parts[0]) == 8:
+            moment = datetime.strptime(parts[0], "%Y%m%d").replace(hour=23, minute=59, second=59)
+            return moment.replace(tzinfo=EXCHANGE_TZ).astimezone(UTC)
+        moment = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")
+    except (ValueError, IndexError):
+        raise ValueError(
+            f"the end date/time {text!r} is not in 'YYYYMMDD HH:MM:SS [zone]' form"
+        ) from None
+    zone = ZoneInfo(parts[2]) if len(parts) > 2 else EXCHANGE_TZ
+    return moment.replace(tzinfo=zone).astimezone(UTC)
+
+
+def bar_rows(bars, end: datetime, bar_size: str, format_date: int) -> tuple[str, str, list[dict]]:
+    """historicalData's start/end strings and bar rows; daily bars are dated ``YYYYMMDD``."""
+    daily = bar_size.strip().endswith(("day", "week", "month"))
+    rows = []
+    for bar in bars:
+        if daily:
+            date = bar.time.astimezone(EXCHANGE_TZ).strftime("%Y%m%d")
+        elif format_date == 2:
+            date = str(int(bar.time.timestamp()))
+        else:
+            date = bar.time.astimezone(EXCHANGE_TZ).strftime("%Y%m%d %H:%M:%S US/Eastern")
+        rows.append(
+            {
+                "date": date,
+                "open": bar.open,
+                "high": bar.high,
+                "low": bar.low,
+                "close": bar.close,
+                "volume": bar.volume,
+                "wap": bar.wap,
+                "barCount": bar.count,
+            }
+        )
+    start = bars[0].time if bars else end - timedelta(days=1)
+    fmt = "%Y%m%d %H:%M:%S"
+    return (
+        start.astimezone(EXCHANGE_TZ).strftime(fmt),
+        end.astimezone(EXCHANGE_TZ).strftime(fmt),
+        rows,
+    )

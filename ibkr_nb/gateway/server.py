@@ -1,0 +1,803 @@
+"""The paper gateway's asyncio server: connections, the API handshake, request dispatch, pacing.
+
+One ``PaperGateway`` owns a simulated ``Market`` and ``Broker`` and serves any number of API
+clients on a loopback port, as TWS does. It runs either inside an event loop you own
+(``await gateway.start()``) or on a background thread (``gateway.start_in_thread()``), which is
+what tests and notebooks use. The control surface (``advance_clock``, ``set_price``,
+``reject_next_order``, ``drop_connections``) is safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import threading
+import time
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+
+from . import messages
+from .broker import AccountChanged, Broker, Fill, OrderRejected, OrderTicket, OrderUpdate, WhatIf
+from .market import (
+    Clock,
+    HistoricalDataError,
+    Market,
+    day_date,
+    instrument,
+    instrument_by_con_id,
+    matching_symbols,
+)
+from .protocol import (
+    HANDSHAKE_PREFIX,
+    FieldError,
+    ProtocolError,
+    connection_time,
+    decode_fields,
+    negotiate_version,
+    parse_version_range,
+    split_frames,
+)
+from .replies import (
+    account_value_rows,
+    bar_rows,
+    completed_order_values,
+    contract_details_values,
+    execution_values,
+    open_order_values,
+    order_status_values,
+    parse_end_datetime,
+    portfolio_values,
+    position_values,
+    ticket_from_request,
+    ticks_for_quote,
+)
+
+log = logging.getLogger("ibkr_nb.gateway")
+
+PACING_LIMIT = 50  # messages per second per client, as TWS enforces
+TICK_INTERVAL = 0.25  # seconds between streaming market data updates (4 per second)
+FARM_STATUS = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+NO_SECURITY = "No security definition has been found for the request"
+
+
+class ClientConnection:
+    """One API client: its socket, negotiated version, id and subscriptions."""
+
+    def __init__(self, gateway: PaperGateway, reader, writer):
+        self.gateway = gateway
+        self.reader = reader
+        self.writer = writer
+        self.version = 0
+        self.client_id: int | None = None
+        self.market_data_type = 1
+        self.market_data: dict[int, tuple[str, bool]] = {}  # reqId -> (symbol, streaming)
+        self.last_ticks: dict[int, dict[int, float]] = {}
+        self.account_updates = False
+        self.account_multi: set[int] = set()
+        self.positions_subscribed = False
+        self.positions_multi: set[int] = set()
+        self.recent: deque[float] = deque()
+        self.closed = False
+
+    # -- output ------------------------------------------------------------------------------
+
+    def send(self, name: str, **values) -> None:
+        if self.closed:
+            return
+        self.writer.write(messages.encode_reply(name, values, self.version))
+
+    def error(self, req_id: int, code: int, text: str) -> None:
+        self.send(
+            "error", reqId=req_id, errorCode=code, errorString=text, advancedOrderRejectJson=""
+        )
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+    # -- pacing ------------------------------------------------------------------------------
+
+    def over_pace(self, now: float) -> bool:
+        """True if this message exceeds PACING_LIMIT in the last second (it is then dropped)."""
+        recent = self.recent
+        while recent and now - recent[0] >= 1.0:
+            recent.popleft()
+        if len(recent) >= PACING_LIMIT:
+            return True
+        recent.append(now)
+        return False
+
+
+class PaperGateway:
+    """A TWS stand-in that speaks the TWS API socket protocol on a loopback port.
+
+    ``seed`` fixes every price path, id and fill. ``clock_start`` with ``fixed_clock=True``
+    freezes time (it moves only by ``advance_clock``), so two runs give identical results.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7497,
+        *,
+        seed: int = 7,
+        clock_start: datetime | None = None,
+        fixed_clock: bool = False,
+        state_file: str | Path | None = None,
+        allow_remote: bool = False,
+    ):
+        if not _is_loopback(host) and not allow_remote:
+            raise ValueError(
+                f"refusing to bind {host}: the paper gateway listens on loopback only unless "
+                "a non-loopback host is asked for explicitly (allow_remote=True, --allow-remote)"
+            )
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.clock = Clock(clock_start, fixed=fixed_clock)
+        self.market = Market(seed, self.clock)
+        self.broker = Broker(self.market, seed, state_file=state_file)
+        self.broker.subscribe(self._on_broker_event)
+        self.clients: set[ClientConnection] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._ticker: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def account_id(self) -> str:
+        return self.broker.account_id
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start serving in the running event loop; ``port=0`` picks a free port."""
+        self._loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_server(
+            self._serve_client, self.host, self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ticker = asyncio.create_task(self._tick_loop())
+        log.info("paper gateway for %s listening on %s:%d", self.account_id, self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._server:
+            self._server.close()
+        for client in list(self.clients):
+            client.close()
+        if self._server:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+        self.clients.clear()
+
+    def start_in_thread(self) -> PaperGateway:
+        """Serve from a daemon thread with its own event loop; returns once listening."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # surfaced to the caller below
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.stop())
+                loop.close()
+                self._stopped.set()
+
+        self._thread = threading.Thread(target=run, name="paper-gateway", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop_thread(self) -> None:
+        if self._thread and self._loop and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._stopped.wait(5)
+            self._thread.join(5)
+
+    def __enter__(self) -> PaperGateway:
+        return self.start_in_thread()
+
+    def __exit__(self, *exc) -> None:
+        self.stop_thread()
+
+    # -- control surface (any thread) ---------------------------------------------------------
+
+    def _call(self, func, *args):
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return func(*args)
+        try:
+            if asyncio.get_running_loop() is loop:
+                return func(*args)
+        except RuntimeError:
+            pass
+
+        async def run():
+            return func(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move simulated time forward; working orders are re-checked against the new prices."""
+
+        def advance():
+            self.clock.advance(seconds)
+            self.broker.process()
+            self._stream_ticks()
+
+        self._call(advance)
+
+    def set_price(self, symbol: str, price: float) -> None:
+        """Move a symbol's price; stops and limits that now cross are triggered."""
+
+        def move():
+            self.market.set_price(symbol, price)
+            self.broker.process()
+            self._stream_ticks()
+
+        self._call(move)
+
+    def reject_next_order(self, reason: str = "Simulated rejection") -> None:
+        """Make the next placed order reject with error 201 and this reason."""
+        self._call(self.broker.reject_next_order, reason)
+
+    def drop_connections(self) -> None:
+        """Close every client socket, as when TWS restarts or the network drops."""
+
+        def drop():
+            for client in list(self.clients):
+                client.close()
+
+        self._call(drop)
+
+    # -- connections -------------------------------------------------------------------------
+
+    async def _serve_client(self, reader, writer) -> None:
+        client = ClientConnection(self, reader, writer)
+        try:
+            await self._handshake(client)
+            self.clients.add(client)
+            await self._read_loop(client)
+        except (ProtocolError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            log.info("closing client %s: %s", client.client_id, exc)
+        except Exception:  # a bug must cost one connection, never the gateway
+            log.exception("unexpected error serving client %s", client.client_id)
+        finally:
+            self.clients.discard(client)
+            client.close()
+
+    async def _handshake(self, client: ClientConnection) -> None:
+        prefix = await asyncio.wait_for(client.reader.readexactly(4), 30)
+        if prefix != HANDSHAKE_PREFIX:
+            raise ProtocolError(f"expected API handshake, got {prefix!r}")
+        size = int.from_bytes(await client.reader.readexactly(4), "big")
+        if size > 1024:
+            raise ProtocolError("version announcement too long")
+        payload = await client.reader.readexactly(size)
+        low, high = parse_version_range(payload)
+        client.version = negotiate_version(low, high)
+        client.writer.write(
+            messages.encode_message([client.version, connection_time(self.clock.now())])
+        )
+
+    async def _read_loop(self, client: ClientConnection) -> None:
+        buffer = bytearray()
+        while not client.closed:
+            chunk = await client.reader.read(65536)
+            if not chunk:
+                return
+            buffer += chunk
+            for payload in split_frames(buffer):
+                self._handle(client, decode_fields(payload))
+                if client.closed:
+                    return
+
+    def _handle(self, client: ClientConnection, fields: list[str]) -> None:
+        if client.over_pace(time.monotonic()):
+            client.error(
+                -1, 100, f"Max rate of messages per second has been exceeded:max={PACING_LIMIT}"
+            )
+            return
+        try:
+            request, values = messages.decode_request(fields, client.version)
+        except KeyError:
+            client.error(
+                -1,
+                503,
+                f"Unsupported message id {fields[0] if fields else '?'}: "
+                "the paper gateway does not implement this request",
+            )
+            return
+        except (FieldError, ValueError) as exc:
+            client.error(-1, 320, f"Server error when reading an API client request: {exc}")
+            return
+        if client.client_id is None and request.name != "startApi":
+            client.error(
+                -1,
+                321,
+                "Server error when validating an API client request: startApi must come first",
+            )
+            return
+        handler = getattr(self, "_on_" + request.name)
+        try:
+            handler(client, values)
+        except FieldError as exc:
+            req_id = values.get("reqId", values.get("orderId", -1))
+            client.error(req_id, 321, f"Server error when validating an API client request: {exc}")
+
+    # -- session -----------------------------------------------------------------------------
+
+    def _on_startApi(self, client: ClientConnection, v: dict) -> None:
+        client_id = v["clientId"]
+        if any(other.client_id == client_id for other in self.clients if other is not client):
+            client.error(
+                -1,
+                326,
+                "Unable to connect as the client id is already in use. "
+                "Retry with a unique client id.",
+            )
+            client.close()
+            return
+        client.client_id = client_id
+        client.send("managedAccounts", accountsList=self.account_id)
+        client.send("nextValidId", orderId=self.broker.next_order_id)
+        for code, text in FARM_STATUS:
+            client.error(-1, code, text)
+
+    def _on_reqIds(self, client, v) -> None:
+        client.send("nextValidId", orderId=self.broker.next_order_id)
+
+    def _on_reqCurrentTime(self, client, v) -> None:
+        client.send("currentTime", time=int(self.clock.now().timestamp()))
+
+    def _on_reqManagedAccts(self, client, v) -> None:
+        client.send("managedAccounts", accountsList=self.account_id)
+
+    # -- contracts ---------------------------------------------------------------------------
+
+    def _resolve(self, v: dict):
+        """The instrument a request's contract names, or None (-> error 200)."""
+        if v.get("secType") not in ("", "STK", None) or v.get("currency") not in ("", "USD", None):
+            return None
+        if v.get("conId"):
+            found = instrument_by_con_id(v["conId"])
+            if found and v.get("symbol") and v["symbol"].upper() != found.symbol:
+                return None
+            return found
+        return instrument(v.get("symbol") or v.get("localSymbol") or "")
+
+    def _on_reqContractDetails(self, client, v) -> None:
+        found = self._resolve(v)
+        if found is None:
+            client.error(v["reqId"], 200, NO_SECURITY)
+            return
+        client.send("contractDetails", **contract_details_values(v["reqId"], found))
+        client.send("contractDetailsEnd", reqId=v["reqId"])
+
+    def _on_reqMatchingSymbols(self, client, v) -> None:
+        descriptions = [
+            {
+                "conId": i.con_id,
+                "symbol": i.symbol,
+                "secType": "STK",
+                "primaryExchange": i.primary_exchange,
+                "currency": "USD",
+                "derivativeSecTypes": [{"value": "OPT"}, {"value": "WAR"}],
+                "description": i.long_name,
+                "issuerId": "",
+            }
+            for i in matching_symbols(v["pattern"])
+        ]
+        client.send("symbolSamples", reqId=v["reqId"], descriptions=descriptions)
+
+    # -- market data -------------------------------------------------------------------------
+
+    def _on_reqMarketDataType(self, client, v) -> None:
+        kind = v["marketDataType"]
+        if kind not in (1, 2, 3, 4):
+            client.error(-1, 321, f"Invalid market data type {kind}: allowed are 1, 2, 3 and 4")
+            return
+        client.market_data_type = kind
+
+    def _on_reqMktData(self, client, v) -> None:
+        req_id = v["reqId"]
+        found = self._resolve(v)
+        if found is None:
+            client.error(req_id, 200, NO_SECURITY)
+            return
+        client.send(
+            "tickReqParams",
+            reqId=req_id,
+            minTick=found.min_tick,
+            bboExchange="9c0001",
+            snapshotPermissions=3,
+        )
+        if client.market_data_type != 1:
+            client.send("marketDataType", reqId=req_id, marketDataType=client.market_data_type)
+        streaming = not (v["snapshot"] or v["regulatorySnapshot"])
+        client.last_ticks[req_id] = {}
+        self._send_ticks(client, req_id, found.symbol)
+        if streaming:
+            client.market_data[req_id] = (found.symbol, True)
+        else:
+            client.last_ticks.pop(req_id, None)
+            client.send("tickSnapshotEnd", reqId=req_id)
+
+    def _on_cancelMktData(self, client, v) -> None:
+        client.market_data.pop(v["reqId"], None)
+        client.last_ticks.pop(v["reqId"], None)
+
+    def _send_ticks(self, client: ClientConnection, req_id: int, symbol: str) -> None:
+        quote = self.market.quote(symbol)
+        last = client.last_ticks.setdefault(req_id, {})
+        for kind, tick_type, value, size in ticks_for_quote(quote, client.market_data_type):
+            if last.get(tick_type) == value:
+                continue
+            last[tick_type] = value
+            if kind == "price":
+                client.send(
+                    "tickPrice",
+                    reqId=req_id,
+                    tickType=tick_type,
+                    price=value,
+                    size=size,
+                    attrMask=0,
+                )
+            elif kind == "size":
+                client.send("tickSize", reqId=req_id, tickType=tick_type, size=value)
+            else:
+                client.send("tickString", reqId=req_id, tickType=tick_type, value=value)
+
+    def _stream_ticks(self) -> None:
+        for client in list(self.clients):
+            for req_id, (symbol, _) in list(client.market_data.items()):
+                self._send_ticks(client, req_id, symbol)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL)
+            try:
+                if not self.clock.fixed:
+                    self.broker.process()
+                    self._stream_ticks()
+                else:
+                    self.broker.process()
+            except Exception:
+                log.exception("market tick failed")
+
+    def _on_reqHistoricalData(self, client, v) -> None:
+        req_id = v["reqId"]
+        found = self._resolve(v)
+        if found is None:
+            client.error(req_id, 200, NO_SECURITY)
+            return
+        if v["keepUpToDate"]:
+            client.error(
+                req_id,
+                321,
+                "Error validating request: keepUpToDate is not supported "
+                "by the paper gateway; request bars without it",
+            )
+            return
+        try:
+            end = parse_end_datetime(v["endDateTime"], self.clock.now())
+            bars = self.market.bars(
+                found.symbol,
+                end,
+                v["durationStr"],
+                v["barSizeSetting"],
+                v["whatToShow"] or "TRADES",
+                v["useRTH"],
+            )
+        except HistoricalDataError as exc:
+            client.error(req_id, exc.code, exc.message)
+            return
+        except ValueError as exc:
+            client.error(req_id, 321, f"Error validating request: {exc}")
+            return
+        start_text, end_text, rows = bar_rows(bars, end, v["barSizeSetting"], v["formatDate"])
+        client.send(
+            "historicalData", reqId=req_id, startDateStr=start_text, endDateStr=end_text, bars=rows
+        )
+
+    def _on_cancelHistoricalData(self, client, v) -> None:
+        """Bars are sent at once, so there is nothing left to cancel."""
+
+    def _on_reqHeadTimeStamp(self, client, v) -> None:
+        found = self._resolve(v)
+        if found is None:
+            client.error(v["reqId"], 200, NO_SECURITY)
+            return
+        first_day = day_date(0)  # the simulated history starts on the market's first day
+        client.send(
+            "headTimestamp", reqId=v["reqId"], headTimestamp=first_day.strftime("%Y%m%d-14:30:00")
+        )
+
+    def _on_cancelHeadTimeStamp(self, client, v) -> None:
+        """Answered at once; nothing to cancel."""
+
+    # -- account -----------------------------------------------------------------------------
+
+    def _send_account(self, client: ClientConnection) -> None:
+        account = self.account_id
+        for key, value, currency in account_value_rows(self.broker.account_values()):
+            client.send(
+                "updateAccountValue", key=key, val=value, currency=currency, accountName=account
+            )
+        for row in self.broker.portfolio():
+            client.send("updatePortfolio", **portfolio_values(row, account))
+        client.send("updateAccountTime", timeStamp=self.clock.now().strftime("%H:%M"))
+
+    def _on_reqAccountUpdates(self, client, v) -> None:
+        if v["acctCode"] and v["acctCode"] != self.account_id:
+            client.error(
+                -1,
+                321,
+                f"Account {v['acctCode']} is not managed by this login; managed: {self.account_id}",
+            )
+            return
+        client.account_updates = v["subscribe"]
+        if v["subscribe"]:
+            self._send_account(client)
+            client.send("accountDownloadEnd", accountName=self.account_id)
+
+    def _on_reqAccountUpdatesMulti(self, client, v) -> None:
+        req_id = v["reqId"]
+        if v["account"] not in ("", "All", self.account_id):
+            client.error(req_id, 321, f"Account {v['account']} is not managed by this login")
+            return
+        client.account_multi.add(req_id)
+        self._send_account_multi(client, req_id)
+        client.send("accountUpdateMultiEnd", reqId=req_id)
+
+    def _send_account_multi(self, client, req_id: int) -> None:
+        for key, value, currency in account_value_rows(self.broker.account_values()):
+            client.send(
+                "accountUpdateMulti",
+                reqId=req_id,
+                account=self.account_id,
+                modelCode="",
+                key=key,
+                value=value,
+                currency=currency,
+            )
+
+    def _on_cancelAccountUpdatesMulti(self, client, v) -> None:
+        client.account_multi.discard(v["reqId"])
+
+    def _on_reqAccountSummary(self, client, v) -> None:
+        req_id = v["reqId"]
+        wanted = {t.strip() for t in v["tags"].split(",") if t.strip()}
+        values = self.broker.account_values()
+        everything = "$LEDGER" in wanted or "$LEDGER:ALL" in wanted
+        for tag, value in values.items():
+            if tag in wanted or everything:
+                client.send(
+                    "accountSummary",
+                    reqId=req_id,
+                    account=self.account_id,
+                    tag=tag,
+                    value=f"{value:.2f}",
+                    currency="USD",
+                )
+        if "AccountType" in wanted:
+            client.send(
+                "accountSummary",
+                reqId=req_id,
+                account=self.account_id,
+                tag="AccountType",
+                value="INDIVIDUAL",
+                currency="",
+            )
+        client.send("accountSummaryEnd", reqId=req_id)
+
+    def _on_cancelAccountSummary(self, client, v) -> None:
+        """Summaries are sent once; nothing stays subscribed."""
+
+    def _on_reqPositions(self, client, v) -> None:
+        client.positions_subscribed = True
+        for row in self.broker.positions():
+            client.send("position", **position_values(row, self.account_id))
+        client.send("positionEnd")
+
+    def _on_cancelPositions(self, client, v) -> None:
+        client.positions_subscribed = False
+
+    def _on_reqPositionsMulti(self, client, v) -> None:
+        req_id = v["reqId"]
+        client.positions_multi.add(req_id)
+        for row in self.broker.positions():
+            client.send(
+                "positionMulti", reqId=req_id, modelCode="", **position_values(row, self.account_id)
+            )
+        client.send("positionMultiEnd", reqId=req_id)
+
+    def _on_cancelPositionsMulti(self, client, v) -> None:
+        client.positions_multi.discard(v["reqId"])
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def _on_placeOrder(self, client, v) -> None:
+        order_id = v["orderId"]
+        if v.get("conditionsCount"):
+            client.error(
+                order_id,
+                201,
+                "Order rejected - reason:Order conditions are not supported by the paper gateway",
+            )
+            return
+        found = self._resolve(v)
+        if found is None:
+            client.error(order_id, 200, NO_SECURITY)
+            return
+        if v.get("account") and v["account"] != self.account_id:
+            client.error(
+                order_id,
+                321,
+                f"Error validating request:-'bW' : cause - The account "
+                f"code {v['account']} is not valid; managed: {self.account_id}",
+            )
+            return
+        ticket = ticket_from_request(
+            v, client_id=client.client_id, instrument=found, account=self.account_id
+        )
+        try:
+            self.broker.place_order(ticket)
+        except OrderRejected as rejected:
+            client.error(order_id, rejected.code, rejected.message)
+            if rejected.ticket is not None and rejected.code == 201:
+                self._send_order(client, rejected.ticket)
+
+    def _on_cancelOrder(self, client, v) -> None:
+        try:
+            self.broker.cancel_order(v["orderId"], client.client_id)
+        except OrderRejected as rejected:
+            client.error(v["orderId"], rejected.code, rejected.message)
+
+    def _on_reqGlobalCancel(self, client, v) -> None:
+        self.broker.global_cancel()
+
+    def _on_reqOpenOrders(self, client, v) -> None:
+        for ticket in self.broker.open_orders():
+            if ticket.client_id == client.client_id:
+                self._send_order(client, ticket)
+        client.send("openOrderEnd")
+
+    def _on_reqAllOpenOrders(self, client, v) -> None:
+        for ticket in self.broker.open_orders():
+            self._send_order(client, ticket)
+        client.send("openOrderEnd")
+
+    def _on_reqAutoOpenOrders(self, client, v) -> None:
+        if client.client_id != 0:
+            client.error(
+                -1, 321, "Error validating request: reqAutoOpenOrders is only for client id 0"
+            )
+
+    def _on_reqCompletedOrders(self, client, v) -> None:
+        for ticket in self.broker.completed_orders():
+            client.send("completedOrder", **completed_order_values(ticket))
+        client.send("completedOrdersEnd")
+
+    def _on_reqExecutions(self, client, v) -> None:
+        req_id = v["reqId"]
+        for execution, commission in self.broker.executions():
+            if not _execution_matches(execution, v):
+                continue
+            client.send("execDetails", **execution_values(req_id, execution))
+            if commission is not None:
+                client.send("commissionReport", **_commission_values(commission))
+        client.send("execDetailsEnd", reqId=req_id)
+
+    def _send_order(self, client: ClientConnection, ticket: OrderTicket) -> None:
+        client.send("openOrder", **open_order_values(ticket))
+        if not ticket.what_if:
+            client.send("orderStatus", **order_status_values(ticket))
+
+    # -- broker events -> clients ------------------------------------------------------------
+
+    def _owner(self, client_id: int | None) -> list[ClientConnection]:
+        return [c for c in self.clients if c.client_id == client_id and not c.closed]
+
+    def _on_broker_event(self, event) -> None:
+        if isinstance(event, OrderUpdate):
+            for client in self._owner(event.ticket.client_id):
+                self._send_order(client, event.ticket)
+                if event.ticket.status == "Cancelled":
+                    client.error(
+                        event.ticket.order_id, 202, "Order Canceled - reason:" + event.reason
+                    )
+        elif isinstance(event, WhatIf):
+            for client in self._owner(event.ticket.client_id):
+                client.send("openOrder", **open_order_values(event.ticket, event.state))
+        elif isinstance(event, Fill):
+            for client in self._owner(event.execution.client_id):
+                client.send("execDetails", **execution_values(-1, event.execution))
+                client.send("commissionReport", **_commission_values(event.commission))
+        elif isinstance(event, AccountChanged):
+            self._push_account()
+
+    def _push_account(self) -> None:
+        positions = None
+        for client in list(self.clients):
+            if client.account_updates:
+                self._send_account(client)
+            for req_id in client.account_multi:
+                self._send_account_multi(client, req_id)
+            if client.positions_subscribed or client.positions_multi:
+                positions = positions if positions is not None else self.broker.positions()
+                for row in positions:
+                    values = position_values(row, self.account_id)
+                    if client.positions_subscribed:
+                        client.send("position", **values)
+                    for req_id in client.positions_multi:
+                        client.send("positionMulti", reqId=req_id, modelCode="", **values)
+
+
+def _commission_values(commission) -> dict:
+    return {
+        "execId": commission.exec_id,
+        "commission": commission.commission,
+        "currency": commission.currency,
+        "realizedPNL": commission.realized_pnl
+        if commission.realized_pnl is not None
+        else messages.UNSET_DOUBLE,
+        "yield_": messages.UNSET_DOUBLE,
+        "yieldRedemptionDate": 0,
+    }
+
+
+def _execution_matches(execution, f: dict) -> bool:
+    """TWS's ExecutionFilter: empty fields match everything."""
+    if f.get("clientId") and execution.client_id != f["clientId"]:
+        return False
+    if f.get("acctCode") and execution.account != f["acctCode"]:
+        return False
+    if f.get("symbol") and execution.symbol != f["symbol"].upper():
+        return False
+    if f.get("secType") and f["secType"] != "STK":
+        return False
+    if f.get("side") and execution.side != {"BUY": "BOT", "SELL": "SLD"}.get(
+        f["side"].upper(), f["side"].upper()
+    ):
+        return False
+    if f.get("time"):
+        since = parse_end_datetime(f["time"], execution.time)
+        if execution.time < since:
+            return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,30 @@
+"""Shared fixtures: a paper gateway on a free loopback port, and ib_async clients of it."""
+
+from __future__ import annotations
+
+import pytest
+from support import CLOCK, SEED, connect_ib
+
+from ibkr_nb.gateway.server import PaperGateway
+
+
+@pytest.fixture
+def gateway():
+    """A paper gateway with a frozen clock, served from a background thread."""
+    with PaperGateway(port=0, seed=SEED, clock_start=CLOCK, fixed_clock=True) as gw:
+        yield gw
+
+
+@pytest.fixture
+def live_clock_gateway():
+    """A paper gateway whose clock runs, so streaming quotes move."""
+    with PaperGateway(port=0, seed=SEED, clock_start=CLOCK, fixed_clock=False) as gw:
+        yield gw
+
+
+@pytest.fixture
+def ib(gateway):
+    """An ib_async client connected to ``gateway`` as client id 1."""
+    client = connect_ib(gateway, client_id=1)
+    yield client
+    client.disconnect()
