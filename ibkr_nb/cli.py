@@ -11,6 +11,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from .tax.cli import add_tax_command
+
 
 def _clock(text: str | None) -> datetime | None:
     if not text:
@@ -130,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_gateway(sub)
     _add_demo(sub)
+    add_tax_command(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -669,6 +669,7 @@ class PaperGateway:
         )
         try:
             self.broker.place_order(ticket)
+            self.broker.process()  # marketable orders fill now, not at the next market tick
         except OrderRejected as rejected:
             client.error(order_id, rejected.code, rejected.message)
             if rejected.ticket is not None and rejected.code == 201:

@@ -1,0 +1,610 @@
+"""Tax lots: match closing trades to open lots, then apply wash sales.
+
+`match_lots(trades)` takes the normalised trades frame (see `importers`) and returns a
+`LotResult` with one `realized` row per (closing trade, lot, wash-sale segment) and the
+`open_lots` left at the end. Money is USD (price x fx_rate), kept at full float precision;
+rounding to cents happens only in `reports`.
+
+Conventions:
+- Quantities are signed: + long, - short. Internally they are integers in micro-shares
+  (1e-6 share), so positions, zero crossings and lot splits are exact; fractional shares work.
+- A buy's commission adds to its basis; a sale's commission reduces its proceeds.
+- A trade that takes a position through zero (long to short or back) is split into the part
+  that closes and the part that opens, commission shared pro rata by quantity.
+- A split row (kind="split", ratio = new shares per old share) changes the quantity and
+  per-share basis of every lot of that symbol and keeps their dates: quantities are matched
+  in post-split units and reported in the units current at each sale.
+- Lots are matched per (account, symbol); wash sales look across all accounts in the frame
+  (pass one taxpayer's account set per call).
+- Long-term iff sold more than one year after the holding period starts: the holding period
+  counts from the day after acquisition, so a lot bought 2024-02-29 is long-term when sold on
+  2025-03-01 or later. Short sales are always short-term (IRS Pub. 550, "Short Sales").
+
+Lot matching methods follow IBKR's Tax Optimizer definitions ("Lot-Matching Methods",
+https://www.ibkrguides.com/taxoptimizer/ibto/lotmatchingmethods.htm):
+- fifo: sales are paired with the earliest purchases sequentially (the default).
+- lifo: each sale is paired with the most recent possible purchase.
+- highest_cost: of all possible matches, the largest loss if any match gives a loss,
+  else the smallest gain.
+- specific: the caller names the lots per closing trade (`lot_selection`).
+- max_lt_gain: maximise long-term gain per share, then short-term gain, then minimise
+  short-term loss, then minimise long-term loss.
+- max_lt_loss: maximise long-term loss, then short-term loss, then minimise short-term gain,
+  then minimise long-term gain.
+- max_st_gain: maximise short-term gain, then long-term gain, then minimise long-term loss,
+  then minimise short-term loss.
+- max_st_loss: maximise short-term loss, then long-term loss, then minimise long-term gain,
+  then minimise short-term gain.
+- average: average basis (IRS Pub. 550, "Average basis"): every sale uses the average cost
+  of the shares held; the shares acquired first are the ones sold, for holding periods.
+Lot choice uses the lots' cost before wash-sale adjustments; ties go to the earliest lot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ibkr_nb.tax.importers import DEFAULT_TZ
+from ibkr_nb.tax.wash import Segments, plain_segments, wash_sale_segments
+
+MICRO = 1_000_000  # internal quantity unit: one micro-share
+METHODS = (
+    "fifo",
+    "lifo",
+    "highest_cost",
+    "specific",
+    "average",
+    "max_lt_gain",
+    "max_lt_loss",
+    "max_st_gain",
+    "max_st_loss",
+)
+# For the max/min methods: tier of a candidate lot by (long_term, gain >= 0), and the sign that
+# orders lots within a tier (-1: largest gain per share first, +1: largest loss first).
+_TIERS: dict[str, tuple[dict[tuple[bool, bool], int], int]] = {
+    "max_lt_gain": ({(True, True): 0, (False, True): 1, (False, False): 2, (True, False): 3}, -1),
+    "max_lt_loss": ({(True, False): 0, (False, False): 1, (False, True): 2, (True, True): 3}, 1),
+    "max_st_gain": ({(False, True): 0, (True, True): 1, (True, False): 2, (False, False): 3}, -1),
+    "max_st_loss": ({(False, False): 0, (True, False): 1, (True, True): 2, (False, True): 3}, 1),
+}
+REALIZED_COLUMNS = [
+    "account",
+    "symbol",
+    "lot_id",
+    "trade_id",
+    "position",
+    "quantity",
+    "date_acquired",
+    "date_sold",
+    "holding_period_start",
+    "proceeds",
+    "cost_basis",
+    "wash_sale_adjustment",
+    "adjustment_code",
+    "adjustment_amount",
+    "gain_loss",
+    "term",
+    "datetime_acquired",
+    "datetime_sold",
+]
+OPEN_LOT_COLUMNS = [
+    "account",
+    "symbol",
+    "lot_id",
+    "position",
+    "quantity",
+    "date_acquired",
+    "holding_period_start",
+    "cost_basis",
+    "proceeds",
+    "wash_sale_adjustment",
+    "datetime_acquired",
+]
+
+
+@dataclass(frozen=True)
+class LotResult:
+    """Realized rows and open lots from `match_lots`.
+
+    realized: one row per closed (lot, closing trade) piece, split further where the shares
+      carry different wash-sale adjustments. `quantity` is signed (+ long lot sold, - short lot
+      covered) in shares current at the sale; `proceeds` and `cost_basis` are USD totals,
+      `cost_basis` including `wash_sale_adjustment` (disallowed losses carried in from earlier
+      sales); `adjustment_code` is "W" and `adjustment_amount` (>= 0) the loss disallowed on
+      this row; `gain_loss = proceeds - cost_basis + adjustment_amount`. For a short lot,
+      `proceeds` is what the short sale brought in and `cost_basis` what covering it cost.
+    open_lots: what is still held, signed quantity; `cost_basis` is the total basis of a long
+      lot including adjustments (for a short lot only its carried adjustment, `proceeds` its
+      short-sale proceeds); `holding_period_start` is the date the holding period counts from
+      after wash-sale tacking (the acquisition date when there is none).
+    warnings: rows (trade_id, reason) for things the engine worked around.
+    """
+
+    realized: pd.DataFrame
+    open_lots: pd.DataFrame
+    method: str = "fifo"
+    wash_sales: bool = True
+    warnings: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["trade_id", "reason"])
+    )
+
+
+def match_lots(
+    trades: pd.DataFrame,
+    method: str = "fifo",
+    wash_sales: bool = True,
+    lot_selection: Mapping[str, Sequence[str]] | None = None,
+    tz: str = DEFAULT_TZ,
+) -> LotResult:
+    """Match closing trades to open lots by `method` and apply the wash-sale rule.
+
+    `trades` is the normalised trades frame; `kind`, `ratio`, `fx_rate`, `commission`,
+    `account`, `currency` may be missing (trade, -, 1, 0, "", USD). `lot_selection` (method
+    "specific") maps a closing trade_id to the lot ids (opening trade_ids) to take, in order;
+    any quantity they do not cover is matched FIFO and reported in `warnings`. Trade dates
+    are the calendar dates of `datetime` in `tz`.
+    """
+    if method not in METHODS:
+        raise ValueError(
+            f"unknown lot matching method {method!r}; choose one of {', '.join(METHODS)}."
+        )
+    book = _Book.from_trades(trades, tz)
+    pieces = book.match_fifo() if method == "fifo" else book.match_loop(method, lot_selection or {})
+    segments = (
+        wash_sale_segments(book.lots, pieces) if wash_sales else plain_segments(book.lots, pieces)
+    )
+    return LotResult(
+        realized=book.realized_frame(pieces, segments),
+        open_lots=book.open_lots_frame(segments),
+        method=method,
+        wash_sales=wash_sales,
+        warnings=pd.DataFrame(book.warnings, columns=["trade_id", "reason"]),
+    )
+
+
+def is_long_term(acquired: np.ndarray, sold: np.ndarray) -> np.ndarray:
+    """True where `sold` is more than one year after `acquired` (datetime64[D] arrays).
+
+    Compares (year, month, day) of the sale with the acquisition's shifted by one year, so
+    a 2024-02-29 acquisition needs a sale after "2025-02-29", i.e. on 2025-03-01 or later.
+    """
+    return _ymd(sold) > _ymd(acquired) + 10_000
+
+
+def _ymd(days: np.ndarray) -> np.ndarray:
+    d = np.asarray(days, dtype="datetime64[D]")
+    years = d.astype("datetime64[Y]")
+    months = d.astype("datetime64[M]")
+    y = years.astype(np.int64) + 1970
+    m = (months - years).astype(np.int64) + 1
+    day = (d - months).astype(np.int64) + 1
+    return y * 10_000 + m * 100 + day
+
+
+@dataclass
+class Pieces:
+    """Matched (closing row, lot, quantity) pieces, in time order within each (account, symbol).
+
+    `open_unit` is the lot's USD value per micro-share at the match (cost for a long lot,
+    net short-sale proceeds for a short lot); it differs from the lot's own only under
+    average cost.
+    """
+
+    close: np.ndarray  # index into the book's closing rows
+    lot: np.ndarray
+    qty: np.ndarray  # micro-shares
+    open_unit: np.ndarray
+    close_unit: np.ndarray  # USD per micro-share of the closing row
+    day: np.ndarray  # trade date of the closing row, days since epoch
+    event: np.ndarray  # global event order of the closing row
+
+    def offsets(self) -> np.ndarray:
+        """Where each piece starts within its lot's shares (lots are consumed front to back)."""
+        cum = pd.Series(self.qty).groupby(self.lot).cumsum().to_numpy()
+        return cum - self.qty
+
+
+@dataclass
+class Lots:
+    """Opening rows: one lot each. Day numbers are days since 1970-01-01 (trade dates)."""
+
+    row: np.ndarray  # index into the book's rows
+    qty: np.ndarray  # micro-shares, > 0
+    direction: np.ndarray  # +1 long, -1 short
+    unit: np.ndarray  # USD per micro-share
+    day: np.ndarray
+    order: np.ndarray  # global event order
+    wash_key: np.ndarray  # symbol code: lots that are substantially identical
+
+
+@dataclass
+class _Book:
+    """Trades expanded into opening and closing rows, with lots and closes as arrays."""
+
+    rows: pd.DataFrame  # per expanded row: trade fields plus qty (micro), unit, day, order, ...
+    lots: Lots
+    close_idx: np.ndarray  # row index of each closing row, key-contiguous and time ordered
+    warnings: list[tuple[str, str]]
+    labels: dict[str, tuple[np.ndarray, pd.Index]]  # account/symbol/trade_id as codes, uniques
+    tz: object
+
+    def _label(self, column: str, row: np.ndarray) -> np.ndarray:
+        """A string column for the given rows (gathered through codes: cheap for many rows)."""
+        codes, uniques = self.labels[column]
+        return np.asarray(uniques, dtype=object)[codes[row]]
+
+    def _timestamps(self, row: np.ndarray) -> pd.DatetimeIndex:
+        return (
+            pd.DatetimeIndex(self.rows["ts_ns"].to_numpy()[row].view("datetime64[ns]"))
+            .tz_localize("UTC")
+            .tz_convert(self.tz)
+        )
+
+    @classmethod
+    def from_trades(cls, trades: pd.DataFrame, tz: str) -> _Book:
+        frame = _with_defaults(trades)
+        warnings: list[tuple[str, str]] = []
+        sym_code = pd.factorize(frame["symbol"])[0]
+        ts = frame["datetime"].dt.tz_convert(tz)
+        ts_ns = ts.dt.as_unit("ns").astype("int64").to_numpy()
+        day = ts.dt.tz_localize(None).to_numpy().astype("datetime64[D]").astype(np.int64)
+        is_split = (frame["kind"] == "split").to_numpy()
+        seq = np.arange(len(frame))
+        order = np.lexsort((seq, ~is_split, ts_ns, sym_code))  # splits first at equal times
+        frame = frame.iloc[order].reset_index(drop=True)
+        sym_code, ts_ns, day, is_split = sym_code[order], ts_ns[order], day[order], is_split[order]
+
+        # Shares of the latest split era per share of this row's era.
+        ratio = np.where(is_split, frame["ratio"].to_numpy(dtype=float), 1.0)
+        rev = pd.Series(ratio[::-1]).groupby(sym_code[::-1]).cumprod().to_numpy()[::-1]
+        factor = rev / ratio
+
+        frame["event"] = np.arange(len(frame))
+        frame["ts_ns"] = ts_ns
+        frame["sym_code"] = sym_code
+        frame["day"] = day
+        frame["factor"] = factor
+        frame = frame[~is_split].reset_index(drop=True)
+        qty = np.rint(frame["quantity"].to_numpy() * frame["factor"].to_numpy() * MICRO).astype(
+            np.int64
+        )
+        tiny = qty == 0
+        warnings += [
+            (t, "quantity rounds to zero micro-shares; ignored") for t in frame["trade_id"][tiny]
+        ]
+        frame = frame[~tiny].reset_index(drop=True)
+        frame["qty"] = qty[~tiny]
+        key_code = pd.factorize(pd.MultiIndex.from_arrays([frame["account"], frame["symbol"]]))[0]
+        frame["key"] = key_code
+        frame = frame.iloc[np.lexsort((frame["event"].to_numpy(), key_code))].reset_index(drop=True)
+        rows = _split_flips(frame)
+        is_open = rows["is_open"].to_numpy()
+        open_idx = np.flatnonzero(is_open)
+        lots = Lots(
+            row=open_idx,
+            qty=np.abs(rows["part"].to_numpy()[open_idx]),
+            direction=np.sign(rows["part"].to_numpy()[open_idx]),
+            unit=rows["unit"].to_numpy()[open_idx],
+            day=rows["day"].to_numpy()[open_idx],
+            order=rows["event"].to_numpy()[open_idx],
+            wash_key=rows["sym_code"].to_numpy()[open_idx],
+        )
+        labels = {c: pd.factorize(rows[c]) for c in ("account", "symbol", "trade_id")}
+        return cls(
+            rows=rows,
+            lots=lots,
+            close_idx=np.flatnonzero(~is_open),
+            warnings=warnings,
+            labels=labels,
+            tz=ts.dt.tz,
+        )
+
+    # ------------------------------------------------------------------ matching
+
+    def match_fifo(self) -> Pieces:
+        """FIFO for all keys at once: the c-th share closed in a key is its c-th share opened.
+
+        Every position returns to zero before it changes side, so per key the cumulative
+        opened and closed quantities line up; pieces are the overlaps of those intervals.
+        """
+        keys = self.rows["key"].to_numpy()
+        lot_keys = keys[self.lots.row]
+        lot_end = np.cumsum(self.lots.qty)  # global coordinate: keys laid end to end
+        key_base = np.zeros(keys.max() + 1 if len(keys) else 0, dtype=np.int64)
+        first = np.r_[True, lot_keys[1:] != lot_keys[:-1]] if len(lot_keys) else np.zeros(0, bool)
+        key_base[lot_keys[first]] = (lot_end - self.lots.qty)[first]
+        cq = np.abs(self.rows["part"].to_numpy()[self.close_idx])
+        ck = keys[self.close_idx]
+        c_end = pd.Series(cq).groupby(ck).cumsum().to_numpy() + key_base[ck]
+        c_start = c_end - cq
+        first_lot = np.searchsorted(lot_end, c_start, side="right")
+        last_lot = np.searchsorted(lot_end, c_end - 1, side="right")
+        n = last_lot - first_lot + 1
+        close = np.repeat(np.arange(len(cq)), n)
+        lot = first_lot[close] + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+        lot_start = lot_end[lot] - self.lots.qty[lot]
+        qty = np.minimum(lot_end[lot], c_end[close]) - np.maximum(lot_start, c_start[close])
+        return self._pieces(close, lot, qty, self.lots.unit[lot])
+
+    def match_loop(self, method: str, lot_selection: Mapping[str, Sequence[str]]) -> Pieces:
+        """Lot-by-lot matching for the methods that choose among all open lots."""
+        rows = self.rows
+        unit = rows["unit"].to_numpy().tolist()
+        part = rows["part"].to_numpy().tolist()
+        day = rows["day"].to_numpy()
+        keys = rows["key"].to_numpy().tolist()
+        trade_ids = rows["trade_id"].tolist()
+        lot_of_row = dict(zip(self.lots.row.tolist(), range(len(self.lots.row)), strict=True))
+        close_of_row = dict(zip(self.close_idx.tolist(), range(len(self.close_idx)), strict=True))
+        lot_days = self.lots.day.astype("datetime64[D]")
+        out_close: list[int] = []
+        out_lot: list[int] = []
+        out_qty: list[int] = []
+        out_unit: list[float] = []
+        open_lots: list[int] = []  # lot indices of the current key, in acquisition order
+        remaining = self.lots.qty.tolist()
+        lot_unit = self.lots.unit.tolist()
+        current_key = -1
+        for r in range(len(rows)):
+            if keys[r] != current_key:
+                current_key, open_lots = keys[r], []
+            if r in lot_of_row:
+                open_lots.append(lot_of_row[r])
+                continue
+            need = -part[r] if part[r] < 0 else part[r]
+            direction = -1 if part[r] > 0 else 1  # direction of the lots this row closes
+            if method == "average":
+                held = sum(remaining[i] for i in open_lots)
+                avg = sum(remaining[i] * lot_unit[i] for i in open_lots) / held
+                for i in open_lots:
+                    lot_unit[i] = avg
+            selection = list(lot_selection.get(trade_ids[r], ()))
+            chosen = self._choose(
+                method,
+                open_lots,
+                remaining,
+                lot_unit,
+                lot_days,
+                unit[r],
+                day[r],
+                direction,
+                selection,
+                trade_ids,
+            )
+            if method == "specific" and trade_ids[r] in lot_selection:
+                self._check_selection(trade_ids[r], selection, chosen, remaining, need, trade_ids)
+            for i in chosen:
+                take = min(need, remaining[i])
+                if take <= 0:
+                    continue
+                out_close.append(close_of_row[r])
+                out_lot.append(i)
+                out_qty.append(take)
+                out_unit.append(lot_unit[i])
+                remaining[i] -= take
+                need -= take
+                if need == 0:
+                    break
+            open_lots = [i for i in open_lots if remaining[i] > 0]
+        self.lots.unit = np.array(lot_unit)  # average cost re-prices the lots still held
+        return self._pieces(
+            np.array(out_close, dtype=np.int64),
+            np.array(out_lot, dtype=np.int64),
+            np.array(out_qty, dtype=np.int64),
+            np.array(out_unit, dtype=float),
+        )
+
+    def _pieces(
+        self, close: np.ndarray, lot: np.ndarray, qty: np.ndarray, open_unit: np.ndarray
+    ) -> Pieces:
+        row = self.close_idx[close]
+        return Pieces(
+            close=close,
+            lot=lot,
+            qty=qty,
+            open_unit=open_unit,
+            close_unit=self.rows["unit"].to_numpy()[row],
+            day=self.rows["day"].to_numpy()[row],
+            event=self.rows["event"].to_numpy()[row],
+        )
+
+    def _check_selection(
+        self,
+        trade_id: str,
+        selection: list[str],
+        chosen: list[int],
+        remaining: list[int],
+        need: int,
+        trade_ids: list[str],
+    ) -> None:
+        """Warn when named lots are not open or do not cover the closing quantity."""
+        open_ids = {trade_ids[self.lots.row[i]]: i for i in chosen}
+        for lot_id in selection:
+            if lot_id not in open_ids:
+                self.warnings.append((trade_id, f"lot {lot_id} is not open at this trade; ignored"))
+        covered = sum(remaining[open_ids[s]] for s in set(selection) if s in open_ids)
+        if covered < need:
+            self.warnings.append(
+                (
+                    trade_id,
+                    f"named lots cover {covered / MICRO:g} of {need / MICRO:g} shares; the rest matched FIFO",
+                )
+            )
+
+    def _choose(
+        self,
+        method: str,
+        open_lots: list[int],
+        remaining: list[int],
+        lot_unit: list[float],
+        lot_days: np.ndarray,
+        close_unit: float,
+        close_day: int,
+        direction: int,
+        selection: list[str],
+        trade_ids: list[str],
+    ) -> list[int]:
+        """Open lots in the order `method` takes them for one closing row."""
+        if method in ("fifo", "average"):
+            return open_lots
+        if method == "lifo":
+            return open_lots[::-1]
+        if method == "specific":
+            lot_id = {trade_ids[self.lots.row[i]]: i for i in open_lots}
+            named = [lot_id[s] for s in selection if s in lot_id]
+            return named + [i for i in open_lots if i not in named]
+        # Gain per micro-share of matching each lot: long lots sell at close_unit, short lots
+        # are covered at close_unit.
+        gains = [(close_unit - lot_unit[i]) * direction for i in open_lots]
+        if method == "highest_cost":
+            return [
+                i for _, _, i in sorted(zip(gains, range(len(open_lots)), open_lots, strict=True))
+            ]
+        tiers, sign = _TIERS[method]
+        sold = np.datetime64(int(close_day), "D")
+        long_term = [direction > 0 and bool(is_long_term(lot_days[i], sold)) for i in open_lots]
+        keyed = [
+            (tiers[(lt, g >= 0)], sign * g, pos, i)
+            for pos, (i, g, lt) in enumerate(zip(open_lots, gains, long_term, strict=True))
+        ]
+        return [i for *_, i in sorted(keyed)]
+
+    # ------------------------------------------------------------------ output
+
+    def realized_frame(self, pieces: Pieces, seg: Segments) -> pd.DataFrame:
+        """Realized rows from wash-sale segments of pieces (see `LotResult`)."""
+        rows = self.rows
+        p = seg.piece
+        lot = pieces.lot[p]
+        close_row = self.close_idx[pieces.close[p]]
+        open_row = self.lots.row[lot]
+        direction = self.lots.direction[lot]
+        open_value = seg.qty * pieces.open_unit[p]
+        close_value = seg.qty * pieces.close_unit[p]
+        is_long = direction > 0
+        proceeds = np.where(is_long, close_value, open_value)
+        cost = np.where(is_long, open_value, close_value) + seg.adj_in
+        date_sold = rows["day"].to_numpy()[close_row].astype("datetime64[D]")
+        hps = seg.hps.astype("datetime64[D]")
+        long_term = is_long & is_long_term(hps, date_sold)
+        out = pd.DataFrame(
+            {
+                "account": self._label("account", close_row),
+                "symbol": self._label("symbol", close_row),
+                "lot_id": self._label("trade_id", open_row),
+                "trade_id": self._label("trade_id", close_row),
+                "position": np.where(is_long, "long", "short"),
+                "quantity": direction * seg.qty / MICRO / rows["factor"].to_numpy()[close_row],
+                "date_acquired": rows["day"].to_numpy()[open_row].astype("datetime64[D]"),
+                "date_sold": date_sold,
+                "holding_period_start": hps,
+                "proceeds": proceeds,
+                "cost_basis": cost,
+                "wash_sale_adjustment": seg.adj_in,
+                "adjustment_code": np.where(seg.disallowed > 0, "W", ""),
+                "adjustment_amount": seg.disallowed,
+                "gain_loss": proceeds - cost + seg.disallowed,
+                "term": np.where(long_term, "long", "short"),
+                "datetime_acquired": self._timestamps(open_row),
+                "datetime_sold": self._timestamps(close_row),
+            }
+        )
+        for c in ("date_acquired", "date_sold", "holding_period_start"):
+            out[c] = out[c].astype("datetime64[s]")
+        order = np.lexsort((p, rows["event"].to_numpy()[close_row]))
+        return out.iloc[order].reset_index(drop=True)[REALIZED_COLUMNS]
+
+    def open_lots_frame(self, seg: Segments) -> pd.DataFrame:
+        """Open lots left after all trades (see `LotResult`)."""
+        rows = self.rows
+        lot = seg.open_lot
+        row = self.lots.row[lot]
+        direction = self.lots.direction[lot]
+        value = seg.open_qty * self.lots.unit[lot]
+        out = pd.DataFrame(
+            {
+                "account": self._label("account", row),
+                "symbol": self._label("symbol", row),
+                "lot_id": self._label("trade_id", row),
+                "position": np.where(direction > 0, "long", "short"),
+                "quantity": direction * seg.open_qty / MICRO,
+                "date_acquired": rows["day"]
+                .to_numpy()[row]
+                .astype("datetime64[D]")
+                .astype("datetime64[s]"),
+                "holding_period_start": seg.open_hps.astype("datetime64[D]").astype(
+                    "datetime64[s]"
+                ),
+                "cost_basis": np.where(direction > 0, value, 0.0) + seg.open_adj,
+                "proceeds": np.where(direction > 0, np.nan, value),
+                "wash_sale_adjustment": seg.open_adj,
+                "datetime_acquired": self._timestamps(row),
+            }
+        )
+        order = np.lexsort((lot, self.lots.order[lot]))
+        return out.iloc[order].reset_index(drop=True)[OPEN_LOT_COLUMNS]
+
+
+def _with_defaults(trades: pd.DataFrame) -> pd.DataFrame:
+    """The trades frame with optional columns filled in; raises on missing required ones."""
+    missing = [c for c in ("symbol", "datetime", "quantity", "price") if c not in trades]
+    if missing:
+        raise ValueError(
+            f"trades frame lacks column(s) {', '.join(missing)}; load it with ibkr_nb.tax.importers."
+        )
+    if not isinstance(trades["datetime"].dtype, pd.DatetimeTZDtype):
+        raise ValueError(
+            "trades 'datetime' must be timezone-aware; parse it with importers.parse_datetimes."
+        )
+    frame = trades.reset_index(drop=True).copy()
+    defaults = {
+        "kind": "trade",
+        "ratio": np.nan,
+        "fx_rate": 1.0,
+        "commission": 0.0,
+        "account": "",
+        "currency": "USD",
+    }
+    for column, value in defaults.items():
+        if column not in frame:
+            frame[column] = value
+    if "trade_id" not in frame:
+        frame["trade_id"] = [f"row{i}" for i in range(len(frame))]
+    frame["commission"] = frame["commission"].fillna(0.0)
+    frame["fx_rate"] = frame["fx_rate"].fillna(1.0)
+    frame["kind"] = frame["kind"].fillna("trade")
+    return frame
+
+
+def _split_flips(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per opening or closing part: a trade through zero becomes close + open.
+
+    Adds `part` (signed micro-shares of this part), `is_open` and `unit` (USD per
+    micro-share: cost incl. commission for a buy, net proceeds for a sale).
+    """
+    qty = frame["qty"].to_numpy()
+    pos = pd.Series(qty).groupby(frame["key"].to_numpy()).cumsum().to_numpy()
+    before = pos - qty
+    flips = (before != 0) & (pos != 0) & (np.sign(pos) == -np.sign(before))
+    closes = (before != 0) & (np.sign(qty) == -np.sign(before))
+    reps = np.where(flips, 2, 1)
+    rows = frame.iloc[np.repeat(np.arange(len(frame)), reps)].reset_index(drop=True)
+    second = np.zeros(len(rows), dtype=bool)
+    second[np.cumsum(reps)[flips] - 1] = True
+    first_of_flip = np.repeat(flips, reps) & ~second
+    part = np.repeat(qty, reps)
+    part = np.where(first_of_flip, -np.repeat(before, reps), part)
+    part = np.where(second, np.repeat(pos, reps), part)
+    rows["part"] = part
+    rows["is_open"] = np.where(np.repeat(flips, reps), second, ~np.repeat(closes, reps))
+    share = np.abs(part) / np.abs(np.repeat(qty, reps))
+    shares = np.abs(rows["quantity"].to_numpy()) * share
+    gross = shares * rows["price"].to_numpy()
+    commission = rows["commission"].to_numpy() * share
+    value = (gross + np.where(part > 0, commission, -commission)) * rows["fx_rate"].to_numpy()
+    rows["unit"] = value / np.abs(part)
+    return rows

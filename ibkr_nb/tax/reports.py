@@ -1,0 +1,329 @@
+"""Tax reports from a `LotResult`: Form 8949 rows, Schedule D totals, files, figures, and a
+reconciliation with IBKR's own realized P&L.
+
+Money stays at full precision in the engine; Form 8949 figures are rounded to cents here
+(half away from zero), and `gain_loss` on a form row is recomputed from the rounded
+columns so every row adds up as printed: gain = proceeds - cost basis + adjustment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ibkr_nb.tax.importers import ImportResult
+from ibkr_nb.tax.lots import LotResult
+
+FORM_8949_COLUMNS = [
+    "description",
+    "symbol",
+    "quantity",
+    "date_acquired",
+    "date_sold",
+    "proceeds",
+    "cost_basis",
+    "adjustment_code",
+    "adjustment_amount",
+    "gain_loss",
+    "term",
+    "box",
+]
+SCHEDULE_D_COLUMNS = [
+    "term",
+    "box",
+    "line",
+    "proceeds",
+    "cost_basis",
+    "adjustment_amount",
+    "gain_loss",
+]
+# Form 8949 box -> Schedule D line (2024 forms): A/B/C short-term, D/E/F long-term.
+SCHEDULE_D_LINE = {"A": "1b", "B": "2", "C": "3", "D": "8b", "E": "9", "F": "10"}
+
+
+def cents(values: pd.Series | np.ndarray) -> np.ndarray:
+    """USD rounded to cents, half away from zero (so 2.675 -> 2.68, -0.125 -> -0.13)."""
+    x = np.asarray(values, dtype=float)
+    return np.sign(x) * np.floor(np.abs(x) * 100 + 0.5 + 1e-7) / 100 + 0.0  # + 0.0: no "-0.0"
+
+
+def form_8949(result: LotResult, year: int, basis_reported: bool = True) -> pd.DataFrame:
+    """Form 8949 rows for sales in `year`, USD rounded to cents.
+
+    `box` is A (short-term) / D (long-term) when the broker reported basis to the IRS on
+    Form 1099-B (IBKR does for covered stock), else B / E. For a covered short sale both
+    dates are the covering date, as the Form 8949 instructions ask for short sales.
+    """
+    sold = result.realized[result.realized["date_sold"].dt.year == year]
+    is_short = (sold["position"] == "short").to_numpy()
+    quantity = sold["quantity"].abs().to_numpy()
+    proceeds = cents(sold["proceeds"])
+    cost = cents(sold["cost_basis"])
+    adjustment = cents(sold["adjustment_amount"])
+    long_term = (sold["term"] == "long").to_numpy()
+    boxes = np.where(long_term, "D", "A") if basis_reported else np.where(long_term, "E", "B")
+    description = [
+        f"{q:,.6g} sh {s}" + (" (short sale)" if short else "")
+        for q, s, short in zip(quantity, sold["symbol"], is_short, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "description": description,
+            "symbol": sold["symbol"].to_numpy(),
+            "quantity": quantity,
+            "date_acquired": np.where(is_short, sold["date_sold"], sold["date_acquired"]).astype(
+                "datetime64[s]"
+            ),
+            "date_sold": sold["date_sold"].to_numpy(),
+            "proceeds": proceeds,
+            "cost_basis": cost,
+            "adjustment_code": sold["adjustment_code"].to_numpy(),
+            "adjustment_amount": adjustment,
+            "gain_loss": np.round(proceeds - cost + adjustment, 2),
+            "term": sold["term"].to_numpy(),
+            "box": boxes,
+        },
+        columns=FORM_8949_COLUMNS,
+    )
+
+
+def schedule_d(result: LotResult, year: int, basis_reported: bool = True) -> pd.DataFrame:
+    """Schedule D totals per term and Form 8949 box, plus a total row per term (box "all")."""
+    rows = form_8949(result, year, basis_reported)
+    money = ["proceeds", "cost_basis", "adjustment_amount", "gain_loss"]
+    by_box = rows.groupby(["term", "box"], as_index=False)[money].sum()
+    by_box["line"] = by_box["box"].map(SCHEDULE_D_LINE)
+    totals = pd.DataFrame(
+        [
+            {
+                "term": term,
+                "box": "all",
+                "line": "7" if term == "short" else "15",
+                **rows.loc[rows["term"] == term, money].sum(),
+            }
+            for term in ("short", "long")
+        ]
+    )
+    out = pd.concat([by_box, totals], ignore_index=True)
+    out[money] = out[money].astype(float).round(2)
+    order = out["term"].map({"short": 0, "long": 1}) * 10 + (out["box"] == "all")
+    return out.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)[
+        SCHEDULE_D_COLUMNS
+    ]
+
+
+def open_lots_report(result: LotResult) -> pd.DataFrame:
+    """Open lots for `open_lots.csv`: USD rounded to cents, dates as dates."""
+    lots = result.open_lots
+    return pd.DataFrame(
+        {
+            "symbol": lots["symbol"],
+            "account": lots["account"],
+            "lot_id": lots["lot_id"],
+            "quantity": lots["quantity"],
+            "date_acquired": lots["date_acquired"],
+            "holding_period_start": lots["holding_period_start"],
+            "cost_basis": cents(lots["cost_basis"]),
+            "wash_sale_adjustment": cents(lots["wash_sale_adjustment"]),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _for_files(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates as YYYY-MM-DD and timestamps as ISO text, for CSV and Excel cells."""
+    out = frame.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.DatetimeTZDtype):
+            out[c] = out[c].map(lambda t: t.isoformat() if pd.notna(t) else "")
+        elif out[c].dtype.kind == "M":
+            out[c] = out[c].dt.strftime("%Y-%m-%d")
+    return out
+
+
+def write_csv(tables: Mapping[str, pd.DataFrame], directory: str | Path) -> list[Path]:
+    """One `<name>.csv` per table in `directory`; returns the paths written."""
+    directory = Path(directory)
+    paths = []
+    for name, frame in tables.items():
+        path = directory / f"{name}.csv"
+        _for_files(frame).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def write_excel(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
+    """One sheet per table (sheet names cut to Excel's 31 characters)."""
+    path = Path(path)
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        for name, frame in tables.items():
+            _for_files(frame).to_excel(writer, sheet_name=name[:31], index=False)
+    return path
+
+
+def write_duckdb(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
+    """One DuckDB table per frame in the database file at `path` (tables are replaced)."""
+    import duckdb
+
+    path = Path(path)
+    con = duckdb.connect(str(path))
+    try:
+        for name, frame in tables.items():
+            con.register("_frame", frame)
+            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _frame')
+            con.unregister("_frame")
+    finally:
+        con.close()
+    return path
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def fig_realized_by_month(result: LotResult):
+    """Plotly bar chart: realized gain (USD, after wash-sale adjustments) per month and term."""
+    import plotly.express as px
+
+    realized = result.realized
+    frame = (
+        realized.assign(month=realized["date_sold"].dt.to_period("M").dt.to_timestamp())
+        .groupby(["month", "term"], as_index=False)["gain_loss"]
+        .sum()
+    )
+    fig = px.bar(
+        frame,
+        x="month",
+        y="gain_loss",
+        color="term",
+        barmode="relative",
+        labels={"gain_loss": "realized gain (USD)", "month": "month sold"},
+        title="Realized gain by month and term",
+    )
+    return fig
+
+
+def fig_wash_sale_effect(result: LotResult):
+    """Plotly chart per month: realized gain as reported vs. as if there were no wash-sale
+    rule, and the disallowed losses still deferred (carried in open lots) at month end."""
+    import plotly.graph_objects as go
+
+    realized = result.realized
+    month = realized["date_sold"].dt.to_period("M").dt.to_timestamp()
+    raw = realized["proceeds"] - realized["cost_basis"] + realized["wash_sale_adjustment"]
+    frame = (
+        pd.DataFrame(
+            {
+                "month": month,
+                "reported": realized["gain_loss"],
+                "without": raw,
+                "deferred": realized["adjustment_amount"] - realized["wash_sale_adjustment"],
+            }
+        )
+        .groupby("month")
+        .sum()
+    )
+    fig = go.Figure()
+    fig.add_bar(x=frame.index, y=frame["without"], name="without wash-sale rule")
+    fig.add_bar(x=frame.index, y=frame["reported"], name="reported (after wash sales)")
+    fig.add_scatter(
+        x=frame.index,
+        y=frame["deferred"].cumsum(),
+        name="losses deferred (cumulative)",
+        mode="lines+markers",
+    )
+    fig.update_layout(barmode="group", title="Effect of wash sales", yaxis_title="USD")
+    return fig
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+RECONCILE_COLUMNS = [
+    "level",
+    "trade_id",
+    "symbol",
+    "date_acquired",
+    "quantity_ours",
+    "quantity_ibkr",
+    "ours",
+    "ibkr",
+    "difference",
+    "status",
+]
+
+
+def reconcile_ibkr(
+    result: LotResult, statement: ImportResult, tolerance: float = 0.005
+) -> pd.DataFrame:
+    """Compare our FIFO realized P&L (before wash-sale adjustments, as IBKR reports it) with
+    IBKR's, per closing trade (`level="trade"`, Flex `fifoPnlRealized` / Activity `Realized
+    P/L`) and per closed lot (`level="lot"`, Flex `<Lot>` / Activity `ClosedLot` rows,
+    matched on closing trade and acquisition date).
+
+    `status` is "match", "differs" (by more than `tolerance` USD, or another quantity),
+    "missing_in_ibkr" or "missing_in_ours"; `result[result.status != "match"]` lists every
+    difference. Our figures are USD; IBKR's are as the statement gives them (USD accounts).
+    """
+    if result.method != "fifo":
+        raise ValueError(
+            f"IBKR reports FIFO realized P&L; run match_lots with method='fifo', not {result.method!r}."
+        )
+    realized = result.realized.assign(
+        pnl=result.realized["proceeds"]
+        - result.realized["cost_basis"]
+        + result.realized["wash_sale_adjustment"],
+        basis=result.realized["cost_basis"] - result.realized["wash_sale_adjustment"],
+        qty=result.realized["quantity"].abs(),
+    )
+    ours = realized.groupby("trade_id", as_index=False).agg(
+        symbol=("symbol", "first"), ours=("pnl", "sum"), quantity_ours=("qty", "sum")
+    )
+    ibkr = statement.ibkr_realized.groupby("trade_id", as_index=False).agg(
+        symbol=("symbol", "first"), ibkr=("realized_pnl", "sum")
+    )
+    trades = _compare(ours, ibkr, ["trade_id"], tolerance, zero_is_absent=True)
+    trades["level"] = "trade"
+
+    lots = statement.ibkr_closed_lots.assign(qty=statement.ibkr_closed_lots["quantity"].abs())
+    ours_lots = realized.groupby(["trade_id", "date_acquired"], as_index=False).agg(
+        symbol=("symbol", "first"), ours=("pnl", "sum"), quantity_ours=("qty", "sum")
+    )
+    ibkr_lots = lots.groupby(["trade_id", "date_acquired"], as_index=False).agg(
+        symbol=("symbol", "first"), ibkr=("realized_pnl", "sum"), quantity_ibkr=("qty", "sum")
+    )
+    if len(ibkr_lots):
+        ours_lots = ours_lots[ours_lots["trade_id"].isin(ibkr_lots["trade_id"])]
+        ours_lots["date_acquired"] = ours_lots["date_acquired"].astype("datetime64[ns]")
+        ibkr_lots["date_acquired"] = ibkr_lots["date_acquired"].astype("datetime64[ns]")
+        lot_rows = _compare(
+            ours_lots, ibkr_lots, ["trade_id", "date_acquired"], tolerance, zero_is_absent=False
+        )
+        lot_rows["level"] = "lot"
+        trades = pd.concat([trades, lot_rows], ignore_index=True)
+    return trades.reindex(columns=RECONCILE_COLUMNS)
+
+
+def _compare(
+    ours: pd.DataFrame, ibkr: pd.DataFrame, on: list[str], tolerance: float, zero_is_absent: bool
+) -> pd.DataFrame:
+    """Outer-join two P&L tables on `on` and classify each row (see `reconcile_ibkr`)."""
+    merged = ours.merge(ibkr, on=on, how="outer", suffixes=("", "_ibkr"), indicator=True)
+    merged["symbol"] = merged["symbol"].fillna(merged.pop("symbol_ibkr"))
+    both = merged["_merge"] == "both"
+    only_ibkr = merged["_merge"] == "right_only"
+    merged["difference"] = merged["ours"] - merged["ibkr"]
+    status = np.where(merged["difference"].abs() <= tolerance, "match", "differs")
+    if "quantity_ibkr" in merged:
+        status = np.where(
+            (merged["quantity_ours"] - merged["quantity_ibkr"]).abs() > 1e-6, "differs", status
+        )
+    # An opening trade has IBKR realized P&L 0 and no realized rows of ours.
+    ibkr_zero = only_ibkr & (merged["ibkr"].abs() <= tolerance) & zero_is_absent
+    status = np.where(both, status, np.where(only_ibkr, "missing_in_ours", "missing_in_ibkr"))
+    merged["status"] = np.where(ibkr_zero, "match", status)
+    merged = merged[~ibkr_zero].drop(columns="_merge")
+    return merged.reset_index(drop=True)

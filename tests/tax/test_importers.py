@@ -1,0 +1,225 @@
+"""Importers: every source lands in the same trades frame; bad rows come back with a reason."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ibkr_nb.tax.importers import (
+    TRADE_COLUMNS,
+    TradeFileError,
+    from_activity_csv,
+    from_executions,
+    from_flex_xml,
+    from_plain_csv,
+    load_trades,
+)
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+
+
+def test_plain_csv_bad_rows_are_rejected_with_reasons_and_the_rest_kept():
+    result = from_plain_csv(
+        "date,symbol,quantity,price,commission\n"
+        "2024-01-15,AAPL,100,185.50,1.00\n"
+        "2024-13-45,AAPL,10,1,0\n"
+        "2024-01-16,AAPL,0,185,1\n"
+        "2024-01-16,AAPL,5,-185,1\n"
+        "2024-01-16,AAPL,5,185,-1\n"
+        "2024-01-16,$$$,5,185,1\n"
+        "2024-01-16,aapl,5,185,1\n"
+        "2024-01-16,MSFT,abc,185,1\n"
+        "2024-01-17,AAPL,-50,190.00,1.00\n",
+        "t.csv",
+    )
+    assert result.trades["quantity"].tolist() == [100.0, -50.0]
+    assert result.rejects[["line", "reason"]].values.tolist() == [
+        [3, "unparseable date '2024-13-45'"],
+        [4, "zero quantity"],
+        [5, "negative price -185.0"],
+        [6, "negative commission -1.0"],
+        [7, "unknown symbol format '$$$'"],
+        [8, "unknown symbol format 'aapl'"],
+        [9, "quantity 'abc' is not a number"],
+    ]
+    assert result.rejects["raw"].iloc[0] == "2024-13-45,AAPL,10,1,0"
+
+
+def test_plain_csv_columns_dtypes_and_defaults():
+    result = from_plain_csv("date,symbol,quantity,price\n2024-01-15 09:35:12,BRK B,1.5,400\n")
+    trades = result.trades
+    assert list(trades.columns) == TRADE_COLUMNS
+    row = trades.iloc[0]
+    assert row["datetime"] == pd.Timestamp("2024-01-15 09:35:12", tz="America/New_York")
+    assert (row["symbol"], row["commission"], row["currency"], row["fx_rate"], row["kind"]) == (
+        "BRK B",
+        0.0,
+        "USD",
+        1.0,
+        "trade",
+    )
+    assert row["trade_id"] == "csv:2"
+
+
+def test_plain_csv_split_rows_and_several_reasons_on_one_row():
+    result = from_plain_csv(
+        "date,symbol,quantity,price,kind,ratio,currency\n"
+        "2024-06-10,NVDA,,,split,10,\n"
+        "2024-06-10,NVDA,,,split,-2,\n"
+        "nope,SAP,1,-1,,,EUR\n"
+    )
+    assert result.trades[["kind", "ratio", "quantity"]].values.tolist() == [["split", 10.0, 0.0]]
+    assert result.rejects["reason"].tolist() == [
+        "split ratio must be a positive number of new shares per old share",
+        "unparseable date 'nope'; negative price -1.0; no fx_rate for currency EUR (give fx_rate = USD per unit)",
+    ]
+
+
+def test_timestamps_with_offsets_are_converted_to_exchange_time():
+    result = from_plain_csv(
+        "date,symbol,quantity,price\n2024-01-15T14:35:12Z,AAPL,1,1\n2024-01-15,AAPL,1,1\n"
+    )
+    assert result.trades["datetime"].tolist() == [
+        pd.Timestamp("2024-01-15 09:35:12", tz="America/New_York"),
+        pd.Timestamp("2024-01-15 00:00:00", tz="America/New_York"),
+    ]
+
+
+def test_executions_from_session():
+    executions = pd.DataFrame(
+        {
+            "exec_id": ["0001.01", "0002.01", "0003.01"],
+            "order_id": [1, 2, 3],
+            "perm_id": [11, 12, 13],
+            "order_ref": ["a", "b", "c"],
+            "account": ["DU123"] * 3,
+            "symbol": ["AAPL", "AAPL", "AAPL"],
+            "con_id": [265598] * 3,
+            "side": ["BOT", "SLD", "SLD"],
+            "quantity": [100.0, -40.0, -10.0],
+            "price": [185.5, 190.0, 191.0],
+            "commission": [1.0, 1.0, np.nan],
+            "realized_pnl": [0.0, 180.0, np.nan],
+            "currency": ["USD"] * 3,
+            "exchange": ["SMART"] * 3,
+            "time": pd.to_datetime(
+                ["2024-01-16 01:30:00", "2024-01-16 15:00:00", "2024-01-16 15:01:00"], utc=True
+            ),
+        }
+    )
+    result = from_executions(executions)
+    # 01:30 UTC is 20:30 New York time the day before: the trade date is the exchange's.
+    assert result.trades["datetime"].dt.strftime("%Y-%m-%d %H:%M").tolist() == [
+        "2024-01-15 20:30",
+        "2024-01-16 10:00",
+    ]
+    assert result.trades["trade_id"].tolist() == ["0001.01", "0002.01"]
+    assert result.rejects["reason"].tolist() == ["commission 'not reported yet' is not a number"]
+
+
+def test_flex_xml_sample():
+    result = load_trades(SAMPLES / "flex_trades.xml")
+    trades = result.trades
+    assert len(trades) == 17 and set(trades["account"]) == {"U1234567"}
+    first = trades.iloc[0]
+    assert (first["symbol"], first["quantity"], first["price"], first["commission"]) == (
+        "AAPL",
+        50.0,
+        145.2,
+        1.0,
+    )
+    assert first["datetime"] == pd.Timestamp("2023-03-01 09:31:05", tz="America/New_York")
+    sap = trades[trades["symbol"] == "SAP"].iloc[0]
+    assert (sap["currency"], sap["fx_rate"]) == ("EUR", 1.0975)
+    assert result.rejects["reason"].tolist() == [
+        "asset category OPT is not supported (stocks only)"
+    ]
+    assert result.rejects["symbol"].tolist() == ["AAPL  240119C00190000"]
+    assert len(result.ibkr_realized) == 8
+    assert result.ibkr_realized.set_index("trade_id")["realized_pnl"]["600000411"] == -242.0
+    assert len(result.ibkr_closed_lots) == 10
+
+
+def test_flex_uses_executions_when_order_rows_are_also_present():
+    xml = """<FlexQueryResponse><FlexStatements><FlexStatement accountId="U1"><Trades>
+    <Trade accountId="U1" assetCategory="STK" symbol="X" tradeID="9" dateTime="20240102;100000" quantity="10"
+      tradePrice="5" ibCommission="-1" levelOfDetail="ORDER" />
+    <Trade accountId="U1" assetCategory="STK" symbol="X" tradeID="1" dateTime="20240102;100000" quantity="4"
+      tradePrice="5" ibCommission="-0.4" levelOfDetail="EXECUTION" />
+    <Trade accountId="U1" assetCategory="STK" symbol="X" tradeID="2" dateTime="20240102;100001" quantity="6"
+      tradePrice="5" ibCommission="-0.6" levelOfDetail="EXECUTION" />
+    </Trades></FlexStatement></FlexStatements></FlexQueryResponse>"""
+    trades = from_flex_xml(xml).trades
+    assert trades["trade_id"].tolist() == ["1", "2"]
+    assert trades["commission"].tolist() == [0.4, 0.6]
+
+
+def test_activity_statement_sample():
+    result = load_trades(SAMPLES / "activity_statement.csv")
+    trades = result.trades
+    assert len(trades) == 16 and set(trades["account"]) == {"U1234567"}
+    first = trades.iloc[0]
+    assert (first["symbol"], first["quantity"], first["commission"]) == ("AAPL", 50.0, 1.0)
+    assert first["datetime"] == pd.Timestamp("2023-03-01 09:31:05", tz="America/New_York")
+    assert result.rejects["reason"].tolist() == [
+        "asset category Forex is not supported (stocks only)"
+    ]
+    lots = result.ibkr_closed_lots
+    aapl = lots[lots["trade_id"] == "activity_statement.csv:12"]
+    assert aapl[["quantity", "cost_basis", "realized_pnl"]].values.tolist() == [
+        [-50.0, 7261.0, 1915.65],
+        [-10.0, 1881.333333, -46.003333],
+    ]
+    assert aapl["date_acquired"].dt.strftime("%Y-%m-%d").tolist() == ["2023-03-01", "2023-11-15"]
+
+
+def test_activity_statement_bad_rows():
+    text = (
+        "Trades,Header,DataDiscriminator,Asset Category,Currency,Symbol,Date/Time,Quantity,T. Price,C. Price,"
+        "Proceeds,Comm/Fee,Basis,Realized P/L,MTM P/L,Code\n"
+        'Trades,Data,Order,Stocks,USD,AAPL,"2024-01-15, 09:35:12","1,000",185.5,185,-185500,-5,185505,0,0,O\n'
+        'Trades,Data,Order,Stocks,USD,AAPL,"yesterday",10,185.5,185,-1855,-1,1856,0,0,O\n'
+        'Trades,Data,Order,Stocks,EUR,SAP,"2024-01-15, 09:35:12",10,185.5,185,-1855,-1,1856,0,0,O\n'
+    )
+    result = from_activity_csv(text)
+    assert result.trades["quantity"].tolist() == [1000.0]
+    assert result.trades["commission"].tolist() == [5.0]
+    assert result.rejects["reason"].tolist() == [
+        "unparseable date 'yesterday'",
+        "no fx_rate for currency EUR (give fx_rate = USD per unit)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("hello world\n", "not a trades CSV, Flex XML or Activity Statement"),
+        ("date,ticker,qty\n2024-01-01,X,1\n", "not a trades CSV, Flex XML or Activity Statement"),
+        ("<FlexQueryResponse><unclosed>", "not valid XML"),
+        ("<FlexQueryResponse></FlexQueryResponse>", "has no <Trade> rows"),
+        (
+            "Statement,Header,Field Name,Field Value\nStatement,Data,Title,Activity Statement\n",
+            "no Trades section",
+        ),
+        ("", "not a trades CSV"),
+    ],
+)
+def test_files_that_are_not_trade_histories(tmp_path, content, message):
+    path = tmp_path / "in.txt"
+    path.write_text(content)
+    with pytest.raises(TradeFileError, match=message):
+        load_trades(path)
+
+
+def test_missing_file_and_binary_file(tmp_path):
+    with pytest.raises(TradeFileError, match="cannot read the file"):
+        load_trades(tmp_path / "missing.csv")
+    (tmp_path / "b.xlsx").write_bytes(b"PK\x03\x04\xff\xfe\x00")
+    with pytest.raises(TradeFileError, match="not a text file"):
+        load_trades(tmp_path / "b.xlsx")
+
+
+def test_load_trades_detects_each_sample():
+    assert load_trades(SAMPLES / "trades.csv").rejects.empty
+    assert len(load_trades(SAMPLES / "trades.csv").trades) == 20
