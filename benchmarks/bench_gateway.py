@@ -9,12 +9,14 @@ The gateway runs as a separate process (``ibkr-nb gateway``) so its CPU time is 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 
 from ib_async import IB, MarketOrder, Stock
 
@@ -84,36 +86,51 @@ def bench_round_trip(port: int, orders: int = 300) -> list[float]:
     times = []
     for i in range(orders):
         order = MarketOrder("BUY" if i % 2 == 0 else "SELL", 10)
+        time.sleep(1 / 40)  # stay under ib_async's own 45 requests/s throttle
+        filled = asyncio.get_event_loop().create_future()
         start = time.perf_counter()
         trade = ib.placeOrder(contract, order)
-        while trade.orderStatus.status != "Filled":
-            ib.waitOnUpdate(timeout=2)
+        trade.filledEvent += lambda _trade, done=filled: done.done() or done.set_result(None)
+        ib.run(asyncio.wait_for(filled, 2))
         times.append(time.perf_counter() - start)
     ib.disconnect()
     return times
 
 
 def bench_streaming(port: int, pid: int, subscriptions: int = 200, seconds: float = 10.0):
+    """Gateway CPU (cores), and per subscription: updates/s and tick messages/s (by reqId)."""
     ib = IB()
     ib.connect("127.0.0.1", port, clientId=2, timeout=5)
     contracts = ib.qualifyContracts(*[Stock(s, "SMART", "USD") for s in SYMBOLS])
-    ticks = 0
+    messages: Counter[int] = Counter()
+    updates: set[tuple[int, int]] = set()  # (reqId, quarter second) pairs that carried ticks
 
-    def count(tickers):
-        nonlocal ticks
-        ticks += sum(len(t.ticks) for t in tickers)
+    def counting(handler):
+        def count(req_id, *args):
+            messages[req_id] += 1
+            updates.add((req_id, int(time.monotonic() * 4)))
+            return handler(req_id, *args)
 
-    ib.pendingTickersEvent += count
+        return count
+
+    for name in ("priceSizeTick", "tickSize", "tickString"):
+        setattr(ib.wrapper, name, counting(getattr(ib.wrapper, name)))
     for i in range(subscriptions):
         ib.reqMktData(contracts[i % len(contracts)])
+    # ib_async sends at most 45 requests a second: wait until every request is out
+    while ib.client._msgQ:
+        ib.sleep(0.1)
     ib.sleep(1.0)
-    ticks = 0
+    messages.clear()
+    updates.clear()
     cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
     ib.sleep(seconds)
     cpu1, wall1 = cpu_seconds(pid), time.perf_counter()
     ib.disconnect()
     elapsed = wall1 - wall0
-    return (cpu1 - cpu0) / elapsed, ticks / elapsed / subscriptions
+    per_subscription = sum(messages.values()) / elapsed / subscriptions
+    update_rate = len(updates) / elapsed / subscriptions
+    return (cpu1 - cpu0) / elapsed, update_rate, per_subscription, len(messages)
 
 
 def main() -> None:
@@ -136,13 +153,14 @@ def main() -> None:
 
     process, port = start_gateway("--seed", "7")  # a running clock, so prices move
     try:
-        cores, rate = bench_streaming(port, process.pid)
+        cores, update_rate, rate, active = bench_streaming(port, process.pid)
     finally:
         process.terminate()
         process.wait()
     print(
-        f"streaming:   200 subscriptions, {rate:4.2f} tick events/s each, gateway CPU "
-        f"{cores:.3f} of a core   (target 4 ticks/s each under 0.5 core)"
+        f"streaming:   {active} subscriptions ticking, {update_rate:4.2f} updates/s and "
+        f"{rate:4.2f} tick messages/s each, gateway CPU {cores:.3f} of a core   "
+        f"(target 200 at 4 updates/s each under 0.5 core)"
     )
 
 

@@ -1,10 +1,14 @@
 """Benchmark: FIFO tax lots with wash sales on 1,000,000 fills (2,000 symbols, 10 years).
 
-Prints wall time and peak memory of `match_lots`, the speed ratio against a straightforward
+Two generated histories: "realistic" (round trips with a mix of holding periods in an
+up-drifting market: mostly gains, some wash sales) and "wash-heavy" (random position targets
+re-traded every few days in a driftless market: about 80% of realized rows are wash sales,
+the engine's worst case). For each it prints wall time and peak memory of `match_lots`, the
+speed ratio against a straightforward
 lot-by-lot pure-Python implementation of the same rules on the same input (run on a subset of
 symbols and extrapolated, as it says), and, if the `beancount` package is installed, the ratio
 against beancount's FIFO booking of the same trades without wash sales (also on a subset).
-Run: .venv/bin/python benchmarks/bench_tax.py [--fills N] [--symbols N]
+Run: .venv/bin/python benchmarks/bench_tax.py [--fills N] [--symbols N] [--naive-symbols N]
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ YEARS = 10
 
 
 def generate(fills: int, symbols: int, seed: int = SEED) -> pd.DataFrame:
-    """Deterministic long-only fills: per symbol a random target position, traded in steps.
+    """Wash-heavy long-only fills: per symbol a random target position, traded in steps.
 
     Each symbol gets fills/symbols fills on random business days over YEARS years, prices
     from a daily geometric random walk, commission $0.005/share with a $1 minimum.
@@ -59,6 +63,53 @@ def generate(fills: int, symbols: int, seed: int = SEED) -> pd.DataFrame:
             "quantity": qty[keep],
             "price": price[keep],
             "commission": np.maximum(1.0, 0.005 * np.abs(qty[keep])),
+        }
+    )
+    return frame.sort_values(["datetime", "trade_id"], kind="stable").reset_index(drop=True)
+
+
+def generate_realistic(fills: int, symbols: int, seed: int = SEED) -> pd.DataFrame:
+    """Deterministic long-only round trips: buy 10-400 shares, sell them in one or two fills
+    after a holding period that is a few days (25%), weeks (35%), months (25%) or over a
+    year (15%); prices a daily geometric random walk drifting up 10% a year (25% volatility).
+    Trips overlap; those that would close after the last day stay open. Commission as in
+    `generate`. About `fills` fills (2.5 a trip)."""
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2015-01-02", periods=YEARS * 252).to_numpy()
+    trips = int(fills / 2.5)
+    sym = rng.integers(0, symbols, trips)
+    opened = rng.integers(0, len(days), trips)
+    band = rng.choice(4, trips, p=[0.25, 0.35, 0.25, 0.15])
+    held = rng.integers(np.array([0, 5, 40, 253])[band], np.array([5, 40, 253, 750])[band])
+    size = rng.integers(1, 17, trips) * 25
+    two = rng.random(trips) < 0.5  # sold in two fills, the first half then the rest
+    first = np.where(two, size // 2, size)
+    # Fills: trip, day index, quantity, seconds after midnight (buys before noon, sells after).
+    trip = np.r_[np.arange(trips), np.arange(trips), np.flatnonzero(two)]
+    closed = opened + held
+    day_idx = np.r_[opened, closed, closed[two] + rng.integers(0, 10, two.sum())]
+    qty = np.r_[size, -first, -(size - first)[two]].astype(float)
+    seconds = np.r_[
+        rng.integers(9 * 3600 + 1800, 12 * 3600, trips),
+        rng.integers(12 * 3600, 16 * 3600, trips + two.sum()),
+    ]
+    keep = day_idx < len(days)
+    trip, day_idx, qty, seconds = trip[keep], day_idx[keep], qty[keep], seconds[keep]
+    steps = rng.normal(0.10 / 252, 0.25 / np.sqrt(252), size=(symbols, len(days)))
+    paths = 20 + 180 * rng.random((symbols, 1)) * np.exp(np.cumsum(steps, axis=1))
+    price = np.round(paths[sym[trip], day_idx] * (1 + rng.normal(0, 0.002, len(trip))), 2)
+    n = len(trip)
+    frame = pd.DataFrame(
+        {
+            "trade_id": np.char.add("R", np.arange(n).astype(str)),
+            "account": "U1234567",
+            "symbol": np.char.add("S", np.char.zfill(sym[trip].astype(str), 4)),
+            "datetime": pd.DatetimeIndex(
+                days[day_idx] + seconds.astype("timedelta64[s]")
+            ).tz_localize("America/New_York"),
+            "quantity": qty,
+            "price": price,
+            "commission": np.maximum(1.0, 0.005 * np.abs(qty)),
         }
     )
     return frame.sort_values(["datetime", "trade_id"], kind="stable").reset_index(drop=True)
@@ -190,37 +241,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fills", type=int, default=1_000_000)
-    parser.add_argument("--symbols", type=int, default=2_000)
-    parser.add_argument("--naive-symbols", type=int, default=100)
-    parser.add_argument("--beancount-symbols", type=int, default=20)
-    args = parser.parse_args()
-
-    t0 = time.perf_counter()
-    trades = generate(args.fills, args.symbols)
-    print(
-        f"generated {len(trades):,} fills over {trades['symbol'].nunique():,} symbols, "
-        f"{trades['datetime'].min():%Y-%m-%d} .. {trades['datetime'].max():%Y-%m-%d} "
-        f"in {time.perf_counter() - t0:.1f} s (seed {SEED})"
-    )
+def run_scenario(name: str, trades: pd.DataFrame, naive_symbols: int) -> None:
+    """Time match_lots on `trades` and the naive implementation on a subset of its symbols."""
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     result = match_lots(trades, method="fifo", wash_sales=True)
     engine_s = time.perf_counter() - t0
     print(
-        f"match_lots fifo + wash sales: {engine_s:.2f} s wall, peak RSS {peak_rss_mb():,.0f} MB "
-        f"(before: {rss_before:,.0f} MB); {len(result.realized):,} realized rows, "
-        f"{(result.realized['adjustment_code'] == 'W').sum():,} wash sales, {len(result.open_lots):,} open lots"
+        f"[{name}] match_lots fifo + wash sales: {engine_s:.2f} s wall, peak RSS "
+        f"{peak_rss_mb():,.0f} MB (before: {rss_before:,.0f} MB); "
+        f"{len(result.realized):,} realized rows, "
+        f"{(result.realized['adjustment_code'] == 'W').sum():,} wash sales, "
+        f"{len(result.open_lots):,} open lots"
     )
     print(
-        f"targets: <= 10 s: {'met' if engine_s <= 10 else 'MISSED'}; "
+        f"[{name}] targets: <= 10 s: {'met' if engine_s <= 10 else 'MISSED'}; "
         f"<= 2048 MB peak: {'met' if peak_rss_mb() <= 2048 else 'MISSED'}"
     )
-
+    del result
     symbols = sorted(trades["symbol"].unique())
-    subset = trades[trades["symbol"].isin(symbols[: args.naive_symbols])].reset_index(drop=True)
+    subset = trades[trades["symbol"].isin(symbols[:naive_symbols])].reset_index(drop=True)
     scale = len(trades) / len(subset)
     t0 = time.perf_counter()
     naive_gain, naive_disallowed = naive_fifo_wash(subset)
@@ -229,16 +269,38 @@ def main() -> None:
     ours = match_lots(subset, method="fifo", wash_sales=True).realized
     ours_subset_s = time.perf_counter() - t0
     print(
-        f"naive lot-by-lot Python, {args.naive_symbols} symbols ({len(subset):,} fills): {naive_s:.2f} s; "
-        f"match_lots on the same subset {ours_subset_s:.2f} s; same totals: "
-        f"gain {naive_gain:,.2f} vs {ours['gain_loss'].sum():,.2f}, "
-        f"disallowed {naive_disallowed:,.2f} vs {ours['adjustment_amount'].sum():,.2f}"
+        f"[{name}] naive lot-by-lot Python, {min(naive_symbols, len(symbols))} symbols "
+        f"({len(subset):,} fills): {naive_s:.2f} s; match_lots on the same subset "
+        f"{ours_subset_s:.2f} s; same totals: gain {naive_gain:,.2f} vs "
+        f"{ours['gain_loss'].sum():,.2f}, disallowed {naive_disallowed:,.2f} vs "
+        f"{ours['adjustment_amount'].sum():,.2f}"
     )
     print(
-        f"naive extrapolated to all {len(trades):,} fills (x{scale:.1f}, linear in symbols): "
-        f"{naive_s * scale:.1f} s -> speed-up {naive_s * scale / engine_s:.1f}x "
+        f"[{name}] naive extrapolated to all {len(trades):,} fills (x{scale:.1f}, linear in "
+        f"symbols): {naive_s * scale:.1f} s -> speed-up {naive_s * scale / engine_s:.1f}x "
         f"(on the subset itself: {naive_s / ours_subset_s:.1f}x)"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fills", type=int, default=1_000_000)
+    parser.add_argument("--symbols", type=int, default=2_000)
+    parser.add_argument("--naive-symbols", type=int, default=100)
+    parser.add_argument("--beancount-symbols", type=int, default=20)
+    args = parser.parse_args()
+
+    for name, make in (("realistic", generate_realistic), ("wash-heavy", generate)):
+        t0 = time.perf_counter()
+        trades = make(args.fills, args.symbols)
+        print(
+            f"[{name}] generated {len(trades):,} fills over {trades['symbol'].nunique():,} "
+            f"symbols, {trades['datetime'].min():%Y-%m-%d} .. "
+            f"{trades['datetime'].max():%Y-%m-%d} in {time.perf_counter() - t0:.1f} s "
+            f"(seed {SEED})"
+        )
+        run_scenario(name, trades, args.naive_symbols)
+    symbols = sorted(trades["symbol"].unique())  # the wash-heavy history from here on
 
     try:
         import beancount  # noqa: F401

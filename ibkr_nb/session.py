@@ -472,13 +472,33 @@ class Session:
         order = self.build_order(quantity, order_type, **kwargs)
         self._ensure_connected()
         trade = self.ib.placeOrder(contract, order)
-        deadline = time.monotonic() + wait
-        while not trade.isDone() and time.monotonic() < deadline:
-            self.ib.waitOnUpdate(timeout=max(0.0, deadline - time.monotonic()))
+        self._wait_until_done(trade, wait)
         errors = [entry.message for entry in trade.log if entry.errorCode]
         if trade.orderStatus.status in ("Cancelled", "Inactive", "ApiCancelled") and errors:
             raise OrderRefused(f"{symbol} order {trade.order.orderId} was refused: {errors[-1]}")
         return frames.orders_frame([trade])
+
+    def _wait_until_done(self, trade, timeout: float) -> None:
+        """Run the event loop until the order is done (filled, cancelled) or ``timeout`` s pass.
+
+        Event-driven: the listener is attached before the loop runs, so a reply that arrives
+        all at once cannot slip past (as it can with ``IB.waitOnUpdate``).
+        """
+        if trade.isDone():
+            return
+        finished = asyncio.get_event_loop().create_future()
+
+        def check(_trade) -> None:
+            if trade.isDone() and not finished.done():
+                finished.set_result(None)
+
+        trade.statusEvent += check
+        try:
+            self.ib.run(asyncio.wait_for(finished, timeout))
+        except TimeoutError:
+            pass
+        finally:
+            trade.statusEvent -= check
 
     def cancel_order(self, order_id: int) -> pd.DataFrame:
         """Cancel a working order of this client; returns its row after TWS confirms."""
@@ -486,8 +506,6 @@ class Session:
         for trade in self.ib.openTrades():
             if trade.order.orderId == order_id:
                 self.ib.cancelOrder(trade.order)
-                deadline = time.monotonic() + 5
-                while not trade.isDone() and time.monotonic() < deadline:
-                    self.ib.waitOnUpdate(timeout=0.5)
+                self._wait_until_done(trade, 5.0)
                 return frames.orders_frame([trade])
         raise OrderRefused(f"No working order {order_id} for client {self.client_id}.")

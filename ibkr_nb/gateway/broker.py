@@ -14,10 +14,15 @@ the order ticket taken when the event happened, so an ``OrderUpdate`` for "Submi
 order: execDetails, orderStatus, commissionReport), and each call that changed cash or
 positions ends with one ``AccountChanged``.
 
-Errors are raised as :class:`BrokerError` (subclass :class:`OrderRejected` for orders); the
-server sends them as TWS error messages (``code``, ``message``, id = the order id). A rejected
-order produces no event (ib_async marks the trade Cancelled on the error); a 201 rejection is
-kept in :meth:`Broker.completed_orders` with status "Inactive".
+Errors are raised as :class:`OrderRejected` (a :class:`BrokerError`) -- for placement,
+modification and cancel alike; the server sends them as TWS error messages (``code``,
+``message``, id = ``order_id``). A rejected order produces no event (ib_async marks the trade
+Cancelled on the error); a 201 rejection is kept in :meth:`Broker.completed_orders` with status
+"Inactive" (``exc.ticket``). Cancel errors have ``ticket`` None.
+
+Persistence: with ``state_file`` the whole account is rewritten (temp file + ``os.replace``, no
+fsync) after every change; records are serialised once and cached, but the write is still
+O(history): ~1 ms per save at 100 orders, ~4 ms at 1000.
 
 Order life (TWS semantics)
 --------------------------
@@ -70,7 +75,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -432,6 +437,19 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+def _plain(obj: Any) -> dict:
+    """A dataclass as a shallow dict (datetimes as ISO text) -- much faster than ``asdict``."""
+    out = {}
+    for name in obj.__dataclass_fields__:
+        v = getattr(obj, name)
+        out[name] = v.isoformat() if isinstance(v, datetime) else v
+    return out
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, separators=(",", ":"))
+
+
 def _ticket_from(d: dict) -> OrderTicket:
     d = dict(d)
     d["submitted_at"] = _dt(d.get("submitted_at"))
@@ -491,6 +509,9 @@ class Broker:
         self._positions: dict[int, _Position] = {}
         self._cash = INITIAL_CASH
         self._reject_next: str | None = None
+        self._ser_trades: list[str] = []
+        self._ser_execs: list[str] = []
+        self._ser_completed: list[str] = []
         if self.state_file is not None and self.state_file.exists():
             self._load(self.state_file)
         else:
@@ -1303,17 +1324,33 @@ class Broker:
 
     # ---- persistence -------------------------------------------------------------------------
 
-    def _state(self) -> dict:
-        return {
+    def _state_json(self) -> str:
+        """The state document. Trades, executions and completed orders never change once
+        recorded, so each is serialised once and cached; only the rest is re-encoded."""
+
+        def extend(cache: list[str], items: list, encode) -> str:
+            if len(cache) > len(items):
+                cache.clear()
+            for item in items[len(cache) :]:
+                cache.append(encode(item))
+            return ",".join(cache)
+
+        dumps = _dumps
+        trades = extend(self._ser_trades, self._trades, lambda t: dumps(_plain(t)))
+        execs = extend(
+            self._ser_execs,
+            self._executions,
+            lambda ec: "[" + dumps(_plain(ec[0])) + "," + dumps(_plain(ec[1])) + "]",
+        )
+        completed = extend(self._ser_completed, self._completed, lambda t: dumps(_plain(t)))
+        head = {
             "version": STATE_VERSION,
             "account_id": self.account_id,
             "seed": self.seed,
             "initial_cash": INITIAL_CASH,
-            "trades": [asdict(t) for t in self._trades],
-            "executions": [[asdict(e), asdict(c)] for e, c in self._executions],
             "working": [
                 {
-                    "ticket": asdict(o.ticket),
+                    "ticket": _plain(o.ticket),
                     "seq": o.seq,
                     "transmitted": o.transmitted,
                     "triggered": o.triggered,
@@ -1322,7 +1359,6 @@ class Broker:
                 }
                 for o in sorted(self._working.values(), key=lambda w: w.seq)
             ],
-            "completed": [asdict(t) for t in self._completed],
             "used_ids": {str(c): sorted(ids) for c, ids in self._used_ids.items()},
             "counters": {
                 "seq": self._seq,
@@ -1335,13 +1371,18 @@ class Broker:
                 str(c): p.realized for c, p in self._positions.items() if p.realized
             },
         }
+        return (
+            dumps(head)[:-1]
+            + f',"trades":[{trades}],"executions":[{execs}],"completed":[{completed}]}}'
+        )
 
     def _save(self) -> None:
+        """Write the state file atomically (temp file in the same directory + rename)."""
         if self.state_file is None:
             return
         path = self.state_file
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(self._state(), default=_json_default, separators=(",", ":"))
+        data = self._state_json()
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -44,6 +44,7 @@ ET = ZoneInfo("America/New_York")
 RTH_OPEN_SECOND = 9 * 3600 + 30 * 60  # 09:30 ET, seconds after midnight
 RTH_CLOSE_SECOND = 16 * 3600  # 16:00 ET
 T = RTH_CLOSE_SECOND - RTH_OPEN_SECOND  # 23400 one-second steps per session
+BOOK_JITTER_LEN = 4096
 EPOCH = date(1990, 1, 1)  # a Monday; trading-day index 0
 _CHUNK = 256  # trading days per daily-level chunk
 _PHI = math.exp(-1.0 / 250.0)  # AR(1) coefficient of the daily log-price deviation
@@ -359,7 +360,6 @@ class HistoricalDataError(ValueError):
         self.message = message
 
 
-_BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
 _BAR_SIZES = {
     "1 secs": 1, "5 secs": 5, "10 secs": 10, "15 secs": 15, "30 secs": 30,
     "1 min": 60, "2 mins": 120, "3 mins": 180, "5 mins": 300, "10 mins": 600,
@@ -449,6 +449,10 @@ class Market:
         self._cache_days = cache_days
         # overrides: con_id -> list of (day, second, cumulative log factor), sorted
         self._offsets: dict[int, list[tuple[int, int, float]]] = {}
+        # Displayed sizes move between trades: +0, 400 or 800 shares, seeded per quarter second.
+        self._book_jitter = (
+            np.random.default_rng([self.seed, 0xB00C]).integers(0, 3, BOOK_JITTER_LEN) * 400
+        ).tolist()
         self._version: dict[int, int] = {}
 
     # ---- random streams ------------------------------------------------------------------
@@ -641,17 +645,25 @@ class Market:
         return self._quote(self._inst(symbol), _to_utc(when).timestamp())
 
     def _quote(self, inst: Instrument, ts: float) -> Quote:
+        """Prices move on the one-second grid; displayed sizes also move each quarter second
+        (unchanged on the whole second), so a stream carries about four updates a second."""
         idx, s = _LOCATOR.locate(ts)
         v = self._view(inst, idx)
         k = v.inv_tick
+        quarter = int((ts % 1.0) * 4)
+        bid_extra = ask_extra = 0
+        if quarter:  # 100 x quarter keeps consecutive quarters apart; the table varies them
+            slot = (s * 4 + quarter + inst.con_id) % BOOK_JITTER_LEN
+            bid_extra = 100 * quarter + self._book_jitter[slot]
+            ask_extra = 100 * quarter + self._book_jitter[(slot + 1) % BOOK_JITTER_LEN]
         return Quote(
             inst.symbol,
             inst.con_id,
             v.bid[s] / k,
             v.ask[s] / k,
             v.last[s] / k,
-            v.bid_size[s],
-            v.ask_size[s],
+            v.bid_size[s] + bid_extra,
+            v.ask_size[s] + ask_extra,
             v.last_size[s],
             v.cum_vol[s],
             v.last[0] / k,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .protocol import UNSET_DOUBLE, FieldError, FieldReader, encode_field, encode_message
+from .protocol import UNSET_DOUBLE, FieldError, FieldReader, encode_field, frame
 
 
 @dataclass(frozen=True)
@@ -956,4 +956,5 @@ def encode_fields(name: str, values: Mapping[str, Any], version: int) -> list[st
 
 def encode_reply(name: str, values: Mapping[str, Any], version: int) -> bytes:
     """One framed reply, ready for the socket."""
-    return encode_message(encode_fields(name, values, version))
+    text = "\0".join(encode_fields(name, values, version)) + "\0"
+    return frame(text.encode("utf-8", errors="replace"))

@@ -15,12 +15,20 @@ import ipaddress
 import logging
 import threading
 import time
-from collections import deque
 from datetime import datetime
 from pathlib import Path
 
 from . import messages
-from .broker import AccountChanged, Broker, Fill, OrderRejected, OrderTicket, OrderUpdate, WhatIf
+from .broker import (
+    AccountChanged,
+    Broker,
+    Fill,
+    OrderRejected,
+    OrderTicket,
+    OrderUpdate,
+    PositionRow,
+    WhatIf,
+)
 from .market import (
     Clock,
     HistoricalDataError,
@@ -36,6 +44,7 @@ from .protocol import (
     ProtocolError,
     connection_time,
     decode_fields,
+    encode_message,
     negotiate_version,
     parse_version_range,
     split_frames,
@@ -80,18 +89,29 @@ class ClientConnection:
         self.market_data: dict[int, tuple[str, bool]] = {}  # reqId -> (symbol, streaming)
         self.last_ticks: dict[int, dict[int, float]] = {}
         self.account_updates = False
-        self.account_multi: set[int] = set()
+        self.account_multi: dict[int, dict[str, str]] = {}  # reqId -> values last sent
         self.positions_subscribed = False
         self.positions_multi: set[int] = set()
-        self.recent: deque[float] = deque()
+        self.tokens = float(PACING_LIMIT)
+        self.refilled = time.monotonic()
         self.closed = False
+        self.outbox: list[bytes] = []
+        self.account_sent: dict[str, str] = {}  # account value key -> text last sent
 
     # -- output ------------------------------------------------------------------------------
 
     def send(self, name: str, **values) -> None:
+        """Queue a reply; everything queued in one event-loop pass goes out in one write."""
         if self.closed:
             return
-        self.writer.write(messages.encode_reply(name, values, self.version))
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.outbox.append(messages.encode_reply(name, values, self.version))
+
+    def flush(self) -> None:
+        if self.outbox and not self.closed:
+            self.writer.write(b"".join(self.outbox))
+        self.outbox.clear()
 
     def error(self, req_id: int, code: int, text: str) -> None:
         self.send(
@@ -100,6 +120,7 @@ class ClientConnection:
 
     def close(self) -> None:
         if not self.closed:
+            self.flush()
             self.closed = True
             with contextlib.suppress(Exception):
                 self.writer.close()
@@ -107,13 +128,17 @@ class ClientConnection:
     # -- pacing ------------------------------------------------------------------------------
 
     def over_pace(self, now: float) -> bool:
-        """True if this message exceeds PACING_LIMIT in the last second (it is then dropped)."""
-        recent = self.recent
-        while recent and now - recent[0] >= 1.0:
-            recent.popleft()
-        if len(recent) >= PACING_LIMIT:
+        """True if this message exceeds PACING_LIMIT a second (it is then dropped).
+
+        A token bucket holding one second's allowance, refilled continuously: a burst of more
+        than 50 is refused at once, and a client that paces itself per second (ib_async sends
+        45 a second in bursts) is never refused because of arrival jitter at the window edge.
+        """
+        self.tokens = min(PACING_LIMIT, self.tokens + (now - self.refilled) * PACING_LIMIT)
+        self.refilled = now
+        if self.tokens < 1.0:
             return True
-        recent.append(now)
+        self.tokens -= 1.0
         return False
 
 
@@ -303,7 +328,7 @@ class PaperGateway:
         low, high = parse_version_range(payload)
         client.version = negotiate_version(low, high)
         client.writer.write(
-            messages.encode_message([client.version, connection_time(self.clock.now())])
+            encode_message([client.version, connection_time(self.clock.now())])
         )
 
     async def _read_loop(self, client: ClientConnection) -> None:
@@ -313,13 +338,14 @@ class PaperGateway:
             if not chunk:
                 return
             buffer += chunk
+            arrived = time.monotonic()  # pacing counts arrivals, not when we got round to them
             for payload in split_frames(buffer):
-                self._handle(client, decode_fields(payload))
+                self._handle(client, decode_fields(payload), arrived)
                 if client.closed:
                     return
 
-    def _handle(self, client: ClientConnection, fields: list[str]) -> None:
-        if client.over_pace(time.monotonic()):
+    def _handle(self, client: ClientConnection, fields: list[str], arrived: float) -> None:
+        if client.over_pace(arrived):
             client.error(
                 -1, 100, f"Max rate of messages per second has been exceeded:max={PACING_LIMIT}"
             )
@@ -544,15 +570,44 @@ class PaperGateway:
 
     # -- account -----------------------------------------------------------------------------
 
-    def _send_account(self, client: ClientConnection) -> None:
+    def _send_account(self, client: ClientConnection, con_ids=None) -> None:
+        """Account values that changed since last sent, and portfolio rows (all, or con_ids)."""
         account = self.account_id
         for key, value, currency in account_value_rows(self.broker.account_values()):
-            client.send(
-                "updateAccountValue", key=key, val=value, currency=currency, accountName=account
-            )
-        for row in self.broker.portfolio():
+            if client.account_sent.get(key) != value:
+                client.account_sent[key] = value
+                client.send(
+                    "updateAccountValue",
+                    key=key,
+                    val=value,
+                    currency=currency,
+                    accountName=account,
+                )
+        for row in self._position_rows(con_ids, portfolio=True):
             client.send("updatePortfolio", **portfolio_values(row, account))
         client.send("updateAccountTime", timeStamp=self.clock.now().strftime("%H:%M"))
+
+    def _position_rows(self, con_ids, portfolio: bool = False) -> list[PositionRow]:
+        """Current rows, all or for ``con_ids`` (a closed position reports quantity 0)."""
+        rows = self.broker.portfolio() if portfolio else self.broker.positions()
+        if con_ids is None:
+            return rows
+        by_id = {row.con_id: row for row in rows}
+        return [
+            by_id.get(con_id)
+            or PositionRow(
+                account=self.account_id,
+                con_id=con_id,
+                symbol=instrument_by_con_id(con_id).symbol,
+                quantity=0.0,
+                average_cost=0.0,
+                market_price=self.market.quote(instrument_by_con_id(con_id).symbol).last,
+                market_value=0.0,
+                unrealized_pnl=0.0,
+                realized_pnl=0.0,
+            )
+            for con_id in con_ids
+        ]
 
     def _on_reqAccountUpdates(self, client, v) -> None:
         if v["acctCode"] and v["acctCode"] != self.account_id:
@@ -564,6 +619,7 @@ class PaperGateway:
             return
         client.account_updates = v["subscribe"]
         if v["subscribe"]:
+            client.account_sent.clear()  # a new subscription starts with every value
             self._send_account(client)
             client.send("accountDownloadEnd", accountName=self.account_id)
 
@@ -572,24 +628,28 @@ class PaperGateway:
         if v["account"] not in ("", "All", self.account_id):
             client.error(req_id, 321, f"Account {v['account']} is not managed by this login")
             return
-        client.account_multi.add(req_id)
+        client.account_multi[req_id] = {}
         self._send_account_multi(client, req_id)
         client.send("accountUpdateMultiEnd", reqId=req_id)
 
     def _send_account_multi(self, client, req_id: int) -> None:
+        """Account values for a reqAccountUpdatesMulti subscription, those changed since sent."""
+        sent = client.account_multi.setdefault(req_id, {})
         for key, value, currency in account_value_rows(self.broker.account_values()):
-            client.send(
-                "accountUpdateMulti",
-                reqId=req_id,
-                account=self.account_id,
-                modelCode="",
-                key=key,
-                value=value,
-                currency=currency,
-            )
+            if sent.get(key) != value:
+                sent[key] = value
+                client.send(
+                    "accountUpdateMulti",
+                    reqId=req_id,
+                    account=self.account_id,
+                    modelCode="",
+                    key=key,
+                    value=value,
+                    currency=currency,
+                )
 
     def _on_cancelAccountUpdatesMulti(self, client, v) -> None:
-        client.account_multi.discard(v["reqId"])
+        client.account_multi.pop(v["reqId"], None)
 
     def _on_reqAccountSummary(self, client, v) -> None:
         req_id = v["reqId"]
@@ -742,18 +802,17 @@ class PaperGateway:
                 client.send("execDetails", **execution_values(-1, event.execution))
                 client.send("commissionReport", **_commission_values(event.commission))
         elif isinstance(event, AccountChanged):
-            self._push_account()
+            self._push_account(event.con_ids or None)
 
-    def _push_account(self) -> None:
-        positions = None
+    def _push_account(self, con_ids) -> None:
+        """After a fill: changed account values and the positions it touched, to subscribers."""
         for client in list(self.clients):
             if client.account_updates:
-                self._send_account(client)
+                self._send_account(client, con_ids)
             for req_id in client.account_multi:
                 self._send_account_multi(client, req_id)
             if client.positions_subscribed or client.positions_multi:
-                positions = positions if positions is not None else self.broker.positions()
-                for row in positions:
+                for row in self._position_rows(con_ids):
                     values = position_values(row, self.account_id)
                     if client.positions_subscribed:
                         client.send("position", **values)

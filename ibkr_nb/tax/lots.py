@@ -176,13 +176,26 @@ def is_long_term(acquired: np.ndarray, sold: np.ndarray) -> np.ndarray:
 
 
 def _ymd(days: np.ndarray) -> np.ndarray:
-    d = np.asarray(days, dtype="datetime64[D]")
-    years = d.astype("datetime64[Y]")
-    months = d.astype("datetime64[M]")
+    """Calendar dates as integers yyyymmdd, through a table of the days spanned."""
+    d = np.asarray(days, dtype="datetime64[D]").astype(np.int64)
+    first, last = (d.min(), d.max()) if d.size else (0, -1)
+    table = np.arange(first, last + 1).astype("datetime64[D]")
+    years = table.astype("datetime64[Y]")
+    months = table.astype("datetime64[M]")
     y = years.astype(np.int64) + 1970
     m = (months - years).astype(np.int64) + 1
-    day = (d - months).astype(np.int64) + 1
-    return y * 10_000 + m * 100 + day
+    day = (table - months).astype(np.int64) + 1
+    return (y * 10_000 + m * 100 + day)[d - first]
+
+
+def _pick(mask: np.ndarray, yes: str, no: str) -> pd.api.extensions.ExtensionArray:
+    """A string column of two values, sharing two string objects (no copy per row)."""
+    return pd.array([no, yes], dtype="str").take(mask.astype(np.intp))
+
+
+def _dates(days: np.ndarray) -> np.ndarray:
+    """Day numbers (days since 1970-01-01) as datetime64[s] dates."""
+    return (days * 86_400).view("datetime64[s]")
 
 
 @dataclass
@@ -232,10 +245,10 @@ class _Book:
     labels: dict[str, tuple[np.ndarray, pd.Index]]  # account/symbol/trade_id as codes, uniques
     tz: object
 
-    def _label(self, column: str, row: np.ndarray) -> np.ndarray:
+    def _label(self, column: str, row: np.ndarray) -> pd.api.extensions.ExtensionArray:
         """A string column for the given rows (gathered through codes: cheap for many rows)."""
         codes, uniques = self.labels[column]
-        return np.asarray(uniques, dtype=object)[codes[row]]
+        return pd.array(uniques, dtype="str").take(codes[row])
 
     def _timestamps(self, row: np.ndarray) -> pd.DatetimeIndex:
         return (
@@ -278,7 +291,10 @@ class _Book:
         ]
         frame = frame[~tiny].reset_index(drop=True)
         frame["qty"] = qty[~tiny]
-        key_code = pd.factorize(pd.MultiIndex.from_arrays([frame["account"], frame["symbol"]]))[0]
+        account_code = pd.factorize(frame["account"])[0]
+        key_code = pd.factorize(
+            account_code * (sym_code.max(initial=0) + 1) + frame["sym_code"].to_numpy()
+        )[0]  # one code per (account, symbol), numbered in order of appearance
         frame["key"] = key_code
         frame = frame.iloc[np.lexsort((frame["event"].to_numpy(), key_code))].reset_index(drop=True)
         rows = _split_flips(frame)
@@ -476,47 +492,45 @@ class _Book:
     # ------------------------------------------------------------------ output
 
     def realized_frame(self, pieces: Pieces, seg: Segments) -> pd.DataFrame:
-        """Realized rows from wash-sale segments of pieces (see `LotResult`)."""
-        rows = self.rows
-        p = seg.piece
+        """Realized rows from wash-sale segments of pieces (see `LotResult`), in time order
+        of the closing trades, a piece's segments in sequence."""
+        by_time = np.lexsort((seg.piece, pieces.event[seg.piece]))
+        p = seg.piece[by_time]
+        qty, adj_in, disallowed = seg.qty[by_time], seg.adj_in[by_time], seg.disallowed[by_time]
+        day = self.rows["day"].to_numpy()
         lot = pieces.lot[p]
         close_row = self.close_idx[pieces.close[p]]
         open_row = self.lots.row[lot]
         direction = self.lots.direction[lot]
-        open_value = seg.qty * pieces.open_unit[p]
-        close_value = seg.qty * pieces.close_unit[p]
+        open_value = qty * pieces.open_unit[p]
+        close_value = qty * pieces.close_unit[p]
         is_long = direction > 0
         proceeds = np.where(is_long, close_value, open_value)
-        cost = np.where(is_long, open_value, close_value) + seg.adj_in
-        date_sold = rows["day"].to_numpy()[close_row].astype("datetime64[D]")
-        hps = seg.hps.astype("datetime64[D]")
-        long_term = is_long & is_long_term(hps, date_sold)
-        out = pd.DataFrame(
+        cost = np.where(is_long, open_value, close_value) + adj_in
+        hps = seg.hps[by_time]
+        long_term = is_long & is_long_term(_dates(hps), _dates(day[close_row]))
+        return pd.DataFrame(
             {
                 "account": self._label("account", close_row),
                 "symbol": self._label("symbol", close_row),
                 "lot_id": self._label("trade_id", open_row),
                 "trade_id": self._label("trade_id", close_row),
-                "position": np.where(is_long, "long", "short"),
-                "quantity": direction * seg.qty / MICRO / rows["factor"].to_numpy()[close_row],
-                "date_acquired": rows["day"].to_numpy()[open_row].astype("datetime64[D]"),
-                "date_sold": date_sold,
-                "holding_period_start": hps,
+                "position": _pick(is_long, "long", "short"),
+                "quantity": direction * qty / MICRO / self.rows["factor"].to_numpy()[close_row],
+                "date_acquired": _dates(day[open_row]),
+                "date_sold": _dates(day[close_row]),
+                "holding_period_start": _dates(hps),
                 "proceeds": proceeds,
                 "cost_basis": cost,
-                "wash_sale_adjustment": seg.adj_in,
-                "adjustment_code": np.where(seg.disallowed > 0, "W", ""),
-                "adjustment_amount": seg.disallowed,
-                "gain_loss": proceeds - cost + seg.disallowed,
-                "term": np.where(long_term, "long", "short"),
+                "wash_sale_adjustment": adj_in,
+                "adjustment_code": _pick(disallowed > 0, "W", ""),
+                "adjustment_amount": disallowed,
+                "gain_loss": proceeds - cost + disallowed,
+                "term": _pick(long_term, "long", "short"),
                 "datetime_acquired": self._timestamps(open_row),
                 "datetime_sold": self._timestamps(close_row),
             }
         )
-        for c in ("date_acquired", "date_sold", "holding_period_start"):
-            out[c] = out[c].astype("datetime64[s]")
-        order = np.lexsort((p, rows["event"].to_numpy()[close_row]))
-        return out.iloc[order].reset_index(drop=True)[REALIZED_COLUMNS]
 
     def open_lots_frame(self, seg: Segments) -> pd.DataFrame:
         """Open lots left after all trades (see `LotResult`)."""
@@ -530,15 +544,10 @@ class _Book:
                 "account": self._label("account", row),
                 "symbol": self._label("symbol", row),
                 "lot_id": self._label("trade_id", row),
-                "position": np.where(direction > 0, "long", "short"),
+                "position": _pick(direction > 0, "long", "short"),
                 "quantity": direction * seg.open_qty / MICRO,
-                "date_acquired": rows["day"]
-                .to_numpy()[row]
-                .astype("datetime64[D]")
-                .astype("datetime64[s]"),
-                "holding_period_start": seg.open_hps.astype("datetime64[D]").astype(
-                    "datetime64[s]"
-                ),
+                "date_acquired": _dates(rows["day"].to_numpy()[row]),
+                "holding_period_start": _dates(seg.open_hps),
                 "cost_basis": np.where(direction > 0, value, 0.0) + seg.open_adj,
                 "proceeds": np.where(direction > 0, np.nan, value),
                 "wash_sale_adjustment": seg.open_adj,

@@ -29,8 +29,8 @@ of its shares is reported in segments with their own basis and holding period.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from array import array
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ibkr_nb.tax.lots import Lots, Pieces
 
 WINDOW_DAYS = 30
+BATCH_PIECES = 100_000  # pieces swept at a time (a batch holds whole symbols)
 _LOSS_EPS = 1e-9  # USD: smaller "losses" are float noise, not wash-sale triggers
 
 
@@ -63,58 +64,59 @@ class Segments:
     open_hps: np.ndarray
 
 
-def plain_segments(lots: Lots, pieces: Pieces) -> Segments:
-    """Segments without wash sales: one per piece, the unsold rest of each lot open."""
-    disposed = np.zeros(len(lots.qty), dtype=np.int64)
-    np.add.at(disposed, pieces.lot, pieces.qty)
-    left = lots.qty - disposed
-    open_lot = np.flatnonzero(left > 0)
-    zeros = np.zeros(len(pieces.qty))
-    return Segments(
-        piece=np.arange(len(pieces.qty)),
-        qty=pieces.qty,
-        adj_in=zeros,
-        hps=lots.day[pieces.lot],
-        disallowed=zeros,
-        open_lot=open_lot,
-        open_qty=left[open_lot],
-        open_adj=np.zeros(len(open_lot)),
-        open_hps=lots.day[open_lot],
-    )
-
-
 def wash_sale_segments(lots: Lots, pieces: Pieces) -> Segments:
-    """Apply the wash-sale rule to matched pieces (see the module docstring)."""
-    n_lots = len(lots.qty)
-    lot_key = lots.wash_key
-    # Candidate replacement lots per (symbol, side), in acquisition order.
-    cand = np.lexsort((lots.order, lots.direction, lot_key))
-    cand_group = lot_key[cand] * 2 + (lots.direction[cand] > 0)
-    bounds = (
-        np.flatnonzero(np.r_[True, cand_group[1:] != cand_group[:-1], True])
-        if n_lots
-        else np.array([0])
-    )
-    group_start = np.empty(n_lots, dtype=np.int64)
-    group_end = np.empty(n_lots, dtype=np.int64)
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        group_start[cand[a:b]] = a
-        group_end[cand[a:b]] = b
-    cand_days = lots.day[cand].tolist()
-    cand_lot = cand.tolist()
+    """Apply the wash-sale rule to matched pieces (see the module docstring).
 
-    p_lot = pieces.lot
-    order = np.lexsort((np.arange(len(p_lot)), pieces.event, lot_key[p_lot])).tolist()
-    gain_unit = (lots.direction[p_lot] * (pieces.close_unit - pieces.open_unit)).tolist()
-    offset = pieces.offsets().tolist()
-    qty = pieces.qty.tolist()
-    close = pieces.close.tolist()
-    sale_day = pieces.day.tolist()
-    lot_of = p_lot.tolist()
+    Symbols are independent, so they are swept in batches of about BATCH_PIECES pieces:
+    the sweep's Python lists then stay small (memory) and warm in cache (speed).
+    """
+    key_of_piece = lots.wash_key[pieces.lot]
+    lot_by_key = np.argsort(lots.wash_key, kind="stable")
+    piece_by_key = np.argsort(key_of_piece, kind="stable")
+    lot_keys = lots.wash_key[lot_by_key]
+    piece_keys = key_of_piece[piece_by_key]
+    n_keys = int(lots.wash_key.max(initial=-1)) + 1
+    per_key = np.cumsum(np.bincount(piece_keys, minlength=n_keys))
+    cuts = np.searchsorted(per_key, np.arange(BATCH_PIECES, len(piece_keys), BATCH_PIECES))
+    edges = np.r_[0, np.unique(cuts), n_keys]
+    local = np.empty(len(lots.qty), dtype=np.int64)
+    parts = []
+    for k0, k1 in zip(edges[:-1], edges[1:], strict=True):
+        lot_sel = lot_by_key[np.searchsorted(lot_keys, k0) : np.searchsorted(lot_keys, k1)]
+        piece_sel = piece_by_key[np.searchsorted(piece_keys, k0) : np.searchsorted(piece_keys, k1)]
+        local[lot_sel] = np.arange(len(lot_sel))
+        batch_pieces = replace(_take(pieces, piece_sel), lot=local[pieces.lot[piece_sel]])
+        seg = _sweep(_take(lots, lot_sel), batch_pieces)
+        parts.append(replace(seg, piece=piece_sel[seg.piece], open_lot=lot_sel[seg.open_lot]))
+    return Segments(
+        *(np.concatenate([getattr(part, f.name) for part in parts]) for f in fields(Segments))
+    )
+
+
+def _sweep(lots: Lots, pieces: Pieces) -> Segments:
+    """The wash-sale rule for some symbols: one sweep over their closing trades in time
+    order, on plain Python lists (the rule is sequential: a disallowed loss changes the basis
+    of a later sale). Pieces with no loss and no carried adjustment, the common case, are
+    left to `_assemble`; so are lots still held that never absorbed a loss.
+    """
+    n_lots = len(lots.qty)
+    order = np.lexsort((np.arange(len(pieces.lot)), pieces.event, lots.wash_key[pieces.lot]))
+    cand, window_lo, window_hi = _windows(lots, pieces)
+    cand_lot = cand.tolist()
     lot_qty = lots.qty.tolist()
     lot_day = lots.day.tolist()
-    g_start = group_start.tolist()
-    g_end = group_end.tolist()
+    bounds = _run_bounds(pieces.close[order])
+    offset = pieces.offsets()
+    gain_unit = lots.direction[pieces.lot] * (pieces.close_unit - pieces.open_unit)
+    piece_of = order.tolist()
+    lot_of = pieces.lot[order].tolist()
+    qty_of = pieces.qty[order].tolist()
+    start_of = offset[order].tolist()
+    end_of = (offset + pieces.qty)[order].tolist()
+    gain_of = gain_unit[order].tolist()
+    day_of = pieces.day[order].tolist()
+    lo_of = window_lo[order].tolist()
+    hi_of = window_hi[order].tolist()
 
     # Lots that can no longer absorb (all shares absorbed or sold) are skipped for good:
     # nxt[k] leads to the next candidate position that may still absorb (path halving).
@@ -131,107 +133,152 @@ def wash_sale_segments(lots: Lots, pieces: Pieces) -> Segments:
 
     disposed = [0] * n_lots  # shares of each lot sold so far
     absorbed_end = [0] * n_lots  # end of the shares that already absorbed a loss
-    ranges: dict[int, list[tuple[int, int, float, int]]] = {}  # lot -> (a0, a1, adj/share, hps)
-    cursor: dict[int, int] = {}
+    spans: list[list[tuple[int, int, float, int]] | None] = [None] * n_lots  # (a0, a1, adj, hps)
+    cursor = [0] * n_lots  # first span of each lot not yet sold
+    sold = array("d")  # segment records, see _columns
+    record = sold.extend
 
-    out: list[tuple[int, int, float, int, float]] = []  # piece, qty, adj_in, hps, disallowed
-    emit = out.append
-
-    n = len(order)
-    i = 0
-    while i < n:
-        j = i
-        c = close[order[i]]
-        while j < n and close[order[j]] == c:
-            p = order[j]
-            lot = lot_of[p]
-            disposed[lot] = offset[p] + qty[p]
-            if disposed[lot] == lot_qty[lot]:
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for k in range(a, b):  # shares sold by this trade are no replacement for each other
+            lot = lot_of[k]
+            disposed[lot] = end_of[k]
+            if end_of[k] == lot_qty[lot]:
                 nxt[slot_of[lot]] = slot_of[lot] + 1
-            j += 1
-        for k in range(i, j):
-            p = order[k]
-            lot = lot_of[p]
-            if lot in ranges:
-                segments = _split(lot, offset[p], offset[p] + qty[p], ranges, cursor, lot_day[lot])
-            elif gain_unit[p] >= 0:  # no adjustment carried in and no loss: nothing to do
-                emit((p, qty[p], 0.0, lot_day[lot], 0.0))
+        for k in range(a, b):
+            lot = lot_of[k]
+            if spans[lot] is not None:
+                segments = _split(spans[lot], cursor, lot, start_of[k], end_of[k], lot_day[lot])
+            elif gain_of[k] >= 0:  # no adjustment carried in and no loss: left to _assemble
                 continue
             else:
-                segments = [(qty[p], 0.0, lot_day[lot])]
+                segments = [(qty_of[k], 0.0, lot_day[lot])]
             for sq, adj_share, hps in segments:
                 adj_in = adj_share * sq
-                gain = sq * gain_unit[p] - adj_in
+                gain = sq * gain_of[k] - adj_in
                 disallowed = 0.0
                 if gain < -_LOSS_EPS:
-                    day = sale_day[p]
-                    lo = bisect_left(cand_days, day - WINDOW_DAYS, g_start[lot], g_end[lot])
-                    hi = bisect_right(cand_days, day + WINDOW_DAYS, lo, g_end[lot])
+                    day = day_of[k]
                     need = sq
                     loss_share = -gain / sq
-                    k = find(lo)
-                    while k < hi:
-                        r = cand_lot[k]
+                    c = lo_of[k] if nxt[lo_of[k]] == lo_of[k] else find(lo_of[k])
+                    while c < hi_of[k]:
+                        r = cand_lot[c]
                         if r != lot:
-                            start = max(absorbed_end[r], disposed[r])
-                            take = min(lot_qty[r] - start, need)
-                            tacked = lot_day[r] - (day - hps)
-                            ranges.setdefault(r, []).append(
-                                (start, start + take, loss_share, tacked)
-                            )
+                            start = absorbed_end[r]
+                            if disposed[r] > start:
+                                start = disposed[r]
+                            take = lot_qty[r] - start
+                            if take > need:
+                                take = need
+                            span = (start, start + take, loss_share, lot_day[r] - (day - hps))
+                            if spans[r] is None:
+                                spans[r] = [span]
+                            else:
+                                spans[r].append(span)
                             absorbed_end[r] = start + take
                             if start + take == lot_qty[r]:
-                                nxt[k] = k + 1
+                                nxt[c] = c + 1
                             need -= take
                             if need == 0:
                                 break
-                        k = find(k + 1)
+                        c += 1
+                        if nxt[c] != c:
+                            c = find(c)
                     disallowed = -gain if need == 0 else loss_share * (sq - need)
-                emit((p, sq, adj_in, hps, disallowed))
-        i = j
+                record((piece_of[k], sq, adj_in, hps, disallowed))
 
-    open_lot: list[int] = []
-    open_qty: list[int] = []
-    open_adj: list[float] = []
-    open_hps: list[int] = []
-    for lot in range(n_lots):
-        if disposed[lot] < lot_qty[lot]:
+    held = array("d")
+    for lot in np.flatnonzero(lots.qty > np.array(disposed, dtype=np.int64)).tolist():
+        if spans[lot] is not None:
             for sq, adj_share, hps in _split(
-                lot, disposed[lot], lot_qty[lot], ranges, cursor, lot_day[lot]
+                spans[lot], cursor, lot, disposed[lot], lot_qty[lot], lot_day[lot]
             ):
-                open_lot.append(lot)
-                open_qty.append(sq)
-                open_adj.append(adj_share * sq)
-                open_hps.append(hps)
-    piece, sold, adj_in, hps, disallowed = (
-        (list(c) for c in zip(*out, strict=True)) if out else ([],) * 5
-    )
+                held.extend((lot, sq, adj_share * sq, hps, 0.0))
+    return _assemble(lots, pieces, sold, held, np.array(disposed, dtype=np.int64))
+
+
+def _take(arrays: Lots | Pieces, sel: np.ndarray) -> Lots | Pieces:
+    """A dataclass of parallel arrays (`Lots`, `Pieces`) restricted to the rows `sel`."""
+    return type(arrays)(**{f.name: getattr(arrays, f.name)[sel] for f in fields(arrays)})
+
+
+def plain_segments(lots: Lots, pieces: Pieces) -> Segments:
+    """Segments without wash sales: one per piece, the unsold rest of each lot open."""
+    disposed = np.zeros(len(lots.qty), dtype=np.int64)
+    np.add.at(disposed, pieces.lot, pieces.qty)
+    return _assemble(lots, pieces, array("d"), array("d"), disposed)
+
+
+def _columns(flat: array) -> tuple[np.ndarray, ...]:
+    """(piece or lot, qty, adj_in, hps, disallowed) from a flat array of segment records.
+
+    Records are float64 (8 bytes a value, no Python objects); integers stay exact below 2**53.
+    """
+    index, qty, adj, hps, disallowed = np.frombuffer(flat, dtype=float).reshape(-1, 5).T
+    return index.astype(np.int64), qty.astype(np.int64), adj, hps.astype(np.int64), disallowed
+
+
+def _assemble(
+    lots: Lots, pieces: Pieces, sold: array, held: array, disposed: np.ndarray
+) -> Segments:
+    """`Segments` from the recorded ones (see `_columns`) plus every piece and held lot not
+    among them, which keep the lot's own basis and acquisition date (one segment each)."""
+    s_piece, s_qty, s_adj, s_hps, s_disallowed = _columns(sold)
+    h_lot, h_qty, h_adj, h_hps, _ = _columns(held)
+    plain = np.ones(len(pieces.qty), dtype=bool)
+    plain[s_piece] = False
+    piece = np.flatnonzero(plain)
+    left = lots.qty - disposed
+    untouched = left > 0
+    untouched[h_lot] = False
+    lot = np.flatnonzero(untouched)
     return Segments(
-        piece=np.array(piece, dtype=np.int64),
-        qty=np.array(sold, dtype=np.int64),
-        adj_in=np.array(adj_in, dtype=float),
-        hps=np.array(hps, dtype=np.int64),
-        disallowed=np.array(disallowed, dtype=float),
-        open_lot=np.array(open_lot, dtype=np.int64),
-        open_qty=np.array(open_qty, dtype=np.int64),
-        open_adj=np.array(open_adj, dtype=float),
-        open_hps=np.array(open_hps, dtype=np.int64),
+        piece=np.concatenate([piece, s_piece]),
+        qty=np.concatenate([pieces.qty[piece], s_qty]),
+        adj_in=np.concatenate([np.zeros(len(piece)), s_adj]),
+        hps=np.concatenate([lots.day[pieces.lot[piece]], s_hps]),
+        disallowed=np.concatenate([np.zeros(len(piece)), s_disallowed]),
+        open_lot=np.concatenate([lot, h_lot]),
+        open_qty=np.concatenate([left[lot], h_qty]),
+        open_adj=np.concatenate([np.zeros(len(lot)), h_adj]),
+        open_hps=np.concatenate([lots.day[lot], h_hps]),
     )
+
+
+def _windows(lots: Lots, pieces: Pieces) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replacement candidates: lots ordered by (symbol, side, acquisition), and for each piece
+    the [lo, hi) positions in that order of the lots of its own symbol and side acquired
+    within WINDOW_DAYS calendar days of its sale (found with one searchsorted each)."""
+    group = lots.wash_key * 2 + (lots.direction > 0)
+    cand = np.lexsort((lots.order, group))
+    first = min(lots.day.min(initial=0), pieces.day.min(initial=0)) - WINDOW_DAYS
+    span = max(lots.day.max(initial=0), pieces.day.max(initial=0)) - first + WINDOW_DAYS + 1
+    cand_key = group[cand] * span + (lots.day[cand] - first)  # sorted: days rise within a group
+    piece_key = group[pieces.lot] * span + (pieces.day - first)
+    lo = np.searchsorted(cand_key, piece_key - WINDOW_DAYS, side="left")
+    hi = np.searchsorted(cand_key, piece_key + WINDOW_DAYS, side="right")
+    return cand, lo, hi
+
+
+def _run_bounds(values: np.ndarray) -> np.ndarray:
+    """Start of each run of equal consecutive values, then len(values)."""
+    change = np.ones(len(values) + 1, dtype=bool)
+    change[1:-1] = values[1:] != values[:-1]
+    return np.flatnonzero(change)
 
 
 def _split(
+    spans: list[tuple[int, int, float, int]],
+    cursor: list[int],
     lot: int,
     d0: int,
     d1: int,
-    ranges: dict[int, list[tuple[int, int, float, int]]],
-    cursor: dict[int, int],
     acquired: int,
 ) -> list[tuple[int, float, int]]:
-    """Shares [d0, d1) of a lot as (qty, adjustment per share, holding period start) runs."""
-    spans = ranges.get(lot)
-    if spans is None:
-        return [(d1 - d0, 0.0, acquired)]
-    k = cursor.get(lot, 0)
+    """Shares [d0, d1) of a lot with absorbed `spans` (a0, a1, adjustment per share,
+    holding period start) as (qty, adjustment per share, holding period start) runs.
+    `cursor[lot]` remembers the first span not yet passed (shares are sold front to back)."""
+    k = cursor[lot]
     out = []
     cur = d0
     while cur < d1:
