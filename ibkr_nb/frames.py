@@ -75,6 +75,7 @@ EXECUTION_COLUMNS = [
     "time",
 ]
 QUOTE_COLUMNS = ["symbol", "bid", "ask", "last", "close", "bid_size", "ask_size", "volume", "time"]
+"""``time`` is the exchange time of the last trade when TWS sends it, else when the quote arrived."""
 BAR_COLUMNS = ["date", "open", "high", "low", "close", "volume", "wap", "bar_count"]
 
 
@@ -86,6 +87,14 @@ def clean(value) -> float:
     if number in (UNSET_DOUBLE, float(UNSET_INTEGER)) or math.isinf(number):
         return math.nan
     return number
+
+
+def _utc(moment) -> pd.Timestamp:
+    """A tz-aware UTC timestamp (naive input is taken as UTC); NaT for None."""
+    if moment is None:
+        return pd.NaT
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _frame(rows: Iterable[dict], columns: list[str]) -> pd.DataFrame:
@@ -198,7 +207,7 @@ def executions_frame(fills) -> pd.DataFrame:
                 "realized_pnl": clean(report.realizedPNL) if report.execId else math.nan,
                 "currency": report.currency or f.contract.currency,
                 "exchange": e.exchange,
-                "time": pd.Timestamp(e.time).tz_convert("UTC"),
+                "time": _utc(e.time),
             }
         )
     frame = _frame(rows, EXECUTION_COLUMNS)
@@ -217,7 +226,7 @@ def quotes_frame(tickers) -> pd.DataFrame:
             "bid_size": clean(t.bidSize),
             "ask_size": clean(t.askSize),
             "volume": clean(t.volume),
-            "time": pd.Timestamp(t.time).tz_convert("UTC") if t.time else pd.NaT,
+            "time": _utc(t.lastTimestamp or t.delayedLastTimestamp or t.time),
         }
         for t in tickers
     ]

@@ -32,48 +32,50 @@ PAPER_PREFIXES = ("DU", "DF")
 RECONNECT_DELAYS = (0.25, 0.5, 1.0, 2.0)  # seconds between attempts; then give up
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT")
 
-_loop_patched = False
-
 
 class SessionError(RuntimeError):
     """A problem a person can act on; the message says what happened and what to do."""
 
 
 class GatewayNotRunning(SessionError):
-    pass
+    """Nothing accepted the API connection on that host and port."""
 
 
 class ClientIdInUse(SessionError):
-    pass
+    """Another connection already uses this client id (TWS error 326)."""
 
 
 class ConnectTimeout(SessionError):
-    pass
+    """The socket opened but the API handshake did not finish in time."""
 
 
 class AccountNotManaged(SessionError):
-    pass
+    """IBKR_ACCOUNT_ID is not among the accounts this login manages."""
 
 
 class LiveTradingLocked(SessionError):
-    pass
+    """An order to a live account without both live-trading keys."""
 
 
 class OrderRefused(SessionError):
-    pass
+    """An order that was not sent, or that TWS refused."""
 
 
 def _patch_event_loop() -> None:
-    """Let ib_async's blocking calls run inside Jupyter's already-running loop (once)."""
-    global _loop_patched
-    if not _loop_patched:
+    """Let ib_async's blocking calls run inside an already-running loop, as in a Jupyter cell.
+
+    nest-asyncio is applied once per event loop (it marks the loops it has patched).
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
         try:
-            loop = asyncio.get_event_loop()
+            loop = asyncio.get_event_loop_policy().get_event_loop()
         except RuntimeError:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
+    if not getattr(loop, "_nest_patched", False):
         nest_asyncio.apply(loop)
-        _loop_patched = True
 
 
 def is_paper_account(account: str) -> bool:

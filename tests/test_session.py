@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -200,6 +201,23 @@ def test_informational_codes_are_logged_not_raised(gateway, caplog):
     messages = [r for r in caplog.records if r.name == "ibkr_nb.session"]
     assert any("2104" in r.getMessage() and r.levelname == "INFO" for r in messages)
     assert not any(r.levelname in ("WARNING", "ERROR") for r in messages)
+
+
+def test_works_inside_a_running_event_loop_as_in_a_jupyter_cell(gateway):
+    """A notebook cell runs inside the kernel's event loop; blocking calls must still work."""
+
+    async def cell():
+        with ibkr_nb.connect(port=gateway.port, client_id=12) as s:
+            return s.positions(), s.place_order("KO", 1)
+
+    loop = asyncio.new_event_loop()
+    try:
+        positions, order = loop.run_until_complete(cell())
+    finally:
+        loop.close()
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    assert len(positions) >= 3
+    assert order.status.iloc[0] == "Filled"
 
 
 def test_closed_session_says_to_reconnect(gateway):

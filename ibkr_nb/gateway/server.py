@@ -327,9 +327,7 @@ class PaperGateway:
         payload = await client.reader.readexactly(size)
         low, high = parse_version_range(payload)
         client.version = negotiate_version(low, high)
-        client.writer.write(
-            encode_message([client.version, connection_time(self.clock.now())])
-        )
+        client.writer.write(encode_message([client.version, connection_time(self.clock.now())]))
 
     async def _read_loop(self, client: ClientConnection) -> None:
         buffer = bytearray()
@@ -712,6 +710,13 @@ class PaperGateway:
                 "Order rejected - reason:Order conditions are not supported by the paper gateway",
             )
             return
+        for flag, code, name in (
+            ("eTradeOnly", 10268, "EtradeOnly"),
+            ("firmQuoteOnly", 10269, "firmQuoteOnly"),
+        ):
+            if v.get(flag):  # legacy attributes TWS 10 refuses (old clients set them by default)
+                client.error(order_id, code, f"The '{name}' order attribute is not supported.")
+                return
         found = self._resolve(v)
         if found is None:
             client.error(order_id, 200, NO_SECURITY)
