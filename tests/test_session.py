@@ -194,6 +194,13 @@ def test_reconnects_after_drop_and_says_so(gateway, session):
     assert session.notices and "restored" in session.notices[-1]
 
 
+def test_connectivity_lost_1100_reconnects_on_the_next_call(gateway, session):
+    gateway.notify_connectivity(lost=True)
+    session.ib.sleep(0.2)
+    assert not session.positions().empty
+    assert session.notices and "restored" in session.notices[-1]
+
+
 def test_informational_codes_are_logged_not_raised(gateway, caplog):
     caplog.set_level("INFO", logger="ibkr_nb.session")
     with ibkr_nb.connect(port=gateway.port, client_id=8) as s:

@@ -301,6 +301,24 @@ class PaperGateway:
 
         self._call(drop)
 
+    def notify_connectivity(self, lost: bool) -> None:
+        """Tell every client that TWS lost (1100) or regained (1102) its link to IBKR."""
+        code, text = (
+            (1100, "Connectivity between IB and Trader Workstation has been lost.")
+            if lost
+            else (
+                1102,
+                "Connectivity between IB and Trader Workstation has been restored - "
+                "data maintained. All data farms are connected: usfarm; ushmds; secdefnj.",
+            )
+        )
+
+        def notify():
+            for client in list(self.clients):
+                client.error(-1, code, text)
+
+        self._call(notify)
+
     # -- connections -------------------------------------------------------------------------
 
     async def _serve_client(self, reader, writer) -> None:

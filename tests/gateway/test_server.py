@@ -373,6 +373,43 @@ def test_partial_fills_for_an_order_larger_than_displayed_size(gateway, ib):
     assert total == pytest.approx(max(1.0, 0.005 * size))
 
 
+def test_positions_multi_and_head_timestamp(gateway, ib):
+    rows, ended = [], []
+    ib.wrapper.positionMulti = lambda req_id, account, model, contract, pos, cost: rows.append(
+        contract.symbol
+    )
+    ib.wrapper.positionMultiEnd = ended.append
+    ib.client.reqPositionsMulti(77, gateway.account_id, "")
+    wait_until(ib, lambda: ended == [77])
+    assert set(rows) == {p.contract.symbol for p in ib.reqPositions()}
+    head = ib.reqHeadTimeStamp(aapl(ib), "TRADES", True)
+    assert head.year < CLOCK.year - 2
+
+
+def test_client_zero_binds_manual_orders_and_others_may_not(gateway):
+    master = connect_ib(gateway, client_id=0)  # ib_async calls reqAutoOpenOrders(True) for 0
+    other = connect_ib(gateway)
+    seen = errors_of(other)
+    other.reqAutoOpenOrders(True)
+    wait_until(other, lambda: any(code == 321 for _, code, _ in seen))
+    assert master.isConnected()
+    master.disconnect()
+    other.disconnect()
+
+
+def test_day_order_expires_at_the_close_and_gtc_stays(gateway, ib):
+    contract = aapl(ib)
+    (ticker,) = ib.reqTickers(contract)
+    low = round(ticker.bid - 20, 2)
+    day = ib.placeOrder(contract, LimitOrder("BUY", 1, low, tif="DAY"))
+    gtc = ib.placeOrder(contract, LimitOrder("BUY", 1, low, tif="GTC"))
+    wait_until(ib, lambda: gtc.orderStatus.status == "Submitted")
+    gateway.advance_clock(7 * 3600)  # past 16:00 New York
+    wait_until(ib, day.isDone)
+    assert day.orderStatus.status == "Cancelled"
+    assert gtc.orderStatus.status == "Submitted"
+
+
 # -- pacing, robustness and determinism ----------------------------------------------------------
 
 
