@@ -46,36 +46,70 @@ def test_pub550_example_basis_of_new_stock(t):
     )
 
 
-def test_pub550_more_stock_bought_than_sold(t):
-    # Pub. 550, "More or less stock bought than sold", Example 1: 100 shares of M bought
-    # September 24, sold February 3 of the next year at a $750 loss; 50 shares bought on each
-    # of February 4, 5, 6 and 7. Half the disallowed loss ($375) goes to the 50 shares bought
-    # February 4 and half to those bought February 5 ("Match the shares bought in the same
-    # order that you bought them, beginning with the first shares bought").
+def test_pub550_more_or_less_stock_bought_than_sold_example_1(t):
+    # Pub. 550, Wash Sales, "More or less stock bought than sold", Example 1: 100 shares of M
+    # bought September 24, 2021 for $5,000; 50 bought December 21, 2021 for $2,750; 25 bought
+    # December 28, 2021 for $1,125; the September shares sold January 4, 2022 for $4,000, a
+    # $1,000 loss. 75 replacement shares: the loss on 75 shares ($750) is disallowed, $250 is
+    # deductible. The 50 shares get two-thirds (50/75) of $750: basis $3,250 ($2,750 + $500);
+    # the 25 shares get the rest: basis $1,375 ($1,125 + $250).
     trades = t.trades(
         """
         date        symbol quantity price
-        2023-09-24  M      100      20.00
-        2024-02-03  M      -100     12.50
-        2024-02-04  M      50       13.00
-        2024-02-05  M      50       13.00
-        2024-02-06  M      50       13.00
-        2024-02-07  M      50       13.00
+        2021-09-24  M      100      50.00
+        2021-12-21  M      50       55.00
+        2021-12-28  M      25       45.00
+        2022-01-04  M      -100     40.00
         """
     )
     t.realized(
         trades,
-        "proceeds cost_basis adjustment_code adjustment_amount gain_loss\n1250.00 2000.00 W 750.00 0.00",
+        """
+        proceeds cost_basis adjustment_code adjustment_amount gain_loss
+        4000.00  5000.00    W               750.00            -250.00
+        """,
     )
-    # Held 132 days (2023-09-24 to 2024-02-03): tacked onto the two replacement lots only.
+    # Held 102 days (2021-09-24 to 2022-01-04): tacked onto both replacement lots.
+    t.open_lots(
+        trades,
+        """
+        quantity date_acquired holding_period_start cost_basis wash_sale_adjustment
+        50       2021-12-21    2021-09-10           3250.00    500.00
+        25       2021-12-28    2021-09-17           1375.00    250.00
+        """,
+    )
+
+
+def test_pub550_more_or_less_stock_bought_than_sold_example_2(t):
+    # Pub. 550, same section, Example 2: 100 shares of M bought September 24, 2021, sold
+    # February 3, 2022 at a $1,000 loss; 50 shares bought on each of the 4 days February 10
+    # to 13, 2022. The whole $1,000 is disallowed: half ($500) to the 50 shares bought
+    # February 10 and half to those bought February 11 ("Match the shares bought in the same
+    # order that you bought them, beginning with the first shares bought").
+    trades = t.trades(
+        """
+        date        symbol quantity price
+        2021-09-24  M      100      20.00
+        2022-02-03  M      -100     10.00
+        2022-02-10  M      50       11.00
+        2022-02-11  M      50       11.00
+        2022-02-12  M      50       11.00
+        2022-02-13  M      50       11.00
+        """
+    )
+    t.realized(
+        trades,
+        "proceeds cost_basis adjustment_code adjustment_amount gain_loss\n1000.00 2000.00 W 1000.00 0.00",
+    )
+    # Held 132 days (2021-09-24 to 2022-02-03): tacked onto the two replacement lots only.
     t.open_lots(
         trades,
         """
         date_acquired holding_period_start cost_basis wash_sale_adjustment
-        2024-02-04    2023-09-25           1025.00    375.00
-        2024-02-05    2023-09-26           1025.00    375.00
-        2024-02-06    2024-02-06           650.00     0.00
-        2024-02-07    2024-02-07           650.00     0.00
+        2022-02-10    2021-10-01           1050.00    500.00
+        2022-02-11    2021-10-02           1050.00    500.00
+        2022-02-12    2022-02-12           550.00     0.00
+        2022-02-13    2022-02-13           550.00     0.00
         """,
     )
 
