@@ -90,7 +90,7 @@ def _show(title: str, frame: pd.DataFrame) -> None:
 
 
 def run_demo(args) -> int:
-    from . import connect
+    from . import connect, frames
     from .gateway.server import PaperGateway
 
     with PaperGateway(port=0, seed=args.seed, clock_start=args.clock, fixed_clock=True) as gateway:
@@ -100,19 +100,7 @@ def run_demo(args) -> int:
             summary = session.account_summary()
             _show(
                 "account summary",
-                summary[
-                    summary.tag.isin(
-                        [
-                            "NetLiquidation",
-                            "TotalCashValue",
-                            "GrossPositionValue",
-                            "BuyingPower",
-                            "AvailableFunds",
-                            "ExcessLiquidity",
-                            "MaintMarginReq",
-                        ]
-                    )
-                ],
+                summary[summary.tag.isin(frames.KEY_ACCOUNT_TAGS)],
             )
             _show("positions", session.positions())
             _show("quote", session.quote(["AAPL", "MSFT"]))

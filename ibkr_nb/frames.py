@@ -14,6 +14,16 @@ import pandas as pd
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 
 ACCOUNT_SUMMARY_COLUMNS = ["account", "tag", "value", "currency"]
+KEY_ACCOUNT_TAGS = (
+    "NetLiquidation",
+    "TotalCashValue",
+    "GrossPositionValue",
+    "BuyingPower",
+    "AvailableFunds",
+    "ExcessLiquidity",
+    "MaintMarginReq",
+)
+"""The account-summary tags a person looks at first (all in the account currency)."""
 POSITION_COLUMNS = [
     "account",
     "symbol",

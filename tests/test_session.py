@@ -14,6 +14,7 @@ from support import CLOCK
 import ibkr_nb
 from ibkr_nb import frames
 from ibkr_nb.config import load_settings
+from ibkr_nb.frames import KEY_ACCOUNT_TAGS
 from ibkr_nb.session import (
     AccountNotManaged,
     ClientIdInUse,
@@ -47,15 +48,7 @@ def test_account_summary_frame(session):
     summary = session.account_summary()
     assert list(summary.columns) == frames.ACCOUNT_SUMMARY_COLUMNS
     tags = dict(zip(summary.tag, summary.value, strict=True))
-    for tag in (
-        "NetLiquidation",
-        "TotalCashValue",
-        "GrossPositionValue",
-        "BuyingPower",
-        "AvailableFunds",
-        "ExcessLiquidity",
-        "MaintMarginReq",
-    ):
+    for tag in KEY_ACCOUNT_TAGS:
         assert tag in tags
     assert summary.value.dtype == float
 

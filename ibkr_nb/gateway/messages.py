@@ -107,6 +107,30 @@ PEG_BENCH = When(
     ),
 )
 DN_ORDER_TYPE = present("deltaNeutralOrderType")
+# Volatility-order, delta-neutral and trailing fields, in placeOrder and openOrder alike.
+VOLATILITY_AND_TRAIL = (
+    ("volatility", float),
+    ("volatilityType", int),
+    ("deltaNeutralOrderType", str),
+    ("deltaNeutralAuxPrice", float),
+    When(
+        DN_ORDER_TYPE,
+        (
+            ("deltaNeutralConId", int),
+            ("deltaNeutralSettlingFirm", str),
+            ("deltaNeutralClearingAccount", str),
+            ("deltaNeutralClearingIntent", str),
+            ("deltaNeutralOpenClose", str),
+            ("deltaNeutralShortSale", bool),
+            ("deltaNeutralShortSaleSlot", int),
+            ("deltaNeutralDesignatedLocation", str),
+        ),
+    ),
+    ("continuousUpdate", bool),
+    ("referencePriceType", int),
+    ("trailStopPrice", float),
+    ("trailingPercent", float),
+)
 
 
 # -- requests: client -> server ----------------------------------------------------------------
@@ -191,27 +215,7 @@ PLACE_ORDER = (
     ("stockRangeLower", float),
     ("stockRangeUpper", float),
     ("overridePercentageConstraints", bool),
-    ("volatility", float),
-    ("volatilityType", int),
-    ("deltaNeutralOrderType", str),
-    ("deltaNeutralAuxPrice", float),
-    When(
-        DN_ORDER_TYPE,
-        (
-            ("deltaNeutralConId", int),
-            ("deltaNeutralSettlingFirm", str),
-            ("deltaNeutralClearingAccount", str),
-            ("deltaNeutralClearingIntent", str),
-            ("deltaNeutralOpenClose", str),
-            ("deltaNeutralShortSale", bool),
-            ("deltaNeutralShortSaleSlot", int),
-            ("deltaNeutralDesignatedLocation", str),
-        ),
-    ),
-    ("continuousUpdate", bool),
-    ("referencePriceType", int),
-    ("trailStopPrice", float),
-    ("trailingPercent", float),
+    *VOLATILITY_AND_TRAIL,
     ("scaleInitLevelSize", int),
     ("scaleSubsLevelSize", int),
     ("scalePriceIncrement", float),
@@ -536,27 +540,7 @@ OPEN_ORDER = (
     ("nbboPriceCap", float),
     ("parentId", int),
     ("triggerMethod", int),
-    ("volatility", float),
-    ("volatilityType", int),
-    ("deltaNeutralOrderType", str),
-    ("deltaNeutralAuxPrice", float),
-    When(
-        DN_ORDER_TYPE,
-        (
-            ("deltaNeutralConId", int),
-            ("deltaNeutralSettlingFirm", str),
-            ("deltaNeutralClearingAccount", str),
-            ("deltaNeutralClearingIntent", str),
-            ("deltaNeutralOpenClose", str),
-            ("deltaNeutralShortSale", bool),
-            ("deltaNeutralShortSaleSlot", int),
-            ("deltaNeutralDesignatedLocation", str),
-        ),
-    ),
-    ("continuousUpdate", bool),
-    ("referencePriceType", int),
-    ("trailStopPrice", float),
-    ("trailingPercent", float),
+    *VOLATILITY_AND_TRAIL,
     ("basisPoints", float),
     ("basisPointsType", int),
     *ORDER_COMBO_AND_SCALE,
