@@ -243,11 +243,18 @@ def portfolio_values(row: PositionRow, account: str) -> dict:
     return values
 
 
+RATIO_TAGS = frozenset({"Cushion", "Leverage"})
+
+
 def account_value_rows(values: dict[str, float]) -> list[tuple[str, str, str]]:
-    """(key, value text, currency) rows as reqAccountUpdates sends them, USD and BASE."""
+    """(key, value text, currency) rows as reqAccountUpdates sends them: money in USD to the
+    cent, ratios (Cushion, Leverage) as plain numbers without a currency."""
     rows = [("AccountType", "INDIVIDUAL", ""), ("Currency", "USD", "USD")]
     for key, value in values.items():
-        rows.append((key, _money(value), "USD"))
+        if key in RATIO_TAGS:
+            rows.append((key, f"{value:.6g}", ""))
+        else:
+            rows.append((key, _money(value), "USD"))
     return rows
 
 

@@ -670,27 +670,17 @@ class PaperGateway:
     def _on_reqAccountSummary(self, client, v) -> None:
         req_id = v["reqId"]
         wanted = {t.strip() for t in v["tags"].split(",") if t.strip()}
-        values = self.broker.account_values()
         everything = "$LEDGER" in wanted or "$LEDGER:ALL" in wanted
-        for tag, value in values.items():
+        for tag, value, currency in account_value_rows(self.broker.account_values()):
             if tag in wanted or everything:
                 client.send(
                     "accountSummary",
                     reqId=req_id,
                     account=self.account_id,
                     tag=tag,
-                    value=f"{value:.2f}",
-                    currency="USD",
+                    value=value,
+                    currency=currency,
                 )
-        if "AccountType" in wanted:
-            client.send(
-                "accountSummary",
-                reqId=req_id,
-                account=self.account_id,
-                tag="AccountType",
-                value="INDIVIDUAL",
-                currency="",
-            )
         client.send("accountSummaryEnd", reqId=req_id)
 
     def _on_cancelAccountSummary(self, client, v) -> None:
