@@ -193,6 +193,21 @@ def test_market_order_fills_at_the_ask_with_ibkr_commission(gateway, ib):
     assert _cash(ib, gateway) == pytest.approx(cash_before - 100 * ticker.ask - 1.00, abs=0.01)
 
 
+def test_closing_sale_reports_ibkr_style_realized_pnl(gateway, ib):
+    ko = ib.qualifyContracts(Stock("KO", "SMART", "USD"))[0]
+    (held,) = [p for p in ib.reqPositions() if p.contract.symbol == "KO"]
+    trade = ib.placeOrder(ko, MarketOrder("SELL", 200))
+    wait_until(ib, trade.isDone)
+    (fill,) = [f for f in ib.fills() if f.execution.orderId == trade.order.orderId]
+    commission = fill.commissionReport.commission
+    assert commission == pytest.approx(1.00)  # 200 x 0.005 = 1.00
+    expected = (fill.execution.price - held.avgCost) * 200 - commission
+    assert fill.commissionReport.realizedPNL == pytest.approx(expected, abs=0.01)
+    (after,) = [p for p in ib.reqPositions() if p.contract.symbol == "KO"]
+    assert after.position == held.position - 200
+    assert after.avgCost == pytest.approx(held.avgCost)  # a sale leaves the average cost
+
+
 def _cash(ib, gateway) -> float:
     ib.reqAccountUpdates(gateway.account_id)
     values = {v.tag: v.value for v in ib.accountValues(gateway.account_id) if v.currency == "USD"}
