@@ -7,7 +7,7 @@ dicts that ``messages.encode_reply`` writes. Nothing here touches a socket.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .broker import ExecutionRecord, MarginState, OrderTicket, PositionRow
@@ -19,7 +19,6 @@ ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,COND,CONDORDE
 VALID_EXCHANGES = (
     "SMART,AMEX,NYSE,CBOE,PHLX,ISE,CHX,ARCA,NASDAQ,DRCTEDGE,BEX,BATS,EDGEA,BYX,IEX,LTSE,MEMX,PEARL"
 )
-TRADING_HOURS = "09:30-16:00 America/New_York (Mon-Fri)"
 
 # Request field name -> OrderTicket attribute, for the fields the broker interprets.
 TICKET_FIELDS = {
@@ -84,7 +83,20 @@ def contract_values(instrument: Instrument, exchange: str = "SMART") -> dict:
     }
 
 
-def contract_details_values(req_id: int, instrument: Instrument) -> dict:
+def trading_hours(today: date, days: int = 7) -> str:
+    """TWS's session list from ``today``: ``20261124:0930-20261124:1600;20261128:CLOSED;...``
+    (exchange time, US/Eastern), the form ib_async's ``ContractDetails.tradingSessions`` reads."""
+    sessions = []
+    for offset in range(days):
+        day = (today + timedelta(days=offset)).strftime("%Y%m%d")
+        if (today + timedelta(days=offset)).weekday() >= 5:
+            sessions.append(f"{day}:CLOSED")
+        else:
+            sessions.append(f"{day}:0930-{day}:1600")
+    return ";".join(sessions)
+
+
+def contract_details_values(req_id: int, instrument: Instrument, today: date) -> dict:
     return {
         **contract_values(instrument),
         "reqId": req_id,
@@ -99,8 +111,8 @@ def contract_details_values(req_id: int, instrument: Instrument) -> dict:
         "category": instrument.category,
         "subcategory": instrument.subcategory,
         "timeZoneId": "US/Eastern",
-        "tradingHours": TRADING_HOURS,
-        "liquidHours": TRADING_HOURS,
+        "tradingHours": trading_hours(today),
+        "liquidHours": trading_hours(today),
         "evMultiplier": 0.0,
         "secIdList": [],
         "aggGroup": 1,

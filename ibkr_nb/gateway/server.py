@@ -50,6 +50,7 @@ from .protocol import (
     split_frames,
 )
 from .replies import (
+    EXCHANGE_TZ,
     account_value_rows,
     bar_rows,
     completed_order_values,
@@ -439,7 +440,12 @@ class PaperGateway:
         if found is None:
             client.error(v["reqId"], 200, NO_SECURITY)
             return
-        client.send("contractDetails", **contract_details_values(v["reqId"], found))
+        client.send(
+            "contractDetails",
+            **contract_details_values(
+                v["reqId"], found, self.clock.now().astimezone(EXCHANGE_TZ).date()
+            ),
+        )
         client.send("contractDetailsEnd", reqId=v["reqId"])
 
     def _on_reqMatchingSymbols(self, client, v) -> None:

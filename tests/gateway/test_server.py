@@ -70,6 +70,9 @@ def test_contract_details_for_a_known_symbol(ib):
     assert details.contract.primaryExchange == "NASDAQ"
     assert details.minTick == 0.01
     assert details.longName
+    sessions = details.tradingSessions()  # TWS's "YYYYMMDD:HHMM-YYYYMMDD:HHMM;..." form
+    assert sessions[0].start.hour == 9 and sessions[0].start.minute == 30
+    assert sessions[0].end.hour == 16
     assert ib.qualifyContracts(Stock(conId=8314))[0].symbol == "IBM"
 
 
