@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 
@@ -40,6 +41,11 @@ def _add_gateway(sub) -> None:
     p.add_argument(
         "--allow-remote", action="store_true", help="allow binding a non-loopback address"
     )
+    p.add_argument(
+        "--write-flex",
+        metavar="FILE",
+        help="write the account's trade history as a Flex XML statement to FILE and exit",
+    )
     p.set_defaults(func=run_gateway)
 
 
@@ -55,6 +61,11 @@ def run_gateway(args) -> int:
         fixed_clock=args.clock is not None,
         allow_remote=args.allow_remote,
     )
+
+    if args.write_flex:
+        Path(args.write_flex).write_text(gateway.flex_statement(), encoding="utf-8")
+        print(f"wrote the trade history of {gateway.account_id} to {args.write_flex}")
+        return 0
 
     async def serve() -> None:
         await gateway.start()

@@ -64,6 +64,7 @@ from .replies import (
     ticket_from_request,
     ticks_for_quote,
 )
+from .statements import flex_statement
 
 log = logging.getLogger("ibkr_nb.gateway")
 
@@ -301,6 +302,12 @@ class PaperGateway:
                 client.close()
 
         self._call(drop)
+
+    def flex_statement(self) -> str:
+        """The account's trade history (seeded lots and every fill) as Flex Query XML."""
+        return self._call(
+            lambda: flex_statement(self.account_id, self.broker.trade_history(), self.clock.now())
+        )
 
     def notify_connectivity(self, lost: bool) -> None:
         """Tell every client that TWS lost (1100) or regained (1102) its link to IBKR."""
