@@ -3,11 +3,13 @@
 Two generated histories: "realistic" (round trips with a mix of holding periods in an
 up-drifting market: mostly gains, some wash sales) and "wash-heavy" (random position targets
 re-traded every few days in a driftless market: about 80% of realized rows are wash sales,
-the engine's worst case). For each it prints wall time and peak memory of `match_lots`, the
-speed ratio against a straightforward
-lot-by-lot pure-Python implementation of the same rules on the same input (run on a subset of
-symbols and extrapolated, as it says), and, if the `beancount` package is installed, the ratio
-against beancount's FIFO booking of the same trades without wash sales (also on a subset).
+the engine's worst case). For each it prints wall time and peak memory of `match_lots`, then
+the speed ratio against a straightforward lot-by-lot pure-Python implementation of the same
+rules on the same input, producing the same deliverable (realized rows and open lots as
+DataFrames; checked to agree with `match_lots` column by column), run on a subset of symbols
+and extrapolated if `--naive-symbols` is below `--symbols`, as it says; and, if the
+`beancount` package is installed, the ratio against beancount's FIFO booking of the same
+trades without wash sales (also on a subset).
 Run: .venv/bin/python benchmarks/bench_tax.py [--fills N] [--symbols N] [--naive-symbols N]
 """
 
@@ -17,11 +19,13 @@ import argparse
 import resource
 import time
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from ibkr_nb.tax.lots import match_lots
+from ibkr_nb.tax.lots import OPEN_LOT_COLUMNS, REALIZED_COLUMNS, match_lots
 
 SEED = 20240101
 YEARS = 10
@@ -115,25 +119,42 @@ def generate_realistic(fills: int, symbols: int, seed: int = SEED) -> pd.DataFra
     return frame.sort_values(["datetime", "trade_id"], kind="stable").reset_index(drop=True)
 
 
-def naive_fifo_wash(trades: pd.DataFrame) -> tuple[float, float]:
+@dataclass(slots=True)
+class NaiveLot:
+    """A lot (or the part of one that absorbed a wash-sale loss) in the naive book."""
+
+    qty: float  # shares
+    unit: float  # cost per share, USD, commission included
+    row: int  # the buy's row in `rows`: lot id and acquisition time
+    day: int  # acquisition date, proleptic ordinal
+    hps: int  # holding period start after wash-sale tacking, ordinal
+    adj: float  # disallowed loss carried in, USD per share
+    absorbed: bool  # these shares already absorbed a loss
+
+
+def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Straightforward lot-by-lot FIFO with the same wash-sale rules, in plain Python.
 
-    Row by row per symbol; lots are lists [qty, cost/share, day, holding start, adjustment/
-    share, lot id, absorbed]. A loss first takes held lots bought in the 30 days before (in
-    purchase order), then reserves shares of purchases in the 30 days after. Long positions
-    only (the generated data never goes short). Returns (total gain, total disallowed).
+    Symbol by symbol, row by row: each sale takes lots from the front of a list; a loss
+    first takes held lots bought in the 30 days before (in purchase order, splitting a lot
+    where only some shares absorb), then reserves shares of purchases in the 30 days after.
+    One record per realized piece, DataFrames built at the end with `match_lots`'s columns
+    (realized, open lots). Long positions and one account only, as the generated data.
     """
     rows = list(
-        trades[["symbol", "datetime", "quantity", "price", "commission"]].itertuples(index=False)
+        trades[
+            ["trade_id", "account", "symbol", "datetime", "quantity", "price", "commission"]
+        ].itertuples(index=False)
     )
     day = [r.datetime.toordinal() for r in rows]
     by_symbol: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
         by_symbol[r.symbol].append(i)
-    total_gain = total_disallowed = 0.0
+    realized = []
+    held = []
     for idx in by_symbol.values():
-        book: list[list] = []
-        reserved: dict[int, list] = defaultdict(list)
+        book: list[NaiveLot] = []
+        reserved: dict[int, list[tuple[float, float, int]]] = defaultdict(list)
         reserved_qty: dict[int, float] = defaultdict(float)
         for pos, i in enumerate(idx):
             r = rows[i]
@@ -141,47 +162,45 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[float, float]:
                 unit = (r.quantity * r.price + r.commission) / r.quantity
                 left = r.quantity
                 for q, adj, hps in reserved.pop(i, []):
-                    book.append([q, unit, day[i], hps, adj, i, True])
+                    book.append(NaiveLot(q, unit, i, day[i], hps, adj, True))
                     left -= q
                 if left > 1e-9:
-                    book.append([left, unit, day[i], day[i], 0.0, i, False])
+                    book.append(NaiveLot(left, unit, i, day[i], day[i], 0.0, False))
                 continue
             need = -r.quantity
             net = (need * r.price - r.commission) / need
             sold = []
             while need > 1e-9:
                 lot = book[0]
-                take = min(need, lot[0])
+                take = min(need, lot.qty)
                 sold.append((take, lot))
-                lot[0] -= take
+                lot.qty -= take
                 need -= take
-                if lot[0] <= 1e-9:
+                if lot.qty <= 1e-9:
                     book.pop(0)
             for take, lot in sold:
-                gain = take * (net - lot[1] - lot[4])
+                proceeds = take * net
+                adj_in = take * lot.adj
+                cost = take * lot.unit + adj_in
+                gain = proceeds - cost
                 disallowed = 0.0
                 if gain < -1e-9:
                     want, per_share = take, -gain / take
                     k = 0
                     while k < len(book) and want > 1e-9:
                         other = book[k]
-                        if not other[6] and other[5] != lot[5] and day[i] - other[2] <= 30:
-                            got = min(want, other[0])
+                        if not other.absorbed and other.row != lot.row and day[i] - other.day <= 30:
+                            got = min(want, other.qty)
+                            tacked = other.day - (day[i] - lot.hps)
                             book.insert(
                                 k,
-                                [
-                                    got,
-                                    other[1],
-                                    other[2],
-                                    other[2] - (day[i] - lot[3]),
-                                    per_share,
-                                    other[5],
-                                    True,
-                                ],
+                                NaiveLot(
+                                    got, other.unit, other.row, other.day, tacked, per_share, True
+                                ),
                             )
-                            other[0] -= got
+                            other.qty -= got
                             want -= got
-                            if other[0] <= 1e-9:
+                            if other.qty <= 1e-9:
                                 book.pop(k + 1)
                         k += 1
                     for j in idx[pos + 1 :]:
@@ -190,13 +209,66 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[float, float]:
                         if rows[j].quantity > 0:
                             got = min(want, rows[j].quantity - reserved_qty[j])
                             if got > 1e-9:
-                                reserved[j].append((got, per_share, day[j] - (day[i] - lot[3])))
+                                reserved[j].append((got, per_share, day[j] - (day[i] - lot.hps)))
                                 reserved_qty[j] += got
                                 want -= got
                     disallowed = per_share * (take - want)
-                total_gain += gain + disallowed
-                total_disallowed += disallowed
-    return total_gain, total_disallowed
+                acquired, sold_on, start = (
+                    date.fromordinal(day[lot.row]),
+                    date.fromordinal(day[i]),
+                    date.fromordinal(lot.hps),
+                )
+                long_term = (sold_on.year, sold_on.month, sold_on.day) > (
+                    start.year + 1,
+                    start.month,
+                    start.day,
+                )
+                realized.append(
+                    (
+                        r.account,
+                        r.symbol,
+                        rows[lot.row].trade_id,
+                        r.trade_id,
+                        "long",
+                        take,
+                        acquired,
+                        sold_on,
+                        start,
+                        proceeds,
+                        cost,
+                        adj_in,
+                        "W" if disallowed > 0 else "",
+                        disallowed,
+                        gain + disallowed,
+                        "long" if long_term else "short",
+                        rows[lot.row].datetime,
+                        r.datetime,
+                    )
+                )
+        for lot in book:
+            b = rows[lot.row]
+            held.append(
+                (
+                    b.account,
+                    b.symbol,
+                    b.trade_id,
+                    "long",
+                    lot.qty,
+                    date.fromordinal(lot.day),
+                    date.fromordinal(lot.hps),
+                    lot.qty * (lot.unit + lot.adj),
+                    np.nan,
+                    lot.qty * lot.adj,
+                    b.datetime,
+                )
+            )
+    realized_frame = pd.DataFrame(realized, columns=REALIZED_COLUMNS)
+    open_frame = pd.DataFrame(held, columns=OPEN_LOT_COLUMNS)
+    for frame in (realized_frame, open_frame):
+        for c in ("date_acquired", "date_sold", "holding_period_start"):
+            if c in frame:
+                frame[c] = pd.to_datetime(frame[c])
+    return realized_frame, open_frame
 
 
 def beancount_fifo_seconds(trades: pd.DataFrame) -> tuple[float, int]:
@@ -241,8 +313,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_scenario(name: str, trades: pd.DataFrame, naive_symbols: int) -> None:
-    """Time match_lots on `trades` and the naive implementation on a subset of its symbols."""
+def time_engine(name: str, trades: pd.DataFrame) -> float:
+    """Seconds for match_lots (FIFO, wash sales) on `trades`; prints them with peak RSS."""
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     result = match_lots(trades, method="fifo", wash_sales=True)
@@ -258,27 +330,37 @@ def run_scenario(name: str, trades: pd.DataFrame, naive_symbols: int) -> None:
         f"[{name}] targets: <= 10 s: {'met' if engine_s <= 10 else 'MISSED'}; "
         f"<= 2048 MB peak: {'met' if peak_rss_mb() <= 2048 else 'MISSED'}"
     )
-    del result
+    return engine_s
+
+
+def compare_naive(name: str, trades: pd.DataFrame, naive_symbols: int, engine_s: float) -> None:
+    """Time the naive implementation on a subset of the symbols, check it gives match_lots's
+    rows, and print the speed ratio (extrapolated linearly in symbols if a subset)."""
     symbols = sorted(trades["symbol"].unique())
     subset = trades[trades["symbol"].isin(symbols[:naive_symbols])].reset_index(drop=True)
     scale = len(trades) / len(subset)
     t0 = time.perf_counter()
-    naive_gain, naive_disallowed = naive_fifo_wash(subset)
+    naive_realized, naive_open = naive_fifo_wash(subset)
     naive_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ours = match_lots(subset, method="fifo", wash_sales=True).realized
+    ours = match_lots(subset, method="fifo", wash_sales=True)
     ours_subset_s = time.perf_counter() - t0
+    for theirs, mine in ((naive_realized, ours.realized), (naive_open, ours.open_lots)):
+        pd.testing.assert_frame_equal(theirs, mine, check_dtype=False, rtol=0, atol=1e-6)
     print(
         f"[{name}] naive lot-by-lot Python, {min(naive_symbols, len(symbols))} symbols "
         f"({len(subset):,} fills): {naive_s:.2f} s; match_lots on the same subset "
-        f"{ours_subset_s:.2f} s; same totals: gain {naive_gain:,.2f} vs "
-        f"{ours['gain_loss'].sum():,.2f}, disallowed {naive_disallowed:,.2f} vs "
-        f"{ours['adjustment_amount'].sum():,.2f}"
+        f"{ours_subset_s:.2f} s; both give the same {len(ours.realized):,} realized rows and "
+        f"{len(ours.open_lots):,} open lots (every column; money within 1e-6 USD)"
+    )
+    extrapolated = (
+        ""
+        if scale == 1
+        else f" extrapolated to all {len(trades):,} fills (x{scale:.1f}, linear in symbols)"
     )
     print(
-        f"[{name}] naive extrapolated to all {len(trades):,} fills (x{scale:.1f}, linear in "
-        f"symbols): {naive_s * scale:.1f} s -> speed-up {naive_s * scale / engine_s:.1f}x "
-        f"(on the subset itself: {naive_s / ours_subset_s:.1f}x)"
+        f"[{name}] naive{extrapolated}: {naive_s * scale:.1f} s -> speed-up "
+        f"{naive_s * scale / engine_s:.1f}x (on the subset itself: {naive_s / ours_subset_s:.1f}x)"
     )
 
 
@@ -290,16 +372,20 @@ def main() -> None:
     parser.add_argument("--beancount-symbols", type=int, default=20)
     args = parser.parse_args()
 
+    histories, engine_s = {}, {}
     for name, make in (("realistic", generate_realistic), ("wash-heavy", generate)):
         t0 = time.perf_counter()
-        trades = make(args.fills, args.symbols)
+        trades = histories[name] = make(args.fills, args.symbols)
         print(
             f"[{name}] generated {len(trades):,} fills over {trades['symbol'].nunique():,} "
             f"symbols, {trades['datetime'].min():%Y-%m-%d} .. "
             f"{trades['datetime'].max():%Y-%m-%d} in {time.perf_counter() - t0:.1f} s "
             f"(seed {SEED})"
         )
-        run_scenario(name, trades, args.naive_symbols)
+        engine_s[name] = time_engine(name, trades)
+    # The naive runs after every engine timing: its memory would inflate the peak RSS shown.
+    for name, trades in histories.items():
+        compare_naive(name, trades, args.naive_symbols, engine_s[name])
     symbols = sorted(trades["symbol"].unique())  # the wash-heavy history from here on
 
     try:

@@ -238,17 +238,19 @@ class Lots:
 class _Book:
     """Trades expanded into opening and closing rows, with lots and closes as arrays."""
 
-    rows: pd.DataFrame  # per expanded row: trade fields plus qty (micro), unit, day, order, ...
+    rows: pd.DataFrame  # per expanded row: numeric trade fields, codes of account/symbol/
+    # trade_id (see labels), qty (micro), unit, day, event, ...
     lots: Lots
     close_idx: np.ndarray  # row index of each closing row, key-contiguous and time ordered
     warnings: list[tuple[str, str]]
-    labels: dict[str, tuple[np.ndarray, pd.Index]]  # account/symbol/trade_id as codes, uniques
+    # account/symbol/trade_id: (code per row, table of strings the codes index)
+    labels: dict[str, tuple[np.ndarray, pd.Index | pd.api.extensions.ExtensionArray]]
     tz: object
 
     def _label(self, column: str, row: np.ndarray) -> pd.api.extensions.ExtensionArray:
         """A string column for the given rows (gathered through codes: cheap for many rows)."""
-        codes, uniques = self.labels[column]
-        return pd.array(uniques, dtype="str").take(codes[row])
+        codes, table = self.labels[column]
+        return pd.array(table, dtype="str").take(codes[row])
 
     def _timestamps(self, row: np.ndarray) -> pd.DatetimeIndex:
         return (
@@ -261,13 +263,21 @@ class _Book:
     def from_trades(cls, trades: pd.DataFrame, tz: str) -> _Book:
         frame = _with_defaults(trades)
         warnings: list[tuple[str, str]] = []
-        sym_code = pd.factorize(frame["symbol"])[0]
+        # Rows carry integer codes into string tables (cheap to reorder and gather): account
+        # and symbol factorized, trade_id by input position (ids are mostly unique).
+        ids = frame["trade_id"]
+        labels = {c: pd.factorize(frame[c]) for c in ("account", "symbol")}
+        labels["trade_id"] = (np.arange(len(frame)), pd.array(ids, dtype="str"))
+        sym_code = labels["symbol"][0]
         ts = frame["datetime"].dt.tz_convert(tz)
         ts_ns = ts.dt.as_unit("ns").astype("int64").to_numpy()
         day = ts.dt.tz_localize(None).to_numpy().astype("datetime64[D]").astype(np.int64)
         is_split = (frame["kind"] == "split").to_numpy()
         seq = np.arange(len(frame))
         order = np.lexsort((seq, ~is_split, ts_ns, sym_code))  # splits first at equal times
+        frame = frame[["quantity", "price", "commission", "fx_rate", "ratio"]].assign(
+            account_code=labels["account"][0], trade_code=labels["trade_id"][0]
+        )
         frame = frame.iloc[order].reset_index(drop=True)
         sym_code, ts_ns, day, is_split = sym_code[order], ts_ns[order], day[order], is_split[order]
 
@@ -287,13 +297,14 @@ class _Book:
         )
         tiny = qty == 0
         warnings += [
-            (t, "quantity rounds to zero micro-shares; ignored") for t in frame["trade_id"][tiny]
+            (t, "quantity rounds to zero micro-shares; ignored")
+            for t in ids.iloc[frame["trade_code"].to_numpy()[tiny]]
         ]
         frame = frame[~tiny].reset_index(drop=True)
         frame["qty"] = qty[~tiny]
-        account_code = pd.factorize(frame["account"])[0]
         key_code = pd.factorize(
-            account_code * (sym_code.max(initial=0) + 1) + frame["sym_code"].to_numpy()
+            frame["account_code"].to_numpy() * (sym_code.max(initial=0) + 1)
+            + frame["sym_code"].to_numpy()
         )[0]  # one code per (account, symbol), numbered in order of appearance
         frame["key"] = key_code
         frame = frame.iloc[np.lexsort((frame["event"].to_numpy(), key_code))].reset_index(drop=True)
@@ -309,7 +320,8 @@ class _Book:
             order=rows["event"].to_numpy()[open_idx],
             wash_key=rows["sym_code"].to_numpy()[open_idx],
         )
-        labels = {c: pd.factorize(rows[c]) for c in ("account", "symbol", "trade_id")}
+        codes = {"account": "account_code", "symbol": "sym_code", "trade_id": "trade_code"}
+        labels = {c: (rows[codes[c]].to_numpy(), table) for c, (_, table) in labels.items()}
         return cls(
             rows=rows,
             lots=lots,
@@ -353,7 +365,7 @@ class _Book:
         part = rows["part"].to_numpy().tolist()
         day = rows["day"].to_numpy()
         keys = rows["key"].to_numpy().tolist()
-        trade_ids = rows["trade_id"].tolist()
+        trade_ids = self._label("trade_id", np.arange(len(rows))).tolist()
         lot_of_row = dict(zip(self.lots.row.tolist(), range(len(self.lots.row)), strict=True))
         close_of_row = dict(zip(self.close_idx.tolist(), range(len(self.close_idx)), strict=True))
         lot_days = self.lots.day.astype("datetime64[D]")
@@ -496,19 +508,31 @@ class _Book:
         of the closing trades, a piece's segments in sequence."""
         by_time = np.lexsort((seg.piece, pieces.event[seg.piece]))
         p = seg.piece[by_time]
-        qty, adj_in, disallowed = seg.qty[by_time], seg.adj_in[by_time], seg.disallowed[by_time]
-        day = self.rows["day"].to_numpy()
+        qty, hps, disallowed = seg.qty[by_time], seg.hps[by_time], seg.disallowed[by_time]
         lot = pieces.lot[p]
         close_row = self.close_idx[pieces.close[p]]
         open_row = self.lots.row[lot]
         direction = self.lots.direction[lot]
+        is_long = direction > 0
         open_value = qty * pieces.open_unit[p]
         close_value = qty * pieces.close_unit[p]
-        is_long = direction > 0
+        # Temporaries are dropped as soon as used and the frame takes the columns without
+        # copying: with millions of rows, peak memory (first-touched pages) costs wall time.
+        del p, lot
         proceeds = np.where(is_long, close_value, open_value)
-        cost = np.where(is_long, open_value, close_value) + adj_in
-        hps = seg.hps[by_time]
-        long_term = is_long & is_long_term(_dates(hps), _dates(day[close_row]))
+        cost = np.where(is_long, open_value, close_value)
+        del open_value, close_value
+        adj_in = seg.adj_in[by_time]
+        cost += adj_in
+        gain = proceeds - cost
+        gain += disallowed
+        day = self.rows["day"].to_numpy()
+        sold = _dates(day[close_row])
+        start = _dates(hps)
+        long_term = is_long & is_long_term(start, sold)
+        quantity = direction * qty / MICRO
+        quantity /= self.rows["factor"].to_numpy()[close_row]
+        del direction, qty
         return pd.DataFrame(
             {
                 "account": self._label("account", close_row),
@@ -516,20 +540,21 @@ class _Book:
                 "lot_id": self._label("trade_id", open_row),
                 "trade_id": self._label("trade_id", close_row),
                 "position": _pick(is_long, "long", "short"),
-                "quantity": direction * qty / MICRO / self.rows["factor"].to_numpy()[close_row],
+                "quantity": quantity,
                 "date_acquired": _dates(day[open_row]),
-                "date_sold": _dates(day[close_row]),
-                "holding_period_start": _dates(hps),
+                "date_sold": sold,
+                "holding_period_start": start,
                 "proceeds": proceeds,
                 "cost_basis": cost,
                 "wash_sale_adjustment": adj_in,
                 "adjustment_code": _pick(disallowed > 0, "W", ""),
                 "adjustment_amount": disallowed,
-                "gain_loss": proceeds - cost + disallowed,
+                "gain_loss": gain,
                 "term": _pick(long_term, "long", "short"),
                 "datetime_acquired": self._timestamps(open_row),
                 "datetime_sold": self._timestamps(close_row),
-            }
+            },
+            copy=False,
         )
 
     def open_lots_frame(self, seg: Segments) -> pd.DataFrame:

@@ -146,46 +146,48 @@ def _sweep(lots: Lots, pieces: Pieces) -> Segments:
                 nxt[slot_of[lot]] = slot_of[lot] + 1
         for k in range(a, b):
             lot = lot_of[k]
+            gain_unit = gain_of[k]
             if spans[lot] is not None:
                 segments = _split(spans[lot], cursor, lot, start_of[k], end_of[k], lot_day[lot])
-            elif gain_of[k] >= 0:  # no adjustment carried in and no loss: left to _assemble
+            elif gain_unit >= 0:  # no adjustment carried in and no loss: left to _assemble
                 continue
             else:
                 segments = [(qty_of[k], 0.0, lot_day[lot])]
+            piece, lo, hi, day = piece_of[k], lo_of[k], hi_of[k], day_of[k]
             for sq, adj_share, hps in segments:
                 adj_in = adj_share * sq
-                gain = sq * gain_of[k] - adj_in
+                gain = sq * gain_unit - adj_in
                 disallowed = 0.0
                 if gain < -_LOSS_EPS:
-                    day = day_of[k]
                     need = sq
                     loss_share = -gain / sq
-                    c = lo_of[k] if nxt[lo_of[k]] == lo_of[k] else find(lo_of[k])
-                    while c < hi_of[k]:
+                    tacked = day - hps  # the sold shares' holding period, days
+                    c = lo if nxt[lo] == lo else find(lo)
+                    while c < hi:
                         r = cand_lot[c]
                         if r != lot:
                             start = absorbed_end[r]
                             if disposed[r] > start:
                                 start = disposed[r]
-                            take = lot_qty[r] - start
-                            if take > need:
-                                take = need
-                            span = (start, start + take, loss_share, lot_day[r] - (day - hps))
+                            end = lot_qty[r]
+                            if end - start > need:
+                                end = start + need
+                            else:
+                                nxt[c] = c + 1  # lot r absorbs up to its last share
+                            span = (start, end, loss_share, lot_day[r] - tacked)
                             if spans[r] is None:
                                 spans[r] = [span]
                             else:
                                 spans[r].append(span)
-                            absorbed_end[r] = start + take
-                            if start + take == lot_qty[r]:
-                                nxt[c] = c + 1
-                            need -= take
+                            absorbed_end[r] = end
+                            need -= end - start
                             if need == 0:
                                 break
                         c += 1
                         if nxt[c] != c:
                             c = find(c)
                     disallowed = -gain if need == 0 else loss_share * (sq - need)
-                record((piece_of[k], sq, adj_in, hps, disallowed))
+                record((piece, sq, adj_in, hps, disallowed))
 
     held = array("d")
     for lot in np.flatnonzero(lots.qty > np.array(disposed, dtype=np.int64)).tolist():
@@ -279,17 +281,26 @@ def _split(
     holding period start) as (qty, adjustment per share, holding period start) runs.
     `cursor[lot]` remembers the first span not yet passed (shares are sold front to back)."""
     k = cursor[lot]
+    n = len(spans)
+    while k < n and spans[k][1] <= d0:
+        k += 1
     out = []
     cur = d0
     while cur < d1:
-        while k < len(spans) and spans[k][1] <= cur:
-            k += 1
-        if k < len(spans) and spans[k][0] <= cur:
-            end = min(spans[k][1], d1)
-            out.append((end - cur, spans[k][2], spans[k][3]))
+        if k < n:
+            a0, a1, adj, hps = spans[k]
+            if a0 <= cur:  # inside span k
+                if a1 > d1:
+                    out.append((d1 - cur, adj, hps))
+                    break
+                out.append((a1 - cur, adj, hps))
+                cur = a1
+                k += 1
+                continue
+            end = a0 if a0 < d1 else d1
         else:
-            end = d1 if k == len(spans) else min(spans[k][0], d1)
-            out.append((end - cur, 0.0, acquired))
+            end = d1
+        out.append((end - cur, 0.0, acquired))  # shares that absorbed no loss
         cur = end
     cursor[lot] = k
     return out

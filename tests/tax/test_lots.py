@@ -245,6 +245,23 @@ def test_fractional_shares(t):
     t.open_lots(trades, "quantity cost_basis\n0.9167 440.24", wash_sales=False)
 
 
+def test_a_fill_below_one_micro_share_is_ignored_with_a_warning(t):
+    trades = t.trades(
+        """
+        date        symbol quantity    price trade_id
+        2024-08-01  VOO    2           480   B1
+        2024-08-02  VOO    0.0000001   481   B2
+        2024-09-03  VOO    -1          500   S1
+        """
+    )
+    result = match_lots(trades)
+    assert result.warnings.values.tolist() == [
+        ["B2", "quantity rounds to zero micro-shares; ignored"]
+    ]
+    t.realized(trades, "lot_id trade_id quantity gain_loss\nB1 S1 1 20.00")
+    t.open_lots(trades, "lot_id quantity\nB1 1")
+
+
 def test_lots_are_per_account_and_fx_converts_to_usd(t):
     trades = t.trades(
         """
