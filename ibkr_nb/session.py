@@ -21,7 +21,7 @@ import pandas as pd
 from ib_async import IB, LimitOrder, MarketOrder, Order, Stock, StopLimitOrder, StopOrder
 
 from . import frames
-from .config import LIVE_PORTS, Settings, load_settings
+from .config import LIVE_PORTS, PAPER_PORTS, Settings, load_settings
 
 log = logging.getLogger("ibkr_nb.session")
 
@@ -193,8 +193,14 @@ class Session:
             self.ib.disconnect()
             self._closed = True
             raise
-        if not self.is_paper and self.port not in LIVE_PORTS:
-            log.warning("account %s is live but port %d is a paper port", self.account, self.port)
+        if self.is_paper == (self.port in LIVE_PORTS) and self.port in (*PAPER_PORTS, *LIVE_PORTS):
+            log.warning(
+                "account %s is %s but port %d is TWS's usual %s port; check IBKR_PORT",
+                self.account,
+                "paper" if self.is_paper else "LIVE",
+                self.port,
+                "live" if self.port in LIVE_PORTS else "paper",
+            )
         return self
 
     def _not_running(self) -> str:

@@ -78,14 +78,6 @@ class Instrument:
     annual_vol: float
     avg_volume: int
 
-    @property
-    def sec_type(self) -> str:
-        return "STK"
-
-    @property
-    def currency(self) -> str:
-        return "USD"
-
 
 def _i(symbol, con_id, exch, name, industry, category, sub, price, vol, avg_vol) -> Instrument:
     return Instrument(
@@ -691,14 +683,6 @@ class Market:
         idx, s = _LOCATOR.locate(self.clock.timestamp())
         v = self._view(inst, idx)
         return v.last[s] / v.inv_tick
-
-    def daily_close(self, symbol: str, day: date) -> float:
-        """Closing price of the session on ``day`` (a weekday), overrides applied."""
-        inst = self._inst(symbol)
-        idx = day_index(day)
-        f = self._factor_at(inst.con_id, idx, T)
-        inv = round(1.0 / inst.min_tick)
-        return round(math.exp(self._log_close(inst, idx)) * f * inv) / inv
 
     def daily_closes(self, symbol: str, first: date, last: date) -> list[tuple[date, float]]:
         """(date, close) for every session from ``first`` to ``last`` inclusive (no overrides)."""
