@@ -25,12 +25,34 @@ How the rule is applied here, per symbol across all accounts given:
   cost of covering the replacement short lot.
 Shares within a lot are consumed front to back, so a lot that absorbed a loss on only some
 of its shares is reported in segments with their own basis and holding period.
+
+How the sweep runs: the rule is sequential within a symbol (a disallowed loss changes the
+basis of a later sale) but symbols are independent, so each symbol is a lane and all lanes
+advance together, a numpy step over every lane in the same state per round. A lane walks its
+symbol's pieces in time order and is in one of three states (then DONE):
+- ADVANCE: move to the next piece. At the first piece of a closing trade, all of the trade's
+  shares are marked sold (shares sold by one trade are no replacement for each other). A piece
+  with no loss and no adjustment carried in is passed over (it keeps the lot's basis and date);
+  any other goes to EMIT.
+- EMIT: cut the piece's next segment: shares that carry one adjustment (one absorbed span, or
+  a run of shares that absorbed nothing). A segment without a loss is recorded (EMIT again
+  until the piece is done, then ADVANCE); a segment with a loss goes to VISIT.
+- VISIT: try one replacement candidate, the next lot in the sale's window that may still
+  absorb: it absorbs min(its free shares, shares still without a replacement) as a new span.
+  When every sold share has a replacement or the window is exhausted, the segment is recorded
+  with its disallowed loss (back to EMIT, or ADVANCE when the piece is done).
+The number of rounds is the longest lane's number of steps, whatever the number of symbols.
+
+Lots are renumbered in candidate order (symbol, side, acquisition), so a sale's replacement
+candidates are the lot numbers [lo, hi). Lots that can no longer absorb (all shares absorbed
+or sold) are skipped for good with a skip list: `nxt[c]` leads to the next candidate that may
+still absorb. Absorbed spans live in flat arrays (`_Spans`), a linked list per lot in share
+order.
 """
 
 from __future__ import annotations
 
-from array import array
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,8 +61,8 @@ if TYPE_CHECKING:
     from ibkr_nb.tax.lots import Lots, Pieces
 
 WINDOW_DAYS = 30
-BATCH_PIECES = 100_000  # pieces swept at a time (a batch holds whole symbols)
 _LOSS_EPS = 1e-9  # USD: smaller "losses" are float noise, not wash-sale triggers
+ADVANCE, EMIT, VISIT, DONE = 0, 1, 2, 3  # lane states, see the module docstring
 
 
 @dataclass(frozen=True)
@@ -64,169 +86,317 @@ class Segments:
     open_hps: np.ndarray
 
 
+# Segment records: (piece or lot, qty in micro-shares, adj_in in USD, hps in days since
+# epoch, disallowed in USD), as parallel arrays.
+Records = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 def wash_sale_segments(lots: Lots, pieces: Pieces) -> Segments:
-    """Apply the wash-sale rule to matched pieces (see the module docstring).
-
-    Symbols are independent, so they are swept in batches of about BATCH_PIECES pieces:
-    the sweep's Python lists then stay small (memory) and warm in cache (speed).
-    """
-    key_of_piece = lots.wash_key[pieces.lot]
-    lot_by_key = np.argsort(lots.wash_key, kind="stable")
-    piece_by_key = np.argsort(key_of_piece, kind="stable")
-    lot_keys = lots.wash_key[lot_by_key]
-    piece_keys = key_of_piece[piece_by_key]
-    n_keys = int(lots.wash_key.max(initial=-1)) + 1
-    per_key = np.cumsum(np.bincount(piece_keys, minlength=n_keys))
-    cuts = np.searchsorted(per_key, np.arange(BATCH_PIECES, len(piece_keys), BATCH_PIECES))
-    edges = np.r_[0, np.unique(cuts), n_keys]
-    local = np.empty(len(lots.qty), dtype=np.int64)
-    parts = []
-    for k0, k1 in zip(edges[:-1], edges[1:], strict=True):
-        lot_sel = lot_by_key[np.searchsorted(lot_keys, k0) : np.searchsorted(lot_keys, k1)]
-        piece_sel = piece_by_key[np.searchsorted(piece_keys, k0) : np.searchsorted(piece_keys, k1)]
-        local[lot_sel] = np.arange(len(lot_sel))
-        batch_pieces = replace(_take(pieces, piece_sel), lot=local[pieces.lot[piece_sel]])
-        seg = _sweep(_take(lots, lot_sel), batch_pieces)
-        parts.append(replace(seg, piece=piece_sel[seg.piece], open_lot=lot_sel[seg.open_lot]))
-    return Segments(
-        *(np.concatenate([getattr(part, f.name) for part in parts]) for f in fields(Segments))
-    )
-
-
-def _sweep(lots: Lots, pieces: Pieces) -> Segments:
-    """The wash-sale rule for some symbols: one sweep over their closing trades in time
-    order, on plain Python lists (the rule is sequential: a disallowed loss changes the basis
-    of a later sale). Pieces with no loss and no carried adjustment, the common case, are
-    left to `_assemble`; so are lots still held that never absorbed a loss.
-    """
-    n_lots = len(lots.qty)
-    order = np.lexsort((np.arange(len(pieces.lot)), pieces.event, lots.wash_key[pieces.lot]))
-    cand, window_lo, window_hi = _windows(lots, pieces)
-    cand_lot = cand.tolist()
-    lot_qty = lots.qty.tolist()
-    lot_day = lots.day.tolist()
-    bounds = _run_bounds(pieces.close[order])
-    offset = pieces.offsets()
-    gain_unit = lots.direction[pieces.lot] * (pieces.close_unit - pieces.open_unit)
-    piece_of = order.tolist()
-    lot_of = pieces.lot[order].tolist()
-    qty_of = pieces.qty[order].tolist()
-    start_of = offset[order].tolist()
-    end_of = (offset + pieces.qty)[order].tolist()
-    gain_of = gain_unit[order].tolist()
-    day_of = pieces.day[order].tolist()
-    lo_of = window_lo[order].tolist()
-    hi_of = window_hi[order].tolist()
-
-    # Lots that can no longer absorb (all shares absorbed or sold) are skipped for good:
-    # nxt[k] leads to the next candidate position that may still absorb (path halving).
-    slot = np.empty(n_lots, dtype=np.int64)
-    slot[cand] = np.arange(n_lots)
-    slot_of = slot.tolist()
-    nxt = list(range(n_lots + 1))
-
-    def find(k: int) -> int:
-        while nxt[k] != k:
-            nxt[k] = nxt[nxt[k]]
-            k = nxt[k]
-        return k
-
-    disposed = [0] * n_lots  # shares of each lot sold so far
-    absorbed_end = [0] * n_lots  # end of the shares that already absorbed a loss
-    spans: list[list[tuple[int, int, float, int]] | None] = [None] * n_lots  # (a0, a1, adj, hps)
-    cursor = [0] * n_lots  # first span of each lot not yet sold
-    sold = array("d")  # segment records, see _columns
-    record = sold.extend
-
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        for k in range(a, b):  # shares sold by this trade are no replacement for each other
-            lot = lot_of[k]
-            disposed[lot] = end_of[k]
-            if end_of[k] == lot_qty[lot]:
-                nxt[slot_of[lot]] = slot_of[lot] + 1
-        for k in range(a, b):
-            lot = lot_of[k]
-            gain_unit = gain_of[k]
-            if spans[lot] is not None:
-                segments = _split(spans[lot], cursor, lot, start_of[k], end_of[k], lot_day[lot])
-            elif gain_unit >= 0:  # no adjustment carried in and no loss: left to _assemble
-                continue
-            else:
-                segments = [(qty_of[k], 0.0, lot_day[lot])]
-            piece, lo, hi, day = piece_of[k], lo_of[k], hi_of[k], day_of[k]
-            for sq, adj_share, hps in segments:
-                adj_in = adj_share * sq
-                gain = sq * gain_unit - adj_in
-                disallowed = 0.0
-                if gain < -_LOSS_EPS:
-                    need = sq
-                    loss_share = -gain / sq
-                    tacked = day - hps  # the sold shares' holding period, days
-                    c = lo if nxt[lo] == lo else find(lo)
-                    while c < hi:
-                        r = cand_lot[c]
-                        if r != lot:
-                            start = absorbed_end[r]
-                            if disposed[r] > start:
-                                start = disposed[r]
-                            end = lot_qty[r]
-                            if end - start > need:
-                                end = start + need
-                            else:
-                                nxt[c] = c + 1  # lot r absorbs up to its last share
-                            span = (start, end, loss_share, lot_day[r] - tacked)
-                            if spans[r] is None:
-                                spans[r] = [span]
-                            else:
-                                spans[r].append(span)
-                            absorbed_end[r] = end
-                            need -= end - start
-                            if need == 0:
-                                break
-                        c += 1
-                        if nxt[c] != c:
-                            c = find(c)
-                    disallowed = -gain if need == 0 else loss_share * (sq - need)
-                record((piece, sq, adj_in, hps, disallowed))
-
-    held = array("d")
-    for lot in np.flatnonzero(lots.qty > np.array(disposed, dtype=np.int64)).tolist():
-        if spans[lot] is not None:
-            for sq, adj_share, hps in _split(
-                spans[lot], cursor, lot, disposed[lot], lot_qty[lot], lot_day[lot]
-            ):
-                held.extend((lot, sq, adj_share * sq, hps, 0.0))
-    return _assemble(lots, pieces, sold, held, np.array(disposed, dtype=np.int64))
-
-
-def _take(arrays: Lots | Pieces, sel: np.ndarray) -> Lots | Pieces:
-    """A dataclass of parallel arrays (`Lots`, `Pieces`) restricted to the rows `sel`."""
-    return type(arrays)(**{f.name: getattr(arrays, f.name)[sel] for f in fields(arrays)})
+    """Apply the wash-sale rule to matched pieces (see the module docstring)."""
+    sweep = _Sweep(lots, pieces)
+    sweep.run()
+    return sweep.segments()
 
 
 def plain_segments(lots: Lots, pieces: Pieces) -> Segments:
     """Segments without wash sales: one per piece, the unsold rest of each lot open."""
     disposed = np.zeros(len(lots.qty), dtype=np.int64)
     np.add.at(disposed, pieces.lot, pieces.qty)
-    return _assemble(lots, pieces, array("d"), array("d"), disposed)
+    return _assemble(lots, pieces, _no_records(), _no_records(), disposed)
 
 
-def _columns(flat: array) -> tuple[np.ndarray, ...]:
-    """(piece or lot, qty, adj_in, hps, disallowed) from a flat array of segment records.
+class _Spans:
+    """Shares of lots that absorbed a disallowed loss, one span per absorption, in flat arrays
+    that grow by doubling: `lot` (candidate order), shares [a0, a1) of the lot (micro-shares),
+    `adj` (USD added per micro-share), `hps` (holding period start, days since epoch), `next`
+    (the lot's next span in share order, -1 for none).
 
-    Records are float64 (8 bytes a value, no Python objects); integers stay exact below 2**53.
+    Index -1 (the arrays' last element) is a sentinel that starts and ends past every lot's
+    shares, so "no span (left)" reads as "no adjusted shares before the end of the lot".
     """
-    index, qty, adj, hps, disallowed = np.frombuffer(flat, dtype=float).reshape(-1, 5).T
-    return index.astype(np.int64), qty.astype(np.int64), adj, hps.astype(np.int64), disallowed
+
+    def __init__(self, capacity: int) -> None:
+        self.n = 0
+        self.lot = np.empty(capacity + 1, dtype=np.int64)
+        self.a0 = np.empty(capacity + 1, dtype=np.int64)
+        self.a1 = np.empty(capacity + 1, dtype=np.int64)
+        self.adj = np.empty(capacity + 1)
+        self.hps = np.empty(capacity + 1, dtype=np.int64)
+        self.next = np.empty(capacity + 1, dtype=np.int64)
+        self.a0[-1] = self.a1[-1] = np.iinfo(np.int64).max
+        self.next[-1] = -1
+
+    def add(self, lot, a0, a1, adj, hps) -> np.ndarray:
+        """Append spans (not yet linked: `next` = -1); returns their ids."""
+        k = len(lot)
+        if self.n + k >= len(self.a0):
+            self._grow(max(len(self.a0), k))
+        ids = np.arange(self.n, self.n + k)
+        self.n += k
+        self.lot[ids], self.a0[ids], self.a1[ids] = lot, a0, a1
+        self.adj[ids], self.hps[ids], self.next[ids] = adj, hps, -1
+        return ids
+
+    def _grow(self, extra: int) -> None:
+        for name in ("lot", "a0", "a1", "adj", "hps", "next"):
+            old = getattr(self, name)  # the sentinel stays last
+            setattr(self, name, np.concatenate([old[:-1], np.empty(extra, old.dtype), old[-1:]]))
+
+
+class _Sweep:
+    """The lockstep sweep over all symbols (see the module docstring).
+
+    Per piece, in sweep order (symbol, then time): `piece` (index into `pieces`), `lot`
+    (candidate order), shares [start, end) of the lot it sells (micro-shares), `gain` (USD per
+    micro-share before adjustments), `day` (sale date, days since epoch), candidate window
+    [lo, hi), `trade_len` (number of the closing trade's pieces at its first piece, else 0).
+    Per lot, in candidate order: `qty` (micro-shares), `acquired` (days since epoch), `disposed`
+    (shares sold so far), `absorbed_end` (end of the shares that already absorbed a loss),
+    `tail` (last span, -1 for none), `cursor` (first span not yet sold past, -1 for none),
+    `nxt` (the skip list). Per lane: `state`, `pos` (current piece), `lane_end` (past its last
+    piece), and the segment being cut or washed (see `__init__`).
+    """
+
+    def __init__(self, lots: Lots, pieces: Pieces) -> None:
+        self.lots, self.pieces = lots, pieces
+        n_lots = len(lots.qty)
+        key = lots.wash_key[pieces.lot]
+        order = np.lexsort((np.arange(len(pieces.lot)), pieces.event, key))
+        cand, window_lo, window_hi = _windows(lots, pieces)
+        slot = np.empty(n_lots, dtype=np.int64)
+        slot[cand] = np.arange(n_lots)
+        offset = pieces.offsets()
+        gain = lots.direction[pieces.lot] * (pieces.close_unit - pieces.open_unit)
+        self.cand = cand
+        self.piece = order
+        self.lot = slot[pieces.lot[order]]
+        self.start = offset[order]
+        self.end = (offset + pieces.qty)[order]
+        self.gain = gain[order]
+        self.day = pieces.day[order]
+        self.lo = window_lo[order]
+        self.hi = window_hi[order]
+        trades = _run_bounds(pieces.close[order])
+        self.trade_len = np.zeros(len(order), dtype=np.int64)
+        self.trade_len[trades[:-1]] = np.diff(trades)
+
+        self.qty = lots.qty[cand]
+        self.acquired = lots.day[cand]
+        self.disposed = np.zeros(n_lots, dtype=np.int64)
+        self.absorbed_end = np.zeros(n_lots, dtype=np.int64)
+        self.tail = np.full(n_lots, -1, dtype=np.int64)
+        self.cursor = np.full(n_lots, -1, dtype=np.int64)
+        self.nxt = np.arange(n_lots + 1)
+        self.spans = _Spans(2 * len(order) + 1024)
+
+        lanes = _run_bounds(key[order])
+        n_lanes = len(lanes) - 1
+        self.state = np.full(n_lanes, ADVANCE, dtype=np.int8)
+        self.pos = lanes[:-1] - 1
+        self.lane_end = lanes[1:]
+        # The segment: shares [cur, stop) of the piece are left; `node` is the lot's span
+        # at or after `cur`. While washing, `seg_*` hold the segment's qty, adj_in, hps and
+        # gain (USD, after adj_in), `need` the shares still without a replacement,
+        # `loss_share` the loss per micro-share (USD), `tacked` the days of holding period
+        # passed on, `cand_pos` the next candidate.
+        self.cur, self.stop, self.node = (np.zeros(n_lanes, dtype=np.int64) for _ in range(3))
+        self.seg_qty, self.seg_hps, self.need, self.tacked, self.cand_pos = (
+            np.zeros(n_lanes, dtype=np.int64) for _ in range(5)
+        )
+        self.seg_adj, self.seg_gain, self.loss_share = (np.zeros(n_lanes) for _ in range(3))
+        self.sold: list[Records] = []
+
+    def run(self) -> None:
+        """Advance every lane until all are DONE (one step per state per round)."""
+        active = np.arange(len(self.state))
+        while len(active):
+            self._advance(active[self.state[active] == ADVANCE])
+            self._emit(np.flatnonzero(self.state == EMIT))
+            self._visit(np.flatnonzero(self.state == VISIT))
+            active = np.flatnonzero(self.state != DONE)
+
+    def _advance(self, lanes: np.ndarray) -> None:
+        """ADVANCE: the lanes' next pieces; EMIT for those with a loss or carried adjustment."""
+        p = self.pos[lanes] + 1
+        self.pos[lanes] = p
+        done = p >= self.lane_end[lanes]
+        self.state[lanes[done]] = DONE
+        lanes, p = lanes[~done], p[~done]
+        first = p[self.trade_len[p] > 0]
+        k = _ranges(first, self.trade_len[first])  # all pieces of the trades starting here
+        lot, end = self.lot[k], self.end[k]
+        self.disposed[lot] = end
+        sold_out = lot[end == self.qty[lot]]
+        self.nxt[sold_out] = sold_out + 1
+
+        lot = self.lot[p]
+        wash = (self.tail[lot] >= 0) | (self.gain[p] < 0)
+        lanes, p, lot = lanes[wash], p[wash], lot[wash]
+        self.state[lanes] = EMIT
+        d0 = self.start[p]
+        self.cur[lanes] = d0
+        self.stop[lanes] = self.end[p]
+        node = self.cursor[lot]
+        while True:  # pass spans wholly before the piece
+            behind = self.spans.a1[node] <= d0
+            if not behind.any():
+                break
+            node[behind] = self.spans.next[node[behind]]
+        self.node[lanes] = node
+
+    def _emit(self, lanes: np.ndarray) -> None:
+        """EMIT: cut each lane's next segment; record it, or VISIT when it is a loss."""
+        p = self.pos[lanes]
+        lot = self.lot[p]
+        cur, stop, node = self.cur[lanes], self.stop[lanes], self.node[lanes]
+        spans = self.spans
+        a0, a1 = spans.a0[node], spans.a1[node]
+        inside = a0 <= cur  # in span `node`, else in shares that absorbed nothing
+        end = np.minimum(np.where(inside, a1, a0), stop)
+        qty = end - cur
+        adj_in = np.where(inside, spans.adj[node], 0.0) * qty
+        hps = np.where(inside, spans.hps[node], self.acquired[lot])
+        node = np.where(inside & (a1 <= stop), spans.next[node], node)
+        self.node[lanes] = node
+        self.cur[lanes] = end
+        piece_done = end == stop
+        self.cursor[lot[piece_done]] = node[piece_done]
+        gain = qty * self.gain[p] - adj_in
+
+        loss = gain < -_LOSS_EPS
+        keep = ~loss
+        self._record(lanes[keep], qty[keep], adj_in[keep], hps[keep], np.zeros(keep.sum()))
+        lanes, p, qty, hps, gain = lanes[loss], p[loss], qty[loss], hps[loss], gain[loss]
+        self.seg_qty[lanes] = qty
+        self.seg_adj[lanes] = adj_in[loss]
+        self.seg_hps[lanes] = hps
+        self.seg_gain[lanes] = gain
+        self.need[lanes] = qty
+        self.loss_share[lanes] = -gain / qty
+        self.tacked[lanes] = self.day[p] - hps
+        self.cand_pos[lanes] = self._find(self.lo[p])
+        self.state[lanes] = VISIT
+
+    def _visit(self, lanes: np.ndarray) -> None:
+        """VISIT: each lane's next candidate absorbs what it can of the segment's loss."""
+        p, c = self.pos[lanes], self.cand_pos[lanes]
+        in_window = c < self.hi[p]
+        finished = [lanes[~in_window]]
+        lanes, p, c = lanes[in_window], p[in_window], c[in_window]
+        other = c != self.lot[p]  # shares of the lot being sold are no replacement
+        washing, r = lanes[other], c[other]
+        start = np.maximum(self.absorbed_end[r], self.disposed[r])
+        need = self.need[washing]
+        whole = self.qty[r] - start <= need  # absorbs up to its last share
+        end = np.where(whole, self.qty[r], start + need)
+        self.nxt[r[whole]] = r[whole] + 1
+        self._add_spans(
+            r, start, end, self.loss_share[washing], self.acquired[r] - self.tacked[washing]
+        )
+        self.absorbed_end[r] = end
+        need -= end - start
+        self.need[washing] = need
+        met = need == 0
+        finished.append(washing[met])
+        looking = np.ones(len(lanes), dtype=bool)
+        looking[np.flatnonzero(other)[met]] = False
+        self.cand_pos[lanes[looking]] = self._find(c[looking] + 1)
+
+        lanes = np.concatenate(finished)
+        need, qty = self.need[lanes], self.seg_qty[lanes]
+        disallowed = np.where(
+            need == 0, -self.seg_gain[lanes], self.loss_share[lanes] * (qty - need)
+        )
+        self._record(lanes, qty, self.seg_adj[lanes], self.seg_hps[lanes], disallowed)
+
+    def _record(self, lanes, qty, adj_in, hps, disallowed) -> None:
+        """Record the lanes' segments; EMIT again, or ADVANCE when the piece is done."""
+        self.sold.append((self.piece[self.pos[lanes]], qty, adj_in, hps, disallowed))
+        self.state[lanes] = np.where(self.cur[lanes] == self.stop[lanes], ADVANCE, EMIT)
+
+    def _add_spans(self, lot, a0, a1, adj, hps) -> None:
+        """New spans at the end of the lots' lists (one span per lot: lanes own their lots)."""
+        ids = self.spans.add(lot, a0, a1, adj, hps)
+        tail = self.tail[lot]
+        linked = tail >= 0
+        self.spans.next[tail[linked]] = ids[linked]
+        self.tail[lot] = ids
+        fresh = self.cursor[lot] < 0
+        self.cursor[lot[fresh]] = ids[fresh]
+
+    def _find(self, c: np.ndarray) -> np.ndarray:
+        """The first candidate at or after each `c` that may still absorb (path halving)."""
+        nxt = self.nxt
+        c = c.copy()
+        while True:
+            n1 = nxt[c]
+            moved = n1 != c
+            if not moved.any():
+                return c
+            n2 = nxt[n1[moved]]
+            nxt[c[moved]] = n2
+            c[moved] = n2
+
+    def segments(self) -> Segments:
+        """The recorded segments, plus segments of the shares still held (see `_held`)."""
+        n_lots = len(self.qty)
+        disposed = np.empty(n_lots, dtype=np.int64)
+        disposed[self.cand] = self.disposed
+        held = self._held()
+        held = (self.cand[held[0]], *held[1:])
+        sold = tuple(
+            np.concatenate(column) for column in zip(*self.sold, _no_records(), strict=True)
+        )
+        return _assemble(self.lots, self.pieces, sold, held, disposed)
+
+    def _held(self) -> Records:
+        """Segments of the unsold shares [disposed, qty) of lots that absorbed a loss: each
+        span's shares, the shares before it back to the previous span (or to `disposed`), and
+        the shares after the last span, in share order. Lots in candidate order."""
+        s = self.spans
+        held = (self.qty > self.disposed) & (self.tail >= 0)
+        ids = np.flatnonzero(held[s.lot[: s.n]])
+        ids = ids[s.a1[ids] > self.disposed[s.lot[ids]]]
+        ids = ids[np.argsort(s.lot[ids], kind="stable")]  # by lot, in share order
+        lot = s.lot[ids]
+        d0 = self.disposed[lot]
+        a0 = np.maximum(s.a0[ids], d0)
+        a1 = s.a1[ids]
+        first = np.ones(len(ids), dtype=bool)
+        first[1:] = lot[1:] != lot[:-1]
+        last = np.ones(len(ids), dtype=bool)
+        last[:-1] = first[1:]
+        gap0 = np.where(first, d0, np.r_[0, a1[:-1]])
+        seq = np.arange(len(ids)) * 2
+        bare = np.flatnonzero(held)  # held lots whose spans are all sold
+        bare = bare[~np.isin(bare, lot)]
+        tail = lot[last]
+        g_lot = np.concatenate([lot, lot, tail, bare])
+        g_start = np.concatenate([gap0, a0, a1[last], self.disposed[bare]])
+        g_end = np.concatenate([a0, a1, self.qty[tail], self.qty[bare]])
+        g_seq = np.concatenate([seq, seq + 1, seq[last] + 2, np.zeros(len(bare), np.int64)])
+        adj = np.concatenate([np.zeros(len(ids)), s.adj[ids], np.zeros(len(tail) + len(bare))])
+        hps = np.concatenate(
+            [self.acquired[lot], s.hps[ids], self.acquired[tail], self.acquired[bare]]
+        )
+        qty = g_end - g_start
+        keep = np.flatnonzero(qty > 0)
+        keep = keep[np.lexsort((g_seq[keep], g_lot[keep]))]
+        q = qty[keep]
+        return g_lot[keep], q, adj[keep] * q, hps[keep], np.zeros(len(keep))
+
+
+def _no_records() -> Records:
+    return tuple(np.empty(0, dtype) for dtype in (np.int64, np.int64, float, np.int64, float))
 
 
 def _assemble(
-    lots: Lots, pieces: Pieces, sold: array, held: array, disposed: np.ndarray
+    lots: Lots, pieces: Pieces, sold: Records, held: Records, disposed: np.ndarray
 ) -> Segments:
-    """`Segments` from the recorded ones (see `_columns`) plus every piece and held lot not
-    among them, which keep the lot's own basis and acquisition date (one segment each)."""
-    s_piece, s_qty, s_adj, s_hps, s_disallowed = _columns(sold)
-    h_lot, h_qty, h_adj, h_hps, _ = _columns(held)
+    """`Segments` from the recorded ones plus every piece and held lot not among them,
+    which keep the lot's own basis and acquisition date (one segment each)."""
+    s_piece, s_qty, s_adj, s_hps, s_disallowed = sold
+    h_lot, h_qty, h_adj, h_hps, _ = held
     plain = np.ones(len(pieces.qty), dtype=bool)
     plain[s_piece] = False
     piece = np.flatnonzero(plain)
@@ -269,38 +439,7 @@ def _run_bounds(values: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
-def _split(
-    spans: list[tuple[int, int, float, int]],
-    cursor: list[int],
-    lot: int,
-    d0: int,
-    d1: int,
-    acquired: int,
-) -> list[tuple[int, float, int]]:
-    """Shares [d0, d1) of a lot with absorbed `spans` (a0, a1, adjustment per share,
-    holding period start) as (qty, adjustment per share, holding period start) runs.
-    `cursor[lot]` remembers the first span not yet passed (shares are sold front to back)."""
-    k = cursor[lot]
-    n = len(spans)
-    while k < n and spans[k][1] <= d0:
-        k += 1
-    out = []
-    cur = d0
-    while cur < d1:
-        if k < n:
-            a0, a1, adj, hps = spans[k]
-            if a0 <= cur:  # inside span k
-                if a1 > d1:
-                    out.append((d1 - cur, adj, hps))
-                    break
-                out.append((a1 - cur, adj, hps))
-                cur = a1
-                k += 1
-                continue
-            end = a0 if a0 < d1 else d1
-        else:
-            end = d1
-        out.append((end - cur, 0.0, acquired))  # shares that absorbed no loss
-        cur = end
-    cursor[lot] = k
-    return out
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The integers [start, start + count) for each pair, concatenated."""
+    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
+    return offsets + np.arange(len(offsets))

@@ -7,10 +7,6 @@ cost of the new stock or securities ... Your holding period for the new stock or
 includes the holding period of the stock or securities sold."
 """
 
-import numpy as np
-import pandas as pd
-
-from ibkr_nb.tax import wash
 from ibkr_nb.tax.lots import match_lots
 
 
@@ -316,27 +312,3 @@ def test_no_wash_sales_option(t):
     assert result.realized["adjustment_code"].tolist() == [""]
     assert result.realized["gain_loss"].round(2).tolist() == [-250.0]
     assert result.open_lots["cost_basis"].round(2).tolist() == [800.0]
-
-
-def test_sweeping_symbols_in_batches_changes_nothing(monkeypatch):
-    # The wash-sale sweep runs symbol batches of about BATCH_PIECES pieces; any batch size must
-    # give the same rows. Three symbols, two accounts, shorts and flips, in batches of ~1 symbol.
-    rng = np.random.default_rng(7)
-    n = 600
-    trades = pd.DataFrame(
-        {
-            "symbol": rng.choice(["A", "B", "C"], n),
-            "account": rng.choice(["U1", "U2"], n),
-            "quantity": rng.choice([-3, -2, -1, 1, 2, 3], n) * 10.0,
-            "price": rng.integers(100, 5000, n) / 100,
-            "commission": 1.0,
-            "datetime": pd.Timestamp("2023-11-01 10:00", tz="America/New_York")
-            + pd.to_timedelta(np.sort(rng.integers(0, 400, n)), unit="D"),
-        }
-    )
-    whole = match_lots(trades)
-    monkeypatch.setattr(wash, "BATCH_PIECES", 50)
-    batched = match_lots(trades)
-    assert (whole.realized["adjustment_code"] == "W").any()
-    pd.testing.assert_frame_equal(batched.realized, whole.realized)
-    pd.testing.assert_frame_equal(batched.open_lots, whole.open_lots)
