@@ -167,7 +167,8 @@ def match_lots(
 
 
 def is_long_term(acquired: np.ndarray, sold: np.ndarray) -> np.ndarray:
-    """True where `sold` is more than one year after `acquired` (datetime64[D] arrays).
+    """True where `sold` is more than one year after `acquired` (datetime64[D] arrays, or
+    day numbers: days since 1970-01-01).
 
     Compares (year, month, day) of the sale with the acquisition's shifted by one year, so
     a 2024-02-29 acquisition needs a sale after "2025-02-29", i.e. on 2025-03-01 or later.
@@ -177,7 +178,7 @@ def is_long_term(acquired: np.ndarray, sold: np.ndarray) -> np.ndarray:
 
 def _ymd(days: np.ndarray) -> np.ndarray:
     """Calendar dates as integers yyyymmdd, through a table of the days spanned."""
-    d = np.asarray(days, dtype="datetime64[D]").astype(np.int64)
+    d = np.asarray(days, dtype="datetime64[D]").view(np.int64)
     first, last = (d.min(), d.max()) if d.size else (0, -1)
     table = np.arange(first, last + 1).astype("datetime64[D]")
     years = table.astype("datetime64[Y]")
@@ -185,7 +186,7 @@ def _ymd(days: np.ndarray) -> np.ndarray:
     y = years.astype(np.int64) + 1970
     m = (months - years).astype(np.int64) + 1
     day = (table - months).astype(np.int64) + 1
-    return (y * 10_000 + m * 100 + day)[d - first]
+    return (y * 10_000 + m * 100 + day).astype(np.int32)[d - first]
 
 
 def _pick(mask: np.ndarray, yes: str, no: str) -> pd.api.extensions.ExtensionArray:
@@ -211,14 +212,10 @@ class Pieces:
     lot: np.ndarray
     qty: np.ndarray  # micro-shares
     open_unit: np.ndarray
+    offset: np.ndarray  # where the piece starts within its lot's shares (consumed in order)
     close_unit: np.ndarray  # USD per micro-share of the closing row
     day: np.ndarray  # trade date of the closing row, days since epoch
     event: np.ndarray  # global event order of the closing row
-
-    def offsets(self) -> np.ndarray:
-        """Where each piece starts within its lot's shares (lots are consumed front to back)."""
-        cum = pd.Series(self.qty).groupby(self.lot).cumsum().to_numpy()
-        return cum - self.qty
 
 
 @dataclass
@@ -238,96 +235,93 @@ class Lots:
 class _Book:
     """Trades expanded into opening and closing rows, with lots and closes as arrays."""
 
-    rows: pd.DataFrame  # per expanded row: numeric trade fields, codes of account/symbol/
-    # trade_id (see labels), qty (micro), unit, day, event, ...
+    # Per expanded row, key-contiguous and in time order within a key: key (one code per
+    # (account, symbol)), part (signed micro-shares), unit (USD per micro-share), day (trade
+    # date, days since epoch), event (global event order), ts_ns (UTC ns), factor (shares of
+    # the latest split era per share at this row).
+    rows: dict[str, np.ndarray]
     lots: Lots
     close_idx: np.ndarray  # row index of each closing row, key-contiguous and time ordered
     warnings: list[tuple[str, str]]
-    # account/symbol/trade_id: (code per row, table of strings the codes index)
-    labels: dict[str, tuple[np.ndarray, pd.Index | pd.api.extensions.ExtensionArray]]
+    # account/symbol/trade_id: (code per row, the strings the codes index)
+    labels: dict[str, tuple[np.ndarray, pd.api.extensions.ExtensionArray]]
     tz: object
 
     def _label(self, column: str, row: np.ndarray) -> pd.api.extensions.ExtensionArray:
         """A string column for the given rows (gathered through codes: cheap for many rows)."""
         codes, table = self.labels[column]
-        return pd.array(table, dtype="str").take(codes[row])
+        return table.take(codes[row])
 
-    def _timestamps(self, row: np.ndarray) -> pd.DatetimeIndex:
-        return (
-            pd.DatetimeIndex(self.rows["ts_ns"].to_numpy()[row].view("datetime64[ns]"))
-            .tz_localize("UTC")
-            .tz_convert(self.tz)
-        )
+    def _timestamps(self, row: np.ndarray) -> pd.api.extensions.ExtensionArray:
+        """The rows' trade times, timezone-aware (ns)."""
+        return pd.array(self.rows["ts_ns"][row], dtype=pd.DatetimeTZDtype("ns", self.tz))
 
     @classmethod
     def from_trades(cls, trades: pd.DataFrame, tz: str) -> _Book:
-        frame = _with_defaults(trades)
-        warnings: list[tuple[str, str]] = []
+        col = _columns(trades)
         # Rows carry integer codes into string tables (cheap to reorder and gather): account
         # and symbol factorized, trade_id by input position (ids are mostly unique).
-        ids = frame["trade_id"]
-        labels = {c: pd.factorize(frame[c]) for c in ("account", "symbol")}
-        labels["trade_id"] = (np.arange(len(frame)), pd.array(ids, dtype="str"))
+        labels = {c: pd.factorize(col[c]) for c in ("account", "symbol")}
+        labels = {c: (codes, pd.array(table, dtype="str")) for c, (codes, table) in labels.items()}
+        labels["trade_id"] = (np.arange(len(trades)), pd.array(col["trade_id"], dtype="str"))
         sym_code = labels["symbol"][0]
-        ts = frame["datetime"].dt.tz_convert(tz)
+        ts = col["datetime"].dt.tz_convert(tz)
         ts_ns = ts.dt.as_unit("ns").astype("int64").to_numpy()
         day = ts.dt.tz_localize(None).to_numpy().astype("datetime64[D]").astype(np.int64)
-        is_split = (frame["kind"] == "split").to_numpy()
-        seq = np.arange(len(frame))
-        order = np.lexsort((seq, ~is_split, ts_ns, sym_code))  # splits first at equal times
-        frame = frame[["quantity", "price", "commission", "fx_rate", "ratio"]].assign(
-            account_code=labels["account"][0], trade_code=labels["trade_id"][0]
-        )
-        frame = frame.iloc[order].reset_index(drop=True)
-        sym_code, ts_ns, day, is_split = sym_code[order], ts_ns[order], day[order], is_split[order]
-
-        # Shares of the latest split era per share of this row's era.
-        ratio = np.where(is_split, frame["ratio"].to_numpy(dtype=float), 1.0)
-        rev = pd.Series(ratio[::-1]).groupby(sym_code[::-1]).cumprod().to_numpy()[::-1]
-        factor = rev / ratio
-
-        frame["event"] = np.arange(len(frame))
-        frame["ts_ns"] = ts_ns
-        frame["sym_code"] = sym_code
-        frame["day"] = day
-        frame["factor"] = factor
-        frame = frame[~is_split].reset_index(drop=True)
-        qty = np.rint(frame["quantity"].to_numpy() * frame["factor"].to_numpy() * MICRO).astype(
-            np.int64
-        )
+        is_split = col["is_split"]
+        # (symbol, time), splits first at equal times; the sort is stable (input order).
+        order = np.lexsort((~is_split, ts_ns, sym_code))
+        split = is_split[order]
+        factor = np.ones(len(order))
+        if split.any():  # shares of the latest split era per share of this row's era
+            ratio = np.where(split, col["ratio"][order], 1.0)
+            rev = pd.Series(ratio[::-1]).groupby(sym_code[order][::-1]).cumprod().to_numpy()
+            factor = rev[::-1] / ratio
+        event = np.flatnonzero(~split)  # position in the history, splits included
+        src = order[event]  # input row of each trade
+        factor = factor[event]
+        qty = np.rint(col["quantity"][src] * factor * MICRO).astype(np.int64)
         tiny = qty == 0
-        warnings += [
+        warnings = [
             (t, "quantity rounds to zero micro-shares; ignored")
-            for t in ids.iloc[frame["trade_code"].to_numpy()[tiny]]
+            for t in col["trade_id"].iloc[src[tiny]]
         ]
-        frame = frame[~tiny].reset_index(drop=True)
-        frame["qty"] = qty[~tiny]
-        key_code = pd.factorize(
-            frame["account_code"].to_numpy() * (sym_code.max(initial=0) + 1)
-            + frame["sym_code"].to_numpy()
+        if tiny.any():
+            src, event, factor, qty = (a[~tiny] for a in (src, event, factor, qty))
+        key = pd.factorize(
+            labels["account"][0][src] * (sym_code.max(initial=0) + 1) + sym_code[src]
         )[0]  # one code per (account, symbol), numbered in order of appearance
-        frame["key"] = key_code
-        frame = frame.iloc[np.lexsort((frame["event"].to_numpy(), key_code))].reset_index(drop=True)
-        rows = _split_flips(frame)
-        is_open = rows["is_open"].to_numpy()
+        by_key = np.argsort(key, kind="stable")  # rows are already in event order
+        take, part, is_open = _split_flips(qty[by_key], key[by_key])
+        take = by_key[take]  # index into the trades of each row
+        trade = src[take]  # input row of each row
+        rows = {
+            "key": key[take],
+            "part": part,
+            "unit": _unit_values(col, trade, part, qty[take]),
+            "day": day[trade],
+            "event": event[take],
+            "ts_ns": ts_ns[trade],
+            "factor": factor[take],
+        }
         open_idx = np.flatnonzero(is_open)
+        sym = sym_code[trade]
         lots = Lots(
             row=open_idx,
-            qty=np.abs(rows["part"].to_numpy()[open_idx]),
-            direction=np.sign(rows["part"].to_numpy()[open_idx]),
-            unit=rows["unit"].to_numpy()[open_idx],
-            day=rows["day"].to_numpy()[open_idx],
-            order=rows["event"].to_numpy()[open_idx],
-            wash_key=rows["sym_code"].to_numpy()[open_idx],
+            qty=np.abs(part[open_idx]),
+            direction=np.sign(part[open_idx]),
+            unit=rows["unit"][open_idx],
+            day=rows["day"][open_idx],
+            order=rows["event"][open_idx],
+            wash_key=sym[open_idx],
         )
-        codes = {"account": "account_code", "symbol": "sym_code", "trade_id": "trade_code"}
-        labels = {c: (rows[codes[c]].to_numpy(), table) for c, (_, table) in labels.items()}
+        codes = {"account": labels["account"][0][trade], "symbol": sym, "trade_id": trade}
         return cls(
             rows=rows,
             lots=lots,
             close_idx=np.flatnonzero(~is_open),
             warnings=warnings,
-            labels=labels,
+            labels={c: (codes[c], table) for c, (_, table) in labels.items()},
             tz=ts.dt.tz,
         )
 
@@ -339,15 +333,15 @@ class _Book:
         Every position returns to zero before it changes side, so per key the cumulative
         opened and closed quantities line up; pieces are the overlaps of those intervals.
         """
-        keys = self.rows["key"].to_numpy()
+        keys = self.rows["key"]
         lot_keys = keys[self.lots.row]
         lot_end = np.cumsum(self.lots.qty)  # global coordinate: keys laid end to end
         key_base = np.zeros(keys.max() + 1 if len(keys) else 0, dtype=np.int64)
         first = np.r_[True, lot_keys[1:] != lot_keys[:-1]] if len(lot_keys) else np.zeros(0, bool)
         key_base[lot_keys[first]] = (lot_end - self.lots.qty)[first]
-        cq = np.abs(self.rows["part"].to_numpy()[self.close_idx])
+        cq = np.abs(self.rows["part"][self.close_idx])
         ck = keys[self.close_idx]
-        c_end = pd.Series(cq).groupby(ck).cumsum().to_numpy() + key_base[ck]
+        c_end = _group_cumsum(cq, ck) + key_base[ck]
         c_start = c_end - cq
         first_lot = np.searchsorted(lot_end, c_start, side="right")
         last_lot = np.searchsorted(lot_end, c_end - 1, side="right")
@@ -355,29 +349,32 @@ class _Book:
         close = np.repeat(np.arange(len(cq)), n)
         lot = first_lot[close] + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
         lot_start = lot_end[lot] - self.lots.qty[lot]
-        qty = np.minimum(lot_end[lot], c_end[close]) - np.maximum(lot_start, c_start[close])
-        return self._pieces(close, lot, qty, self.lots.unit[lot])
+        start = np.maximum(lot_start, c_start[close])
+        qty = np.minimum(lot_end[lot], c_end[close]) - start
+        return self._pieces(close, lot, qty, start - lot_start, self.lots.unit[lot])
 
     def match_loop(self, method: str, lot_selection: Mapping[str, Sequence[str]]) -> Pieces:
         """Lot-by-lot matching for the methods that choose among all open lots."""
         rows = self.rows
-        unit = rows["unit"].to_numpy().tolist()
-        part = rows["part"].to_numpy().tolist()
-        day = rows["day"].to_numpy()
-        keys = rows["key"].to_numpy().tolist()
-        trade_ids = self._label("trade_id", np.arange(len(rows))).tolist()
+        unit = rows["unit"].tolist()
+        part = rows["part"].tolist()
+        day = rows["day"]
+        keys = rows["key"].tolist()
+        trade_ids = self._label("trade_id", np.arange(len(part))).tolist()
         lot_of_row = dict(zip(self.lots.row.tolist(), range(len(self.lots.row)), strict=True))
         close_of_row = dict(zip(self.close_idx.tolist(), range(len(self.close_idx)), strict=True))
         lot_days = self.lots.day.astype("datetime64[D]")
         out_close: list[int] = []
         out_lot: list[int] = []
         out_qty: list[int] = []
+        out_offset: list[int] = []
         out_unit: list[float] = []
         open_lots: list[int] = []  # lot indices of the current key, in acquisition order
-        remaining = self.lots.qty.tolist()
+        lot_qty = self.lots.qty.tolist()
+        remaining = list(lot_qty)
         lot_unit = self.lots.unit.tolist()
         current_key = -1
-        for r in range(len(rows)):
+        for r in range(len(part)):
             if keys[r] != current_key:
                 current_key, open_lots = keys[r], []
             if r in lot_of_row:
@@ -412,6 +409,7 @@ class _Book:
                 out_close.append(close_of_row[r])
                 out_lot.append(i)
                 out_qty.append(take)
+                out_offset.append(lot_qty[i] - remaining[i])
                 out_unit.append(lot_unit[i])
                 remaining[i] -= take
                 need -= take
@@ -423,11 +421,17 @@ class _Book:
             np.array(out_close, dtype=np.int64),
             np.array(out_lot, dtype=np.int64),
             np.array(out_qty, dtype=np.int64),
+            np.array(out_offset, dtype=np.int64),
             np.array(out_unit, dtype=float),
         )
 
     def _pieces(
-        self, close: np.ndarray, lot: np.ndarray, qty: np.ndarray, open_unit: np.ndarray
+        self,
+        close: np.ndarray,
+        lot: np.ndarray,
+        qty: np.ndarray,
+        offset: np.ndarray,
+        open_unit: np.ndarray,
     ) -> Pieces:
         row = self.close_idx[close]
         return Pieces(
@@ -435,9 +439,10 @@ class _Book:
             lot=lot,
             qty=qty,
             open_unit=open_unit,
-            close_unit=self.rows["unit"].to_numpy()[row],
-            day=self.rows["day"].to_numpy()[row],
-            event=self.rows["event"].to_numpy()[row],
+            offset=offset,
+            close_unit=self.rows["unit"][row],
+            day=self.rows["day"][row],
+            event=self.rows["event"][row],
         )
 
     def _check_selection(
@@ -508,31 +513,32 @@ class _Book:
         of the closing trades, a piece's segments in sequence."""
         by_time = np.lexsort((seg.piece, pieces.event[seg.piece]))
         p = seg.piece[by_time]
-        qty, hps, disallowed = seg.qty[by_time], seg.hps[by_time], seg.disallowed[by_time]
-        lot = pieces.lot[p]
-        close_row = self.close_idx[pieces.close[p]]
-        open_row = self.lots.row[lot]
-        direction = self.lots.direction[lot]
-        is_long = direction > 0
-        open_value = qty * pieces.open_unit[p]
-        close_value = qty * pieces.close_unit[p]
-        # Temporaries are dropped as soon as used and the frame takes the columns without
-        # copying: with millions of rows, peak memory (first-touched pages) costs wall time.
-        del p, lot
-        proceeds = np.where(is_long, close_value, open_value)
-        cost = np.where(is_long, open_value, close_value)
-        del open_value, close_value
+        qty = seg.qty[by_time]
+        is_long = (self.lots.direction[pieces.lot] > 0)[p]
+        close_row = self.close_idx[pieces.close][p]
+        open_row = self.lots.row[pieces.lot][p]
+        # Columns are computed in place where possible and the frame takes them without
+        # copying: with millions of rows, fresh memory (first-touched pages) costs wall time.
+        proceeds = pieces.close_unit[p]
+        proceeds *= qty
+        cost = pieces.open_unit[p]
+        cost *= qty
+        del p
+        short = np.flatnonzero(~is_long)  # a short lot's proceeds come from opening it
+        proceeds[short], cost[short] = cost[short], proceeds[short]
         adj_in = seg.adj_in[by_time]
         cost += adj_in
+        disallowed = seg.disallowed[by_time]
         gain = proceeds - cost
         gain += disallowed
-        day = self.rows["day"].to_numpy()
-        sold = _dates(day[close_row])
-        start = _dates(hps)
-        long_term = is_long & is_long_term(start, sold)
-        quantity = direction * qty / MICRO
-        quantity /= self.rows["factor"].to_numpy()[close_row]
-        del direction, qty
+        day = self.rows["day"]
+        sold = day[close_row]
+        hps = seg.hps[by_time]
+        long_term = is_long & is_long_term(hps, sold)
+        quantity = qty / MICRO
+        del qty
+        np.negative(quantity, out=quantity, where=~is_long)
+        quantity /= self.rows["factor"][close_row]
         return pd.DataFrame(
             {
                 "account": self._label("account", close_row),
@@ -542,8 +548,8 @@ class _Book:
                 "position": _pick(is_long, "long", "short"),
                 "quantity": quantity,
                 "date_acquired": _dates(day[open_row]),
-                "date_sold": sold,
-                "holding_period_start": start,
+                "date_sold": _dates(sold),
+                "holding_period_start": _dates(hps),
                 "proceeds": proceeds,
                 "cost_basis": cost,
                 "wash_sale_adjustment": adj_in,
@@ -571,7 +577,7 @@ class _Book:
                 "lot_id": self._label("trade_id", row),
                 "position": _pick(direction > 0, "long", "short"),
                 "quantity": direction * seg.open_qty / MICRO,
-                "date_acquired": _dates(rows["day"].to_numpy()[row]),
+                "date_acquired": _dates(rows["day"][row]),
                 "holding_period_start": _dates(seg.open_hps),
                 "cost_basis": np.where(direction > 0, value, 0.0) + seg.open_adj,
                 "proceeds": np.where(direction > 0, np.nan, value),
@@ -583,8 +589,13 @@ class _Book:
         return out.iloc[order].reset_index(drop=True)[OPEN_LOT_COLUMNS]
 
 
-def _with_defaults(trades: pd.DataFrame) -> pd.DataFrame:
-    """The trades frame with optional columns filled in; raises on missing required ones."""
+def _columns(trades: pd.DataFrame) -> dict:
+    """The trades' columns, optional ones filled in; raises on missing required ones.
+
+    Numbers as float arrays (quantity in shares, price, commission and fx_rate as given,
+    `ratio` for splits), `is_split` a bool array, account and symbol arrays, `trade_id` and
+    `datetime` Series.
+    """
     missing = [c for c in ("symbol", "datetime", "quantity", "price") if c not in trades]
     if missing:
         raise ValueError(
@@ -594,51 +605,72 @@ def _with_defaults(trades: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(
             "trades 'datetime' must be timezone-aware; parse it with importers.parse_datetimes."
         )
-    frame = trades.reset_index(drop=True).copy()
-    defaults = {
-        "kind": "trade",
-        "ratio": np.nan,
-        "fx_rate": 1.0,
-        "commission": 0.0,
-        "account": "",
-        "currency": "USD",
-    }
-    for column, value in defaults.items():
-        if column not in frame:
-            frame[column] = value
-    if "trade_id" not in frame:
-        frame["trade_id"] = [f"row{i}" for i in range(len(frame))]
-    frame["commission"] = frame["commission"].fillna(0.0)
-    frame["fx_rate"] = frame["fx_rate"].fillna(1.0)
-    frame["kind"] = frame["kind"].fillna("trade")
-    return frame
+    n = len(trades)
+    trades = trades.reset_index(drop=True)
+    col: dict = {"datetime": trades["datetime"]}
+    for column, default in (("quantity", None), ("price", None), ("ratio", np.nan)):
+        col[column] = (
+            trades[column].to_numpy(dtype=float) if column in trades else np.full(n, default)
+        )
+    for column, default in (("commission", 0.0), ("fx_rate", 1.0)):
+        values = trades[column].to_numpy(dtype=float) if column in trades else np.full(n, default)
+        col[column] = np.where(np.isnan(values), default, values)
+    for column in ("account", "symbol"):
+        col[column] = trades[column].to_numpy() if column in trades else np.full(n, "", object)
+    col["trade_id"] = (
+        trades["trade_id"] if "trade_id" in trades else pd.Series([f"row{i}" for i in range(n)])
+    )
+    col["is_split"] = (
+        (trades["kind"].fillna("trade") == "split").to_numpy()
+        if "kind" in trades
+        else np.zeros(n, dtype=bool)
+    )
+    return col
 
 
-def _split_flips(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per opening or closing part: a trade through zero becomes close + open.
+def _split_flips(qty: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Opening and closing parts of trades (micro-shares, key-contiguous, time ordered): a
+    trade through zero becomes close + open.
 
-    Adds `part` (signed micro-shares of this part), `is_open` and `unit` (USD per
-    micro-share: cost incl. commission for a buy, net proceeds for a sale).
+    Returns per part the index of its trade, `part` (signed micro-shares) and `is_open`.
     """
-    qty = frame["qty"].to_numpy()
-    pos = pd.Series(qty).groupby(frame["key"].to_numpy()).cumsum().to_numpy()
+    pos = _group_cumsum(qty, key)
     before = pos - qty
     flips = (before != 0) & (pos != 0) & (np.sign(pos) == -np.sign(before))
     closes = (before != 0) & (np.sign(qty) == -np.sign(before))
     reps = np.where(flips, 2, 1)
-    rows = frame.iloc[np.repeat(np.arange(len(frame)), reps)].reset_index(drop=True)
-    second = np.zeros(len(rows), dtype=bool)
+    take = np.repeat(np.arange(len(qty)), reps)
+    second = np.zeros(len(take), dtype=bool)
     second[np.cumsum(reps)[flips] - 1] = True
-    first_of_flip = np.repeat(flips, reps) & ~second
-    part = np.repeat(qty, reps)
-    part = np.where(first_of_flip, -np.repeat(before, reps), part)
-    part = np.where(second, np.repeat(pos, reps), part)
-    rows["part"] = part
-    rows["is_open"] = np.where(np.repeat(flips, reps), second, ~np.repeat(closes, reps))
-    share = np.abs(part) / np.abs(np.repeat(qty, reps))
-    shares = np.abs(rows["quantity"].to_numpy()) * share
-    gross = shares * rows["price"].to_numpy()
-    commission = rows["commission"].to_numpy() * share
-    value = (gross + np.where(part > 0, commission, -commission)) * rows["fx_rate"].to_numpy()
-    rows["unit"] = value / np.abs(part)
-    return rows
+    flip = flips[take]
+    part = np.where(flip & ~second, -before[take], qty[take])
+    part = np.where(second, pos[take], part)
+    return take, part, np.where(flip, second, ~closes[take])
+
+
+def _unit_values(col: dict, trade: np.ndarray, part: np.ndarray, qty: np.ndarray) -> np.ndarray:
+    """USD per micro-share of each part (cost incl. commission for a buy, net proceeds for a
+    sale); `trade` the input rows, `qty` the trades' micro-shares. A part's commission is
+    its share of the trade's, pro rata by quantity."""
+    size = np.abs(part)
+    share = size / np.abs(qty)
+    value = np.abs(col["quantity"][trade])
+    value *= share
+    value *= col["price"][trade]
+    commission = col["commission"][trade]
+    commission *= share
+    np.negative(commission, out=commission, where=part <= 0)
+    value += commission
+    value *= col["fx_rate"][trade]
+    value /= size
+    return value
+
+
+def _group_cumsum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Running sums of integer `values` that restart where `groups` changes (groups are
+    contiguous runs)."""
+    first = np.ones(len(values), dtype=bool)
+    first[1:] = groups[1:] != groups[:-1]
+    total = np.cumsum(values)
+    before = (total - values)[first]  # sum of the earlier groups
+    return total - np.repeat(before, np.diff(np.r_[np.flatnonzero(first), len(values)]))

@@ -165,7 +165,7 @@ class _Sweep:
         cand, window_lo, window_hi = _windows(lots, pieces)
         slot = np.empty(n_lots, dtype=np.int64)
         slot[cand] = np.arange(n_lots)
-        offset = pieces.offsets()
+        offset = pieces.offset
         gain = lots.direction[pieces.lot] * (pieces.close_unit - pieces.open_unit)
         self.cand = cand
         self.piece = order
