@@ -607,6 +607,7 @@ def _columns(trades: pd.DataFrame) -> dict:
         )
     n = len(trades)
     trades = trades.reset_index(drop=True)
+    _refuse_missing_values(trades)
     col: dict = {"datetime": trades["datetime"]}
     for column, default in (("quantity", None), ("price", None), ("ratio", np.nan)):
         col[column] = (
@@ -626,6 +627,29 @@ def _columns(trades: pd.DataFrame) -> dict:
         else np.zeros(n, dtype=bool)
     )
     return col
+
+
+def _refuse_missing_values(trades: pd.DataFrame) -> None:
+    """Raise ValueError naming the rows that lack a symbol, date, quantity or price (splits:
+    symbol and date), or an account in an account column: they would book to the wrong lot."""
+    trade = (trades["kind"].fillna("trade") != "split") if "kind" in trades else True
+    checks = [
+        ("symbol", trades["symbol"].isna() | (trades["symbol"] == "")),
+        ("datetime", trades["datetime"].isna()),
+        ("quantity", trades["quantity"].isna() & trade),  # a split row carries a ratio
+        ("price", trades["price"].isna() & trade),
+    ]
+    if "account" in trades:
+        checks.append(("account", trades["account"].isna()))
+    for column, bad in checks:
+        if bad.any():
+            rows = trades.index[bad]
+            labels = trades["trade_id"][rows] if "trade_id" in trades else rows
+            shown = ", ".join(map(str, labels[:5])) + (" ..." if bad.sum() > 5 else "")
+            raise ValueError(
+                f"{bad.sum()} trade(s) have no {column} ({shown}); load trades with "
+                "ibkr_nb.tax.load_trades or an importer, which rejects such rows with a reason."
+            )
 
 
 def _split_flips(qty: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -293,3 +293,19 @@ def test_empty_history_gives_empty_frames():
     result = match_lots(empty_trades())
     assert result.realized.empty and result.open_lots.empty
     assert isinstance(result.realized, pd.DataFrame)
+
+
+@pytest.mark.parametrize("column", ["symbol", "account", "price", "quantity"])
+def test_rows_missing_an_identifying_value_are_refused_by_name(t, column):
+    trades = t.trades(
+        """
+        date        symbol quantity price trade_id
+        2024-01-02  X      10       10    B1
+        2024-01-03  X      -10      11    S1
+        """
+    )
+    trades["account"] = "U1"
+    trades[column] = trades[column].astype(object)
+    trades.loc[1, column] = None
+    with pytest.raises(ValueError, match=rf"1 trade\(s\) have no {column} \(S1\)"):
+        match_lots(trades)
