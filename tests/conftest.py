@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 from support import CLOCK, SEED, connect_ib
 
 from ibkr_nb.gateway.server import PaperGateway
+
+# Shared, noisy machines: no per-example time limit (speed is measured in benchmarks/).
+settings.register_profile("shared-machine", deadline=None, print_blob=True)
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture
