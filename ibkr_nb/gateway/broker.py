@@ -1242,44 +1242,41 @@ class Broker:
     def cash(self) -> float:
         return self._cash
 
+    def _row(self, con_id: int, p: _Position) -> PositionRow:
+        """A position valued at the last price at ``clock.now()`` (flat: quantity 0, cost 0)."""
+        inst = instrument_by_con_id(con_id)
+        mark = self.market.last_price(inst.symbol)
+        flat = abs(p.quantity) < _EPS
+        return PositionRow(
+            account=self.account_id,
+            con_id=con_id,
+            symbol=inst.symbol,
+            quantity=0.0 if flat else p.quantity,
+            average_cost=0.0 if flat else p.avg_cost,
+            market_price=mark,
+            market_value=0.0 if flat else p.quantity * mark,
+            unrealized_pnl=0.0 if flat else (mark - p.avg_cost) * p.quantity,
+            realized_pnl=p.realized,
+        )
+
     def positions(self) -> list[PositionRow]:
         """Non-zero positions, by symbol, valued at the last price at ``clock.now()``."""
-        rows = []
-        for con_id, p in self._positions.items():
-            if abs(p.quantity) < _EPS:
-                continue
-            inst = instrument_by_con_id(con_id)
-            mark = self.market.last_price(inst.symbol)
-            rows.append(
-                PositionRow(
-                    account=self.account_id,
-                    con_id=con_id,
-                    symbol=inst.symbol,
-                    quantity=p.quantity,
-                    average_cost=p.avg_cost,
-                    market_price=mark,
-                    market_value=p.quantity * mark,
-                    unrealized_pnl=(mark - p.avg_cost) * p.quantity,
-                    realized_pnl=p.realized,
-                )
-            )
-        rows.sort(key=lambda r: r.symbol)
-        return rows
+        rows = [self._row(c, p) for c, p in self._positions.items() if abs(p.quantity) >= _EPS]
+        return sorted(rows, key=lambda r: r.symbol)
 
     def portfolio(self) -> list[PositionRow]:
         """Same rows as :meth:`positions`, plus closed positions with realized P&L today."""
-        rows = self.positions()
-        for con_id, p in self._positions.items():
-            if abs(p.quantity) < _EPS and abs(p.realized) > _EPS:
-                inst = instrument_by_con_id(con_id)
-                mark = self.market.last_price(inst.symbol)
-                rows.append(
-                    PositionRow(
-                        self.account_id, con_id, inst.symbol, 0.0, 0.0, mark, 0.0, 0.0, p.realized
-                    )
-                )
-        rows.sort(key=lambda r: r.symbol)
-        return rows
+        rows = [
+            self._row(c, p)
+            for c, p in self._positions.items()
+            if abs(p.quantity) >= _EPS or abs(p.realized) > _EPS
+        ]
+        return sorted(rows, key=lambda r: r.symbol)
+
+    def position_rows(self, con_ids) -> list[PositionRow]:
+        """The rows of these contracts, flat ones included (quantity 0), as TWS reports a
+        position a fill has just closed."""
+        return [self._row(c, self._positions.get(c, _Position())) for c in con_ids]
 
     def account_values(self) -> dict[str, float]:
         """Account summary tags -> value in USD (see the module docstring for the model)."""

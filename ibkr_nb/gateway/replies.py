@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .broker import ExecutionRecord, MarginState, OrderTicket, PositionRow
-from .market import Instrument, instrument_by_con_id
+from .broker import CommissionRecord, ExecutionRecord, MarginState, OrderTicket, PositionRow
+from .market import ET, Instrument, instrument_by_con_id, parse_bar_size
 from .protocol import UNSET_DOUBLE
 
-EXCHANGE_TZ = ZoneInfo("America/New_York")
 ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,GTC,IOC,LIT,LMT,MIT,MKT,MOC,MTL,NONALGO,OCA,PEGBENCH,POSTONLY,REL,SCALE,STP,STPLMT,TRAIL,TRAILLIT,TRAILLMT,WHATIF"
 VALID_EXCHANGES = (
     "SMART,AMEX,NYSE,CBOE,PHLX,ISE,CHX,ARCA,NASDAQ,DRCTEDGE,BEX,BATS,EDGEA,BYX,IEX,LTSE,MEMX,PEARL"
@@ -41,21 +40,29 @@ TICKET_FIELDS = {
     "whatIf": "what_if",
 }
 
+# What an empty request field means for the broker.
+TICKET_DEFAULTS = {
+    "action": "",
+    "order_type": "",
+    "tif": "DAY",
+    "oca_type": 0,
+    "order_ref": "",
+    "oca_group": "",
+    "total_quantity": 0.0,
+    "display_size": 0,
+    "parent_id": 0,
+}
+
 
 def ticket_from_request(
     values: dict, *, client_id: int, instrument: Instrument, account: str
 ) -> OrderTicket:
     """An ``OrderTicket`` from a decoded placeOrder; every other field is kept in ``raw``."""
     known = {attr: values.get(name) for name, attr in TICKET_FIELDS.items()}
-    known["action"] = (known["action"] or "").upper()
-    known["order_type"] = (known["order_type"] or "").upper()
-    known["tif"] = (known["tif"] or "DAY").upper()
-    known["oca_type"] = known["oca_type"] or 0
-    known["order_ref"] = known["order_ref"] or ""
-    known["oca_group"] = known["oca_group"] or ""
-    known["total_quantity"] = known["total_quantity"] or 0.0
-    known["display_size"] = known["display_size"] or 0
-    known["parent_id"] = known["parent_id"] or 0
+    for attr, default in TICKET_DEFAULTS.items():
+        known[attr] = known[attr] or default
+    for attr in ("action", "order_type", "tif"):
+        known[attr] = known[attr].upper()
     raw = {k: v for k, v in values.items() if k not in TICKET_FIELDS}
     return OrderTicket(
         client_id=client_id,
@@ -97,10 +104,12 @@ def trading_hours(today: date, days: int = 7) -> str:
 
 
 def contract_details_values(req_id: int, instrument: Instrument, today: date) -> dict:
+    contract = contract_values(instrument)
+    hours = trading_hours(today)
     return {
-        **contract_values(instrument),
+        **contract,
         "reqId": req_id,
-        "marketName": contract_values(instrument)["tradingClass"],
+        "marketName": contract["tradingClass"],
         "minTick": instrument.min_tick,
         "orderTypes": ORDER_TYPES,
         "validExchanges": VALID_EXCHANGES,
@@ -111,8 +120,8 @@ def contract_details_values(req_id: int, instrument: Instrument, today: date) ->
         "category": instrument.category,
         "subcategory": instrument.subcategory,
         "timeZoneId": "US/Eastern",
-        "tradingHours": trading_hours(today),
-        "liquidHours": trading_hours(today),
+        "tradingHours": hours,
+        "liquidHours": hours,
         "evMultiplier": 0.0,
         "secIdList": [],
         "aggGroup": 1,
@@ -135,49 +144,41 @@ def _order_values(ticket: OrderTicket) -> dict:
         account=ticket.account,
         status=ticket.status,
         filledQuantity=ticket.filled,
-        totalQuantity=ticket.total_quantity,
     )
     return values
+
+
+# openOrder's what-if margin fields -> MarginState attributes (USD).
+MARGIN_FIELDS = {
+    "initMarginBefore": "init_margin_before",
+    "maintMarginBefore": "maint_margin_before",
+    "equityWithLoanBefore": "equity_with_loan_before",
+    "initMarginChange": "init_margin_change",
+    "maintMarginChange": "maint_margin_change",
+    "equityWithLoanChange": "equity_with_loan_change",
+    "initMarginAfter": "init_margin_after",
+    "maintMarginAfter": "maint_margin_after",
+    "equityWithLoanAfter": "equity_with_loan_after",
+}
 
 
 def open_order_values(ticket: OrderTicket, margin: MarginState | None = None) -> dict:
     """openOrder fields for a ticket; ``margin`` fills the what-if order state."""
     values = _order_values(ticket)
     values.update(commission=None, minCommission=None, maxCommission=None)
+    for name, attr in MARGIN_FIELDS.items():  # TWS sends margins as text, unset when not what-if
+        values[name] = _money(getattr(margin, attr)) if margin else str(UNSET_DOUBLE)
     if margin is not None:
         values.update(
             status=margin.status,
-            initMarginBefore=_money(margin.init_margin_before),
-            maintMarginBefore=_money(margin.maint_margin_before),
-            equityWithLoanBefore=_money(margin.equity_with_loan_before),
-            initMarginChange=_money(margin.init_margin_change),
-            maintMarginChange=_money(margin.maint_margin_change),
-            equityWithLoanChange=_money(margin.equity_with_loan_change),
-            initMarginAfter=_money(margin.init_margin_after),
-            maintMarginAfter=_money(margin.maint_margin_after),
-            equityWithLoanAfter=_money(margin.equity_with_loan_after),
             commission=margin.commission,
             minCommission=margin.min_commission,
             maxCommission=margin.max_commission,
             commissionCurrency=margin.commission_currency,
             warningText=margin.warning_text,
         )
-    else:
-        unset = str(UNSET_DOUBLE)
-        for name in (
-            "initMarginBefore",
-            "maintMarginBefore",
-            "equityWithLoanBefore",
-            "initMarginChange",
-            "maintMarginChange",
-            "equityWithLoanChange",
-            "initMarginAfter",
-            "maintMarginAfter",
-            "equityWithLoanAfter",
-        ):
-            values[name] = unset
-        if ticket.status == "Filled":
-            values.update(commission=ticket.commission, commissionCurrency="USD")
+    elif ticket.status == "Filled":
+        values.update(commission=ticket.commission, commissionCurrency="USD")
     return values
 
 
@@ -185,7 +186,7 @@ def completed_order_values(ticket: OrderTicket) -> dict:
     values = _order_values(ticket)
     when = ticket.completed_at or ticket.submitted_at
     values.update(
-        completedTime=when.astimezone(UTC).strftime("%Y%m%d %H:%M:%S UTC") if when else "",
+        completedTime=_tws_time(when) if when else "",
         completedStatus=ticket.status,
     )
     return values
@@ -214,7 +215,7 @@ def execution_values(req_id: int, execution: ExecutionRecord) -> dict:
         reqId=req_id,
         orderId=execution.order_id,
         execId=execution.exec_id,
-        time=execution.time.astimezone(UTC).strftime("%Y%m%d %H:%M:%S UTC"),
+        time=_tws_time(execution.time),
         acctNumber=execution.account,
         execExchange=execution.exchange,
         side=execution.side,
@@ -233,6 +234,33 @@ def execution_values(req_id: int, execution: ExecutionRecord) -> dict:
         pendingPriceRevision=False,
     )
     return values
+
+
+def commission_values(commission: CommissionRecord) -> dict:
+    """commissionReport fields; an opening fill's realized P&L is TWS's unset double."""
+    return {
+        "execId": commission.exec_id,
+        "commission": commission.commission,
+        "currency": commission.currency,
+        "realizedPNL": UNSET_DOUBLE if commission.realized_pnl is None else commission.realized_pnl,
+        "yield_": UNSET_DOUBLE,
+        "yieldRedemptionDate": 0,
+    }
+
+
+def symbol_sample_values(instrument: Instrument) -> dict:
+    """One reqMatchingSymbols description: a US stock with options and warrants listed."""
+    return {
+        **contract_values(instrument),
+        "derivativeSecTypes": [{"value": "OPT"}, {"value": "WAR"}],
+        "description": instrument.long_name,
+        "issuerId": "",
+    }
+
+
+def _tws_time(moment: datetime) -> str:
+    """TWS's ``YYYYMMDD HH:MM:SS zone`` form, in UTC."""
+    return moment.astimezone(UTC).strftime("%Y%m%d %H:%M:%S UTC")
 
 
 def position_values(row: PositionRow, account: str) -> dict:
@@ -313,27 +341,27 @@ def parse_end_datetime(text: str, now: datetime) -> datetime:
     try:
         if len(parts) == 1 and len(parts[0]) == 8:
             moment = datetime.strptime(parts[0], "%Y%m%d").replace(hour=23, minute=59, second=59)
-            return moment.replace(tzinfo=EXCHANGE_TZ).astimezone(UTC)
+            return moment.replace(tzinfo=ET).astimezone(UTC)
         moment = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")
     except (ValueError, IndexError):
         raise ValueError(
             f"the end date/time {text!r} is not in 'YYYYMMDD HH:MM:SS [zone]' form"
         ) from None
-    zone = ZoneInfo(parts[2]) if len(parts) > 2 else EXCHANGE_TZ
+    zone = ZoneInfo(parts[2]) if len(parts) > 2 else ET
     return moment.replace(tzinfo=zone).astimezone(UTC)
 
 
 def bar_rows(bars, end: datetime, bar_size: str, format_date: int) -> tuple[str, str, list[dict]]:
     """historicalData's start/end strings and bar rows; daily bars are dated ``YYYYMMDD``."""
-    daily = bar_size.strip().endswith(("day", "week", "month"))
+    daily = parse_bar_size(bar_size) < 0  # day, week and month bars are dated, not timed
     rows = []
     for bar in bars:
         if daily:
-            date = bar.time.astimezone(EXCHANGE_TZ).strftime("%Y%m%d")
+            date = bar.time.astimezone(ET).strftime("%Y%m%d")
         elif format_date == 2:
             date = str(int(bar.time.timestamp()))
         else:
-            date = bar.time.astimezone(EXCHANGE_TZ).strftime("%Y%m%d %H:%M:%S US/Eastern")
+            date = bar.time.astimezone(ET).strftime("%Y%m%d %H:%M:%S US/Eastern")
         rows.append(
             {
                 "date": date,
@@ -349,7 +377,7 @@ def bar_rows(bars, end: datetime, bar_size: str, format_date: int) -> tuple[str,
     start = bars[0].time if bars else end - timedelta(days=1)
     fmt = "%Y%m%d %H:%M:%S"
     return (
-        start.astimezone(EXCHANGE_TZ).strftime(fmt),
-        end.astimezone(EXCHANGE_TZ).strftime(fmt),
+        start.astimezone(ET).strftime(fmt),
+        end.astimezone(ET).strftime(fmt),
         rows,
     )

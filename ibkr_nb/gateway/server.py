@@ -30,6 +30,7 @@ from .broker import (
     WhatIf,
 )
 from .market import (
+    ET,
     Clock,
     HistoricalDataError,
     Market,
@@ -50,9 +51,9 @@ from .protocol import (
     split_frames,
 )
 from .replies import (
-    EXCHANGE_TZ,
     account_value_rows,
     bar_rows,
+    commission_values,
     completed_order_values,
     contract_details_values,
     execution_values,
@@ -61,6 +62,7 @@ from .replies import (
     parse_end_datetime,
     portfolio_values,
     position_values,
+    symbol_sample_values,
     ticket_from_request,
     ticks_for_quote,
 )
@@ -81,15 +83,14 @@ NO_SECURITY = "No security definition has been found for the request"
 class ClientConnection:
     """One API client: its socket, negotiated version, id and subscriptions."""
 
-    def __init__(self, gateway: PaperGateway, reader, writer):
-        self.gateway = gateway
+    def __init__(self, reader, writer):
         self.reader = reader
         self.writer = writer
         self.version = 0
         self.client_id: int | None = None
         self.market_data_type = 1
-        self.market_data: dict[int, tuple[str, bool]] = {}  # reqId -> (symbol, streaming)
-        self.last_ticks: dict[int, dict[int, float]] = {}
+        self.streams: dict[int, str] = {}  # reqId -> symbol of a streaming subscription
+        self.last_ticks: dict[int, dict[int, object]] = {}  # reqId -> tick type -> value sent
         self.account_updates = False
         self.account_multi: dict[int, dict[str, str]] = {}  # reqId -> values last sent
         self.positions_subscribed = False
@@ -275,8 +276,7 @@ class PaperGateway:
 
         def advance():
             self.clock.advance(seconds)
-            self.broker.process()
-            self._stream_ticks()
+            self._market_moved()
 
         self._call(advance)
 
@@ -285,8 +285,7 @@ class PaperGateway:
 
         def move():
             self.market.set_price(symbol, price)
-            self.broker.process()
-            self._stream_ticks()
+            self._market_moved()
 
         self._call(move)
 
@@ -330,7 +329,7 @@ class PaperGateway:
     # -- connections -------------------------------------------------------------------------
 
     async def _serve_client(self, reader, writer) -> None:
-        client = ClientConnection(self, reader, writer)
+        client = ClientConnection(reader, writer)
         try:
             await self._handshake(client)
             self.clients.add(client)
@@ -431,8 +430,15 @@ class PaperGateway:
 
     # -- contracts ---------------------------------------------------------------------------
 
+    def _instrument(self, client: ClientConnection, req_id: int, v: dict):
+        """The instrument a request's contract names; None after answering error 200."""
+        found = self._resolve(v)
+        if found is None:
+            client.error(req_id, 200, NO_SECURITY)
+        return found
+
     def _resolve(self, v: dict):
-        """The instrument a request's contract names, or None (-> error 200)."""
+        """The instrument a request's contract names, or None."""
         if v.get("secType") not in ("", "STK", None) or v.get("currency") not in ("", "USD", None):
             return None
         if v.get("conId"):
@@ -443,32 +449,17 @@ class PaperGateway:
         return instrument(v.get("symbol") or v.get("localSymbol") or "")
 
     def _on_reqContractDetails(self, client, v) -> None:
-        found = self._resolve(v)
+        found = self._instrument(client, v["reqId"], v)
         if found is None:
-            client.error(v["reqId"], 200, NO_SECURITY)
             return
         client.send(
             "contractDetails",
-            **contract_details_values(
-                v["reqId"], found, self.clock.now().astimezone(EXCHANGE_TZ).date()
-            ),
+            **contract_details_values(v["reqId"], found, self.clock.now().astimezone(ET).date()),
         )
         client.send("contractDetailsEnd", reqId=v["reqId"])
 
     def _on_reqMatchingSymbols(self, client, v) -> None:
-        descriptions = [
-            {
-                "conId": i.con_id,
-                "symbol": i.symbol,
-                "secType": "STK",
-                "primaryExchange": i.primary_exchange,
-                "currency": "USD",
-                "derivativeSecTypes": [{"value": "OPT"}, {"value": "WAR"}],
-                "description": i.long_name,
-                "issuerId": "",
-            }
-            for i in matching_symbols(v["pattern"])
-        ]
+        descriptions = [symbol_sample_values(i) for i in matching_symbols(v["pattern"])]
         client.send("symbolSamples", reqId=v["reqId"], descriptions=descriptions)
 
     # -- market data -------------------------------------------------------------------------
@@ -482,9 +473,8 @@ class PaperGateway:
 
     def _on_reqMktData(self, client, v) -> None:
         req_id = v["reqId"]
-        found = self._resolve(v)
+        found = self._instrument(client, req_id, v)
         if found is None:
-            client.error(req_id, 200, NO_SECURITY)
             return
         client.send(
             "tickReqParams",
@@ -499,13 +489,13 @@ class PaperGateway:
         client.last_ticks[req_id] = {}
         self._send_ticks(client, req_id, found.symbol)
         if streaming:
-            client.market_data[req_id] = (found.symbol, True)
+            client.streams[req_id] = found.symbol
         else:
             client.last_ticks.pop(req_id, None)
             client.send("tickSnapshotEnd", reqId=req_id)
 
     def _on_cancelMktData(self, client, v) -> None:
-        client.market_data.pop(v["reqId"], None)
+        client.streams.pop(v["reqId"], None)
         client.last_ticks.pop(v["reqId"], None)
 
     def _send_ticks(self, client: ClientConnection, req_id: int, symbol: str) -> None:
@@ -531,26 +521,31 @@ class PaperGateway:
 
     def _stream_ticks(self) -> None:
         for client in list(self.clients):
-            for req_id, (symbol, _) in list(client.market_data.items()):
+            for req_id, symbol in list(client.streams.items()):
                 self._send_ticks(client, req_id, symbol)
 
+    def _market_moved(self) -> None:
+        """Re-check working orders against the market, then stream what changed."""
+        self.broker.process()
+        self._stream_ticks()
+
     async def _tick_loop(self) -> None:
+        """Every TICK_INTERVAL: a running clock moves the market; a frozen one only lets
+        partially filled orders take the next displayed size."""
         while True:
             await asyncio.sleep(TICK_INTERVAL)
             try:
-                if not self.clock.fixed:
+                if self.clock.fixed:
                     self.broker.process()
-                    self._stream_ticks()
                 else:
-                    self.broker.process()
+                    self._market_moved()
             except Exception:
                 log.exception("market tick failed")
 
     def _on_reqHistoricalData(self, client, v) -> None:
         req_id = v["reqId"]
-        found = self._resolve(v)
+        found = self._instrument(client, req_id, v)
         if found is None:
-            client.error(req_id, 200, NO_SECURITY)
             return
         if v["keepUpToDate"]:
             client.error(
@@ -585,9 +580,8 @@ class PaperGateway:
         """Bars are sent at once, so there is nothing left to cancel."""
 
     def _on_reqHeadTimeStamp(self, client, v) -> None:
-        found = self._resolve(v)
+        found = self._instrument(client, v["reqId"], v)
         if found is None:
-            client.error(v["reqId"], 200, NO_SECURITY)
             return
         first_day = day_date(0)  # the simulated history starts on the market's first day
         client.send(
@@ -602,41 +596,19 @@ class PaperGateway:
     def _send_account(self, client: ClientConnection, con_ids=None) -> None:
         """Account values that changed since last sent, and portfolio rows (all, or con_ids)."""
         account = self.account_id
-        for key, value, currency in account_value_rows(self.broker.account_values()):
-            if client.account_sent.get(key) != value:
-                client.account_sent[key] = value
-                client.send(
-                    "updateAccountValue",
-                    key=key,
-                    val=value,
-                    currency=currency,
-                    accountName=account,
-                )
+        for key, value, currency in self._changed_account_values(client.account_sent):
+            client.send(
+                "updateAccountValue", key=key, val=value, currency=currency, accountName=account
+            )
         for row in self._position_rows(con_ids, portfolio=True):
             client.send("updatePortfolio", **portfolio_values(row, account))
         client.send("updateAccountTime", timeStamp=self.clock.now().strftime("%H:%M"))
 
     def _position_rows(self, con_ids, portfolio: bool = False) -> list[PositionRow]:
-        """Current rows, all or for ``con_ids`` (a closed position reports quantity 0)."""
-        rows = self.broker.portfolio() if portfolio else self.broker.positions()
-        if con_ids is None:
-            return rows
-        by_id = {row.con_id: row for row in rows}
-        return [
-            by_id.get(con_id)
-            or PositionRow(
-                account=self.account_id,
-                con_id=con_id,
-                symbol=instrument_by_con_id(con_id).symbol,
-                quantity=0.0,
-                average_cost=0.0,
-                market_price=self.market.quote(instrument_by_con_id(con_id).symbol).last,
-                market_value=0.0,
-                unrealized_pnl=0.0,
-                realized_pnl=0.0,
-            )
-            for con_id in con_ids
-        ]
+        """Current rows: all (portfolio adds today's closed positions), or those of ``con_ids``."""
+        if con_ids is not None:
+            return self.broker.position_rows(con_ids)
+        return self.broker.portfolio() if portfolio else self.broker.positions()
 
     def _on_reqAccountUpdates(self, client, v) -> None:
         if v["acctCode"] and v["acctCode"] != self.account_id:
@@ -664,18 +636,25 @@ class PaperGateway:
     def _send_account_multi(self, client, req_id: int) -> None:
         """Account values for a reqAccountUpdatesMulti subscription, those changed since sent."""
         sent = client.account_multi.setdefault(req_id, {})
+        for key, value, currency in self._changed_account_values(sent):
+            client.send(
+                "accountUpdateMulti",
+                reqId=req_id,
+                account=self.account_id,
+                modelCode="",
+                key=key,
+                value=value,
+                currency=currency,
+            )
+
+    def _changed_account_values(self, sent: dict[str, str]) -> list[tuple[str, str, str]]:
+        """Account value rows whose text differs from ``sent`` (which is updated)."""
+        changed = []
         for key, value, currency in account_value_rows(self.broker.account_values()):
             if sent.get(key) != value:
                 sent[key] = value
-                client.send(
-                    "accountUpdateMulti",
-                    reqId=req_id,
-                    account=self.account_id,
-                    modelCode="",
-                    key=key,
-                    value=value,
-                    currency=currency,
-                )
+                changed.append((key, value, currency))
+        return changed
 
     def _on_cancelAccountUpdatesMulti(self, client, v) -> None:
         client.account_multi.pop(v["reqId"], None)
@@ -738,9 +717,8 @@ class PaperGateway:
             if v.get(flag):  # legacy attributes TWS 10 refuses (old clients set them by default)
                 client.error(order_id, code, f"The '{name}' order attribute is not supported.")
                 return
-        found = self._resolve(v)
+        found = self._instrument(client, order_id, v)
         if found is None:
-            client.error(order_id, 200, NO_SECURITY)
             return
         if v.get("account") and v["account"] != self.account_id:
             client.error(
@@ -798,8 +776,7 @@ class PaperGateway:
             if not _execution_matches(execution, v):
                 continue
             client.send("execDetails", **execution_values(req_id, execution))
-            if commission is not None:
-                client.send("commissionReport", **_commission_values(commission))
+            client.send("commissionReport", **commission_values(commission))
         client.send("execDetailsEnd", reqId=req_id)
 
     def _send_order(self, client: ClientConnection, ticket: OrderTicket) -> None:
@@ -826,7 +803,7 @@ class PaperGateway:
         elif isinstance(event, Fill):
             for client in self._owner(event.execution.client_id):
                 client.send("execDetails", **execution_values(-1, event.execution))
-                client.send("commissionReport", **_commission_values(event.commission))
+                client.send("commissionReport", **commission_values(event.commission))
         elif isinstance(event, AccountChanged):
             self._push_account(event.con_ids or None)
 
@@ -844,19 +821,6 @@ class PaperGateway:
                         client.send("position", **values)
                     for req_id in client.positions_multi:
                         client.send("positionMulti", reqId=req_id, modelCode="", **values)
-
-
-def _commission_values(commission) -> dict:
-    return {
-        "execId": commission.exec_id,
-        "commission": commission.commission,
-        "currency": commission.currency,
-        "realizedPNL": commission.realized_pnl
-        if commission.realized_pnl is not None
-        else messages.UNSET_DOUBLE,
-        "yield_": messages.UNSET_DOUBLE,
-        "yieldRedemptionDate": 0,
-    }
 
 
 def _execution_matches(execution, f: dict) -> bool:
@@ -881,8 +845,8 @@ def _execution_matches(execution, f: dict) -> bool:
 
 
 def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -13,12 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from xml.sax.saxutils import quoteattr
-from zoneinfo import ZoneInfo
 
 from .broker import TradeRecord
-from .market import instrument
-
-EXCHANGE_TZ = ZoneInfo("America/New_York")
+from .market import ET, instrument
 
 
 def _number(value: float) -> str:
@@ -31,7 +28,7 @@ def flex_statement(account_id: str, trades: Iterable[TradeRecord], generated: da
     position: dict[str, float] = defaultdict(float)
     rows = []
     for t in trades:
-        local = t.time.astimezone(EXCHANGE_TZ)
+        local = t.time.astimezone(ET)
         held = position[t.symbol]
         if held == 0 or (held > 0) == (t.quantity > 0):
             open_close = "O"
@@ -63,11 +60,11 @@ def flex_statement(account_id: str, trades: Iterable[TradeRecord], generated: da
         rows.append(
             "<Trade " + " ".join(f"{k}={quoteattr(v)}" for k, v in attributes.items()) + " />"
         )
-    first = min((t.time for t in trades), default=generated).astimezone(EXCHANGE_TZ)
+    first = min((t.time for t in trades), default=generated).astimezone(ET)
     header = (
         f'<FlexStatement accountId={quoteattr(account_id)} fromDate="{first:%Y%m%d}" '
-        f'toDate="{generated.astimezone(EXCHANGE_TZ):%Y%m%d}" period="Custom" '
-        f'whenGenerated="{generated.astimezone(EXCHANGE_TZ):%Y%m%d;%H%M%S}">'
+        f'toDate="{generated.astimezone(ET):%Y%m%d}" period="Custom" '
+        f'whenGenerated="{generated.astimezone(ET):%Y%m%d;%H%M%S}">'
     )
     return "\n".join(
         [
