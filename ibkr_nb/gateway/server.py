@@ -41,7 +41,6 @@ from .market import (
 )
 from .protocol import (
     HANDSHAKE_PREFIX,
-    FieldError,
     ProtocolError,
     connection_time,
     decode_fields,
@@ -383,7 +382,7 @@ class PaperGateway:
                 "the paper gateway does not implement this request",
             )
             return
-        except (FieldError, ValueError) as exc:
+        except ValueError as exc:  # FieldError included
             client.error(-1, 320, f"Server error when reading an API client request: {exc}")
             return
         if client.client_id is None and request.name != "startApi":
@@ -396,7 +395,7 @@ class PaperGateway:
         handler = getattr(self, "_on_" + request.name)
         try:
             handler(client, values)
-        except FieldError as exc:
+        except ValueError as exc:  # a value no parser accepts: answer it, keep the connection
             req_id = values.get("reqId", values.get("orderId", -1))
             client.error(req_id, 321, f"Server error when validating an API client request: {exc}")
 
@@ -772,8 +771,9 @@ class PaperGateway:
 
     def _on_reqExecutions(self, client, v) -> None:
         req_id = v["reqId"]
+        since = parse_end_datetime(v["time"], self.clock.now()) if v["time"] else None
         for execution, commission in self.broker.executions():
-            if not _execution_matches(execution, v):
+            if not _execution_matches(execution, v, since):
                 continue
             client.send("execDetails", **execution_values(req_id, execution))
             client.send("commissionReport", **commission_values(commission))
@@ -823,8 +823,8 @@ class PaperGateway:
                         client.send("positionMulti", reqId=req_id, modelCode="", **values)
 
 
-def _execution_matches(execution, f: dict) -> bool:
-    """TWS's ExecutionFilter: empty fields match everything."""
+def _execution_matches(execution, f: dict, since: datetime | None) -> bool:
+    """TWS's ExecutionFilter: empty fields match everything; ``since`` is the parsed time."""
     if f.get("clientId") and execution.client_id != f["clientId"]:
         return False
     if f.get("acctCode") and execution.account != f["acctCode"]:
@@ -837,11 +837,7 @@ def _execution_matches(execution, f: dict) -> bool:
         f["side"].upper(), f["side"].upper()
     ):
         return False
-    if f.get("time"):
-        since = parse_end_datetime(f["time"], execution.time)
-        if execution.time < since:
-            return False
-    return True
+    return since is None or execution.time >= since
 
 
 def _is_loopback(host: str) -> bool:

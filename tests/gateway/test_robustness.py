@@ -91,6 +91,13 @@ def test_field_of_the_wrong_type_gets_error_320(gateway, raw):
     raw.read_until(lambda f: f[0] == "49")
 
 
+def test_unparseable_value_gets_error_321_and_the_connection_stays(gateway, raw):
+    raw.send(7, 3, 5, 0, "", "yesterday-ish", "", "", "", "")  # reqExecutions, bad time filter
+    assert raw.error_code() == 321
+    raw.send(49, 1)
+    raw.read_until(lambda f: f[0] == "49")
+
+
 def test_missing_fields_get_error_320(gateway, raw):
     raw.send(9, 8)  # reqContractDetails with nothing after the version
     assert raw.error_code() == 320
