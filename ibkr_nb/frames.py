@@ -86,6 +86,18 @@ EXECUTION_COLUMNS = [
 ]
 QUOTE_COLUMNS = ["symbol", "bid", "ask", "last", "close", "bid_size", "ask_size", "volume", "time"]
 """``time`` is the exchange time of the last trade when TWS sends it, else when the quote arrived."""
+PREVIEW_COLUMNS = [
+    "symbol",
+    "quantity",
+    "order_type",
+    "commission",
+    "min_commission",
+    "max_commission",
+    "init_margin_change",
+    "maint_margin_change",
+    "equity_with_loan_after",
+    "warning",
+]
 BAR_COLUMNS = ["date", "open", "high", "low", "close", "volume", "wap", "bar_count"]
 
 
@@ -97,14 +109,6 @@ def clean(value) -> float:
     if number in (UNSET_DOUBLE, float(UNSET_INTEGER)) or math.isinf(number):
         return math.nan
     return number
-
-
-def _utc(moment) -> pd.Timestamp:
-    """A tz-aware UTC timestamp (naive input is taken as UTC); NaT for None."""
-    if moment is None:
-        return pd.NaT
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _frame(rows: Iterable[dict], columns: list[str]) -> pd.DataFrame:
@@ -217,7 +221,7 @@ def executions_frame(fills) -> pd.DataFrame:
                 "realized_pnl": clean(report.realizedPNL) if report.execId else math.nan,
                 "currency": report.currency or f.contract.currency,
                 "exchange": e.exchange,
-                "time": _utc(e.time),
+                "time": e.time,
             }
         )
     frame = _frame(rows, EXECUTION_COLUMNS)
@@ -236,7 +240,7 @@ def quotes_frame(tickers) -> pd.DataFrame:
             "bid_size": clean(t.bidSize),
             "ask_size": clean(t.askSize),
             "volume": clean(t.volume),
-            "time": _utc(t.lastTimestamp or t.delayedLastTimestamp or t.time),
+            "time": t.lastTimestamp or t.delayedLastTimestamp or t.time,
         }
         for t in tickers
     ]
@@ -264,3 +268,20 @@ def bars_frame(bars) -> pd.DataFrame:
     if len(frame) and hasattr(frame["date"].iloc[0], "hour"):
         frame["date"] = pd.to_datetime(frame["date"], utc=True)
     return frame
+
+
+def preview_frame(symbol: str, quantity: float, order_type: str, state) -> pd.DataFrame:
+    """A what-if answer: commission and margin change of one order (signed quantity)."""
+    row = {
+        "symbol": symbol,
+        "quantity": float(quantity),
+        "order_type": order_type,
+        "commission": clean(state.commission),
+        "min_commission": clean(state.minCommission),
+        "max_commission": clean(state.maxCommission),
+        "init_margin_change": clean(state.initMarginChange),
+        "maint_margin_change": clean(state.maintMarginChange),
+        "equity_with_loan_after": clean(state.equityWithLoanAfter),
+        "warning": state.warningText,
+    }
+    return _frame([row], PREVIEW_COLUMNS)

@@ -19,6 +19,7 @@ import time
 import nest_asyncio
 import pandas as pd
 from ib_async import IB, LimitOrder, MarketOrder, Order, Stock, StopLimitOrder, StopOrder
+from ib_async.wrapper import RequestError
 
 from . import frames
 from .config import LIVE_PORTS, PAPER_PORTS, Settings, load_settings
@@ -150,10 +151,10 @@ class Session:
         _patch_event_loop()
         self.ib = IB()
         self.ib.RaiseRequestErrors = True
-        errors: list[tuple[int, str]] = []
+        codes: set[int] = set()
 
         def on_error(req_id, code, text, contract):
-            errors.append((code, text))
+            codes.add(code)
 
         self.ib.errorEvent += on_error
         self.ib.errorEvent += self._on_error
@@ -170,12 +171,12 @@ class Session:
             raise GatewayNotRunning(self._not_running()) from None
         except (TimeoutError, ConnectionError, OSError) as exc:
             self.ib.disconnect()
-            if any(code == 326 for code, _ in errors):
+            if 326 in codes:
                 raise ClientIdInUse(
                     f"Client id {self.client_id} is already in use on {self.host}:{self.port}. "
                     f"Connect with another, e.g. client_id={self.client_id + 1}."
                 ) from None
-            if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+            if isinstance(exc, TimeoutError):
                 raise ConnectTimeout(
                     f"{self.host}:{self.port} accepted the connection but the API handshake did "
                     f"not finish within {self.timeout:g} s. Check TWS for a dialog asking to "
@@ -193,13 +194,16 @@ class Session:
             self.ib.disconnect()
             self._closed = True
             raise
-        if self.is_paper == (self.port in LIVE_PORTS) and self.port in (*PAPER_PORTS, *LIVE_PORTS):
+        usual_port_is_live = self.port in LIVE_PORTS
+        if (self.is_paper and usual_port_is_live) or (
+            not self.is_paper and self.port in PAPER_PORTS
+        ):
             log.warning(
                 "account %s is %s but port %d is TWS's usual %s port; check IBKR_PORT",
                 self.account,
                 "paper" if self.is_paper else "LIVE",
                 self.port,
-                "live" if self.port in LIVE_PORTS else "paper",
+                "live" if usual_port_is_live else "paper",
             )
         return self
 
@@ -347,7 +351,7 @@ class Session:
             stock = Stock(key, "SMART", "USD")
             try:
                 qualified = self.ib.qualifyContracts(stock)
-            except Exception as exc:  # ib_async raises RequestError for error 200
+            except RequestError as exc:  # error 200 with RaiseRequestErrors on
                 qualified = []
                 log.info("qualify %s failed: %s", key, exc)
             if not qualified or qualified[0] is None:
@@ -451,22 +455,7 @@ class Session:
         state = self.ib.whatIfOrder(contract, order)
         if not state:
             raise OrderRefused(f"TWS gave no preview for {symbol}; see the log for its error.")
-        return pd.DataFrame(
-            [
-                {
-                    "symbol": contract.symbol,
-                    "quantity": float(quantity),
-                    "order_type": order.orderType,
-                    "commission": frames.clean(state.commission),
-                    "min_commission": frames.clean(state.minCommission),
-                    "max_commission": frames.clean(state.maxCommission),
-                    "init_margin_change": frames.clean(state.initMarginChange),
-                    "maint_margin_change": frames.clean(state.maintMarginChange),
-                    "equity_with_loan_after": frames.clean(state.equityWithLoanAfter),
-                    "warning": state.warningText,
-                }
-            ]
-        )
+        return frames.preview_frame(contract.symbol, quantity, order.orderType, state)
 
     def place_order(
         self, symbol: str, quantity: float, order_type: str = "MKT", *, wait: float = 5.0, **kwargs
