@@ -44,7 +44,6 @@ TRADE_COLUMNS = [
     "kind",
     "ratio",
 ]
-REJECT_COLUMNS = ["source", "line", "symbol", "raw", "reason"]
 REALIZED_COLUMNS = ["trade_id", "account", "symbol", "datetime", "realized_pnl"]
 CLOSED_LOT_COLUMNS = [
     "trade_id",
@@ -354,14 +353,7 @@ def from_flex_xml(text: str | bytes, source: str = "flex", tz: str = DEFAULT_TZ)
         raise TradeFileError(
             f"{source}: the Flex XML has no <Trade> rows; add the Trades section to the Flex query."
         )
-    result = _finalise(pd.DataFrame(rows, columns=[*TRADE_COLUMNS, "line", "raw"]), source, tz)
-    return ImportResult(
-        trades=result.trades,
-        rejects=_category_reasons(result.rejects),
-        source=source,
-        ibkr_realized=_realized_frame(realized, tz),
-        ibkr_closed_lots=_closed_lots_frame(lots, tz),
-    )
+    return _statement_result(rows, realized, lots, source, tz)
 
 
 def _is_number(value: str | None) -> bool:
@@ -401,6 +393,20 @@ def _closed_lots_frame(rows: list[dict], tz: str) -> pd.DataFrame:
 
 
 _ACTIVITY_CATEGORIES = {"Stocks"}
+
+
+def _statement_result(
+    rows: list[dict], realized: list[dict], lots: list[dict], source: str, tz: str
+) -> ImportResult:
+    """An IBKR statement's trades with rejects, plus IBKR's own realized P&L and closed lots."""
+    result = _finalise(pd.DataFrame(rows, columns=[*TRADE_COLUMNS, "line", "raw"]), source, tz)
+    return ImportResult(
+        trades=result.trades,
+        rejects=_category_reasons(result.rejects),
+        source=source,
+        ibkr_realized=_realized_frame(realized, tz),
+        ibkr_closed_lots=_closed_lots_frame(lots, tz),
+    )
 
 
 def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ) -> ImportResult:
@@ -485,14 +491,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
         raise TradeFileError(
             f"{source}: the Activity Statement has no Trades section; include Trades when exporting it."
         )
-    result = _finalise(pd.DataFrame(rows, columns=[*TRADE_COLUMNS, "line", "raw"]), source, tz)
-    return ImportResult(
-        trades=result.trades,
-        rejects=_category_reasons(result.rejects),
-        source=source,
-        ibkr_realized=_realized_frame(realized, tz),
-        ibkr_closed_lots=_closed_lots_frame(lots, tz),
-    )
+    return _statement_result(rows, realized, lots, source, tz)
 
 
 def load_trades(path: str | Path, tz: str = DEFAULT_TZ) -> ImportResult:
