@@ -34,6 +34,14 @@ class Repeat:
     fields: tuple
 
 
+@dataclass(frozen=True)
+class Choice:
+    """An int field whose value picks the layout of the fields after it."""
+
+    name: str
+    cases: Mapping[int, tuple]
+
+
 def since(version: int) -> Callable[[Mapping[str, Any], int], bool]:
     return lambda _values, server_version: server_version >= version
 
@@ -147,6 +155,18 @@ VOLATILITY_AND_TRAIL = (
 )
 
 
+# Order conditions, by condType (ib_async's PriceCondition ... PercentChangeCondition).
+CONDITIONS = {
+    1: (("conjunction", str), ("isMore", bool), ("price", float), ("conId", int),
+        ("exch", str), ("triggerMethod", int)),
+    3: (("conjunction", str), ("isMore", bool), ("time", str)),
+    4: (("conjunction", str), ("isMore", bool), ("percent", int)),
+    5: (("conjunction", str), ("secType", str), ("exch", str), ("symbol", str)),
+    6: (("conjunction", str), ("isMore", bool), ("volume", int), ("conId", int), ("exch", str)),
+    7: (("conjunction", str), ("isMore", bool), ("changePercent", float), ("conId", int),
+        ("exch", str)),
+}  # fmt: skip
+
 # -- requests: client -> server ----------------------------------------------------------------
 
 
@@ -243,8 +263,8 @@ PLACE_ORDER = (
     ("randomizeSize", bool),
     ("randomizePrice", bool),
     PEG_BENCH,
-    ("conditionsCount", int),
-    # Order conditions have a layout per condition type; the gateway refuses them before this.
+    Repeat("conditions", (Choice("condType", CONDITIONS),)),
+    When(present("conditions"), (("conditionsIgnoreRth", bool), ("conditionsCancelOrder", bool))),
     ("adjustedOrderType", str),
     ("triggerPrice", float),
     ("lmtPriceOffset", float),
@@ -409,6 +429,12 @@ def _read(layout: tuple, reader: FieldReader, values: dict, version: int) -> Non
         if isinstance(item, When):
             if item.test(values, version):
                 _read(item.fields, reader, values, version)
+        elif isinstance(item, Choice):
+            case = reader.int(item.name)
+            if case not in item.cases:
+                raise FieldError(f"field {item.name!r} has no layout for {case!r}")
+            values[item.name] = case
+            _read(item.cases[case], reader, values, version)
         elif isinstance(item, Repeat):
             count = reader.int(item.name + " count")
             if count is None or count < 0 or count > 10_000:
@@ -893,6 +919,9 @@ def _write(layout: tuple, values: Mapping[str, Any], version: int, out: list) ->
         if isinstance(item, When):
             if item.test(values, version):
                 _write(item.fields, values, version, out)
+        elif isinstance(item, Choice):
+            out.append(values[item.name])
+            _write(item.cases[values[item.name]], values, version, out)
         elif isinstance(item, Repeat):
             entries = values.get(item.name) or ()
             out.append(len(entries))

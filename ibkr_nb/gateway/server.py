@@ -702,7 +702,7 @@ class PaperGateway:
 
     def _on_placeOrder(self, client, v) -> None:
         order_id = v["orderId"]
-        if v.get("conditionsCount"):
+        if v.get("conditions"):
             client.error(
                 order_id,
                 201,

@@ -496,6 +496,38 @@ def test_place_order_request_decodes_as_ib_async_encodes_it():
     assert values["auxPrice"] is None
 
 
+def test_place_order_with_conditions_decodes_every_field_after_them():
+    from ib_async import Client, LimitOrder, PriceCondition, Stock, TimeCondition
+
+    sent: list[str] = []
+    client = Client(wrapper=None)
+    client._serverVersion = SERVER_MAX_VERSION
+    client.isConnected = lambda: True
+    client.sendMsg = sent.append
+    order = LimitOrder("BUY", 5, 101.5, mifid2DecisionMaker="desk-7")
+    order.conditions = [
+        PriceCondition(price=99.5, conId=8314, exch="SMART", isMore=False),
+        TimeCondition(time="20261124 15:45:00 US/Eastern").Or(),
+    ]
+    order.conditionsCancelOrder = True
+    client.placeOrder(18, Stock("IBM", "SMART", "USD"), order)
+    _, values = messages.decode_request(sent[0].split("\0")[:-1], SERVER_MAX_VERSION)
+    first, second = values["conditions"]
+    assert (first["condType"], first["price"], first["conId"], first["isMore"]) == (
+        1,
+        99.5,
+        8314,
+        False,
+    )
+    assert (second["condType"], second["time"], second["conjunction"]) == (
+        3,
+        "20261124 15:45:00 US/Eastern",
+        "o",
+    )
+    assert values["conditionsCancelOrder"] is True
+    assert values["mifid2DecisionMaker"] == "desk-7"  # the fields after the conditions line up
+
+
 def test_bad_field_type_names_the_field():
     with pytest.raises(FieldError, match="reqId"):
         messages.decode_request(["62", "1", "not-a-number", "All", "NetLiquidation"], 178)
