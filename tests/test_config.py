@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ibkr_nb.config import Settings, SettingsError, load_settings
+from ibkr_nb.config import SettingsError, load_settings
 
 VARIABLES = (
     "IBKR_HOST",
@@ -74,7 +74,3 @@ def test_bad_value_names_variable_value_and_what_is_allowed(monkeypatch, variabl
     assert variable in message
     assert repr(value) in message
     assert allowed in message
-
-
-def test_settings_is_a_plain_validated_object():
-    assert isinstance(load_settings(), Settings)
