@@ -89,7 +89,7 @@ def encode_field(value) -> str:
         if value == math.inf:
             return "Infinite"
         if value.is_integer() and abs(value) < 1e15:
-            return str(int(value)) if value != 0 or math.copysign(1, value) > 0 else "0"
+            return str(int(value))  # "100", not "100.0"; -0.0 becomes "0"
         return repr(value)
     return str(value)
 
@@ -164,6 +164,3 @@ class FieldReader:
         if raw in ("1", "true", "True"):
             return True
         raise FieldError(f"field {name!r} must be 0 or 1, got {raw!r}")
-
-    def remaining(self) -> int:
-        return len(self.fields) - self.pos
