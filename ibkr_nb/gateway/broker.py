@@ -82,6 +82,7 @@ from typing import Any
 
 import numpy as np
 
+from ibkr_nb.commissions import stock_commission
 from ibkr_nb.gateway.market import (
     ET,
     UNIVERSE,
@@ -94,32 +95,12 @@ from ibkr_nb.gateway.market import (
     session_bounds,
 )
 
-#: IBKR Fixed pricing, US stocks.
-COMMISSION_PER_SHARE = 0.005
-COMMISSION_MIN = 1.00
-COMMISSION_MAX_PCT = 0.01
-
 INITIAL_CASH = 1_000_000.0
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")
 STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
 _EPS = 1e-9
 _EXCHANGE = {"NASDAQ": "ISLAND", "NYSE": "NYSE", "ARCA": "ARCA"}
 STATE_VERSION = 1
-
-
-def commission(quantity: float, price: float) -> float:
-    """IBKR Fixed commission for a US stock order of ``quantity`` shares at ``price``.
-
-    USD 0.005 per share, at least USD 1.00 per order, at most 1% of trade value (the 1% cap wins
-    over the minimum for tiny orders). Exchange, regulatory and pass-through fees are not
-    modelled. For partial fills apply this to the order's *cumulative* quantity and average
-    price and charge the difference to each execution.
-    """
-    q = abs(quantity)
-    if q <= 0:
-        return 0.0
-    fee = max(COMMISSION_PER_SHARE * q, COMMISSION_MIN)
-    return round(min(fee, COMMISSION_MAX_PCT * q * abs(price)), 8)
 
 
 def book_trade(
@@ -614,7 +595,7 @@ class Broker:
                     con_id=inst.con_id,
                     quantity=qty,
                     price=price,
-                    commission=commission(qty, price),
+                    commission=stock_commission(qty, price),
                     source="seed",
                 )
             )
@@ -714,7 +695,7 @@ class Broker:
         marks = {c: self._mark(c) for c in qty}
         marks[inst.con_id] = self.market.last_price(inst.symbol)
         before = self._margin(self._cash, qty, marks)
-        fee = commission(signed, price)
+        fee = stock_commission(signed, price)
         after_qty = dict(qty)
         after_qty[inst.con_id] = after_qty.get(inst.con_id, 0.0) + signed
         after = self._margin(self._cash - signed * price - fee, after_qty, marks)
@@ -1143,7 +1124,7 @@ class Broker:
         now = self.clock.now()
         cum = t.filled + qty
         avg = (t.avg_fill_price * t.filled + price * qty) / cum
-        total_fee = commission(cum, avg)
+        total_fee = stock_commission(cum, avg)
         fee = round(max(0.0, total_fee - t.commission), 8)
         signed = qty if t.action == "BUY" else -qty
         exec_id = self._next_exec_id()

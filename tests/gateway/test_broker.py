@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ibkr_nb.commissions import stock_commission as commission
 from ibkr_nb.gateway.broker import (
     INITIAL_CASH,
     AccountChanged,
@@ -22,7 +23,6 @@ from ibkr_nb.gateway.broker import (
     StateFileError,
     WhatIf,
     book_trade,
-    commission,
 )
 from ibkr_nb.gateway.market import ET, UNIVERSE, Clock, Market
 
@@ -68,28 +68,6 @@ def statuses(events) -> list[str]:
 
 def fills(events) -> list[Fill]:
     return [e for e in events if isinstance(e, Fill)]
-
-
-# ---- commission schedule -------------------------------------------------------------------
-
-
-def test_commission_schedule():
-    assert commission(100, 50.0) == 1.00  # minimum
-    assert commission(1000, 50.0) == 5.00  # per share
-    assert commission(300, 120.0) == 1.50
-    assert commission(1, 10.0) == 0.10  # 1% of trade value caps the minimum
-    assert commission(10_000, 0.25) == 25.00  # 1% cap beats 0.005/share (50)
-    assert commission(-200, 10.0) == commission(200, 10.0)
-    assert commission(0, 10.0) == 0.0
-
-
-@given(q=st.integers(1, 1_000_000), p=st.floats(0.01, 5_000, allow_nan=False))
-def test_commission_bounds(q, p):
-    c = commission(q, p)
-    assert c <= 0.01 * q * p + 1e-6
-    assert c >= min(1.0, 0.01 * q * p) - 1e-6
-    assert c >= min(0.005 * q, 0.01 * q * p) - 1e-6
-    assert c <= max(0.005 * q, 1.0) + 1e-6
 
 
 @given(
