@@ -145,7 +145,7 @@ def forward_returns(decisions: pd.DataFrame, bars: pd.DataFrame, horizons=HORIZO
     two bars for one symbol and session.
     """
     horizons = _check_horizons(horizons)
-    _require(decisions, DECISION_COLUMNS, "decisions")
+    require_columns(decisions, DECISION_COLUMNS, "decisions")
     book = _BarBook(bars)
     n = len(decisions)
 
@@ -226,7 +226,7 @@ class _BarBook:
     """Bars indexed for vectorized look-ups of a symbol's close at a session number."""
 
     def __init__(self, bars: pd.DataFrame):
-        _require(bars, BAR_COLUMNS, "bars")
+        require_columns(bars, BAR_COLUMNS, "bars")
         codes, self.symbols = _upper_codes(bars["symbol"])
         dates = _session_dates(bars["date"])
         sessions, session = np.unique(dates, return_inverse=True)
@@ -323,12 +323,13 @@ def _check_horizons(horizons) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
-def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+    """Raise ValueError naming the ``columns`` that ``frame`` (called ``name``) lacks."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(
-            f"{name} lack the column(s) {', '.join(missing)}; "
-            f"a {name} frame needs {', '.join(columns)}."
+            f"the {name} frame lacks the column(s) {', '.join(missing)}; "
+            f"it needs {', '.join(columns)}."
         )
 
 

@@ -244,9 +244,9 @@ def test_empty_inputs_give_empty_or_unevaluated_frames():
 
 def test_bad_inputs_raise_clear_errors():
     made = decisions([("AAA", "BUY", 60, "2024-07-02 10:00")])
-    with pytest.raises(ValueError, match="decisions lack the column.*created_at"):
+    with pytest.raises(ValueError, match="decisions frame lacks the column.*created_at"):
         forward_returns(made.drop(columns="created_at"), BARS)
-    with pytest.raises(ValueError, match="bars lack the column.*close"):
+    with pytest.raises(ValueError, match="bars frame lacks the column.*close"):
         forward_returns(made, BARS.drop(columns="close"))
     with pytest.raises(ValueError, match="must be tz-aware"):
         forward_returns(made.assign(created_at=made["created_at"].dt.tz_localize(None)), BARS)
