@@ -236,6 +236,7 @@ class _BarBook:
         self.n_sessions = len(sessions)
         keys = codes.astype(np.int64) * self.n_sessions + session
         order = np.argsort(keys, kind="stable")
+        order = order[codes[order] >= 0]  # a bar without a symbol is no one's bar
         keys = keys[order]
         dup = np.flatnonzero(keys[1:] == keys[:-1])
         if len(dup):

@@ -184,6 +184,8 @@ def test_forward_returns_sell_hold_and_a_flat_move():
 def test_rows_that_cannot_be_evaluated_say_why():
     bars = BARS.copy()
     bars.loc[(bars["symbol"] == "BBB") & (bars["close"] == 60.0), "close"] = np.nan  # 9 July
+    nameless = bars[bars["symbol"] == "AAA"].assign(symbol=None)  # no symbol: no one's bars
+    bars = pd.concat([bars, nameless, nameless], ignore_index=True)
     made = decisions(
         [
             ("AAA", "BUY", 60, "2024-07-08 10:00"),  # 1 ok, 5 beyond the bars
@@ -404,28 +406,33 @@ def test_base_quantity_is_the_planner_formula(price, confidence, size):
 
 @st.composite
 def scenarios(draw):
-    """A few symbols on random weekdays (with gaps, NaN closes), and decisions at any time."""
+    """A few symbols on weekdays with a few gaps and bad closes, decisions at any time (at
+    night, on weekends, before and after the bars) and a few junk decision fields."""
     n_days = draw(st.integers(1, 30))
     days = pd.bdate_range("2024-03-01", periods=n_days)  # crosses the March DST change
     symbols = ["AAA", "BBB", "CCC"][: draw(st.integers(1, 3))]
     rows = []
     for s in symbols:
-        for d in days:
-            if draw(st.booleans()) or draw(st.booleans()):
-                close = draw(st.one_of(st.floats(1, 500), st.just(float("nan")), st.just(-1.0)))
-                rows.append({"symbol": s, "date": pd.Timestamp(d, tz=NY), "close": close})
+        gaps = draw(st.sets(st.integers(0, n_days - 1), max_size=3))
+        bad = draw(
+            st.dictionaries(st.integers(0, n_days - 1), st.sampled_from([np.nan, -1.0]), max_size=2)
+        )
+        closes = draw(st.lists(st.floats(1, 500), min_size=n_days, max_size=n_days))
+        rows += [
+            {"symbol": s, "date": pd.Timestamp(d, tz=NY), "close": bad.get(k, closes[k])}
+            for k, d in enumerate(days)
+            if k not in gaps
+        ]
     bars = pd.DataFrame(rows, columns=["symbol", "date", "close"])
-    start = datetime(2024, 2, 28, tzinfo=NY)
-    span = timedelta(days=n_days * 1.5 + 5).total_seconds()
+    start = datetime(2024, 3, 1, tzinfo=NY)  # midnight before the first session
+    span = timedelta(days=n_days * 1.4 + 2).total_seconds()  # a little past the last
     made = draw(
         st.lists(
             st.tuples(
-                st.sampled_from(symbols + ["ZZZ"]),
-                st.sampled_from(["BUY", "SELL", "HOLD", "sell", "??"]),
-                st.one_of(st.floats(0, 100), st.just(float("nan")), st.just(150.0)),
-                st.one_of(
-                    st.floats(0, span).map(lambda s: start + timedelta(seconds=s)), st.none()
-                ),
+                st.sampled_from(symbols),
+                st.sampled_from(["BUY", "SELL", "HOLD", "sell"]),
+                st.floats(0, 100),
+                st.floats(0, span).map(lambda s: start + timedelta(seconds=s)),
             ),
             max_size=12,
         )
@@ -437,12 +444,22 @@ def scenarios(draw):
             "decision": [m[1] for m in made],
             "confidence": [m[2] for m in made],
             "current_price": 100.0,
-            "created_at": pd.DatetimeIndex(
-                [pd.Timestamp(m[3]) if m[3] else pd.NaT for m in made], dtype="datetime64[ns, UTC]"
-            ),
+            "created_at": pd.DatetimeIndex([m[3] for m in made], dtype="datetime64[ns, UTC]"),
         }
     )
-    horizons = draw(st.lists(st.integers(1, 25), min_size=1, max_size=3, unique=True))
+    junk = [
+        ("ticker", "ZZZ"),
+        ("decision", "??"),
+        ("confidence", np.nan),
+        ("created_at", pd.NaT),
+        ("created_at", start - timedelta(hours=1)),  # before the first session
+    ]
+    for row, (column, value) in draw(
+        st.lists(st.tuples(st.integers(0, 11), st.sampled_from(junk)), max_size=2)
+    ):
+        if row < len(frame):
+            frame.loc[row, column] = value
+    horizons = draw(st.lists(st.integers(1, 12), min_size=1, max_size=3, unique=True))
     return frame, bars, horizons
 
 
