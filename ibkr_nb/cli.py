@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -104,9 +105,14 @@ def run_demo(args) -> int:
     from . import connect, frames
     from .gateway.server import PaperGateway
 
-    with PaperGateway(port=0, seed=args.seed, clock_start=args.clock, fixed_clock=True) as gateway:
+    with (
+        PaperGateway(port=0, seed=args.seed, clock_start=args.clock, fixed_clock=True) as gateway,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         print(f"paper gateway started on 127.0.0.1:{gateway.port}, account {gateway.account_id}")
-        with connect(port=gateway.port, client_id=1) as session:
+        # a fresh gateway gets a fresh ledger: its order refs start over
+        ledger = Path(scratch) / "demo.duckdb"
+        with connect(port=gateway.port, client_id=1, ibkr_nb_db=ledger) as session:
             print(session)
             summary = session.account_summary()
             _show(
