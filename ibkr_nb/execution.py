@@ -459,6 +459,7 @@ def execute_plan(
                 OrderSpec(row.symbol, 0.0, order_ref=row.order_ref, decision_id=row.decision_id)
             ),
             "action": row.action,
+            "order_type": "",
             "status": row.status,
             "reason": row.reason,
         }
