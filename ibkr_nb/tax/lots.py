@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ibkr_nb.tax.importers import DEFAULT_TZ
+from ibkr_nb.tax.trades import DEFAULT_TZ
 from ibkr_nb.tax.wash import Segments, plain_segments, wash_sale_segments
 
 MICRO = 1_000_000  # internal quantity unit: one micro-share
@@ -613,9 +613,11 @@ def _columns(trades: pd.DataFrame) -> dict:
         col[column] = (
             trades[column].to_numpy(dtype=float) if column in trades else np.full(n, default)
         )
-    for column, default in (("commission", 0.0), ("fx_rate", 1.0)):
+    for column, default in (("commission", 0.0), ("multiplier", 1.0)):
         values = trades[column].to_numpy(dtype=float) if column in trades else np.full(n, default)
         col[column] = np.where(np.isnan(values), default, values)
+    # No USD rate (NaN) stays NaN: such trades get NaN USD figures, never a rate of 1.
+    col["fx_rate"] = trades["fx_rate"].to_numpy(dtype=float) if "fx_rate" in trades else np.ones(n)
     for column in ("account", "symbol"):
         col[column] = trades[column].to_numpy() if column in trades else np.full(n, "", object)
     col["trade_id"] = (
@@ -674,13 +676,15 @@ def _split_flips(qty: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _unit_values(col: dict, trade: np.ndarray, part: np.ndarray, qty: np.ndarray) -> np.ndarray:
     """USD per micro-share of each part (cost incl. commission for a buy, net proceeds for a
-    sale); `trade` the input rows, `qty` the trades' micro-shares. A part's commission is
-    its share of the trade's, pro rata by quantity."""
+    sale): quantity x price x multiplier +/- commission, times the USD rate; `trade` the
+    input rows, `qty` the trades' micro-shares. A part's commission is its share of the
+    trade's, pro rata by quantity."""
     size = np.abs(part)
     share = size / np.abs(qty)
     value = np.abs(col["quantity"][trade])
     value *= share
     value *= col["price"][trade]
+    value *= col["multiplier"][trade]
     commission = col["commission"][trade]
     commission *= share
     np.negative(commission, out=commission, where=part <= 0)
