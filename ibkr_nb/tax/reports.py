@@ -55,9 +55,12 @@ def form_8949(result: LotResult, year: int, basis_reported: bool = True) -> pd.D
 
     `box` is A (short-term) / D (long-term) when the broker reported basis to the IRS on
     Form 1099-B (IBKR does for covered stock), else B / E. For a covered short sale both
-    dates are the covering date, as the Form 8949 instructions ask for short sales.
+    dates are the covering date, as the Form 8949 instructions ask for short sales. Sales
+    inside an IRA are not reported.
     """
-    sold = result.realized[result.realized["date_sold"].dt.year == year]
+    realized = result.realized
+    in_ira = realized["ira"] if "ira" in realized else False
+    sold = realized[(realized["date_sold"].dt.year == year) & ~in_ira]
     is_short = (sold["position"] == "short").to_numpy()
     quantity = sold["quantity"].abs().to_numpy()
     proceeds = cents(sold["proceeds"])
