@@ -394,6 +394,7 @@ def from_transaction_history(
         raise TradeFileError(
             f"{source}: the Transaction History has no 'Transaction History' rows; export it again."
         )
+    rows.sort(key=lambda r: r["datetime"])  # the file lists the newest first
     accounts = {r["account"] for r in rows}
     base = {acc: base_currency for acc in accounts if base_currency}
     return stage_result(rows, [], [], source, tz, base)
