@@ -6,6 +6,7 @@ Money is in the account currency; fractions are of net liquidation value (NAV).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +19,14 @@ LIVE_PORTS = {7496: "TWS live", 4001: "IB Gateway live"}
 
 class SettingsError(ValueError):
     """A setting has a value that is not allowed; the message names the variable."""
+
+
+class TradingState(StrEnum):
+    """Whether new orders may open risk (after NautilusTrader's risk engine states)."""
+
+    ACTIVE = "ACTIVE"  # every order the limits allow
+    REDUCING = "REDUCING"  # only orders that shrink a position towards flat
+    HALTED = "HALTED"  # no new orders
 
 
 class Settings(BaseSettings):
@@ -42,8 +51,52 @@ class Settings(BaseSettings):
     max_position_pct: float = Field(
         0.10, gt=0, le=1, description="largest position, fraction of NAV"
     )
-    ibkr_allow_live: bool = Field(False, description="first of the two keys for live trading")
+    max_order_notional: float = Field(
+        50_000.0, gt=0, description="largest single order, in account currency"
+    )
+    max_batch_notional: float = Field(
+        250_000.0, gt=0, description="largest sum of order notionals in one execute()"
+    )
+    max_daily_notional: float = Field(
+        1_000_000.0, gt=0, description="largest sum of order notionals sent per UTC day"
+    )
+    max_orders_per_batch: int = Field(50, ge=1, description="most orders in one execute()")
+    max_order_quantity: float = Field(
+        100_000, gt=0, description="most shares in one order; more is taken for a typo"
+    )
+    max_slippage_pct: float = Field(
+        0.02, gt=0, le=1, description="largest distance of a limit price from the last quote"
+    )
+    allow_short: bool = Field(True, description="SELL when flat or short opens a short")
+    trading_state: TradingState = Field(
+        TradingState.ACTIVE, description="ACTIVE, REDUCING (only shrink positions) or HALTED"
+    )
+    ibkr_kill_switch: Path = Field(
+        Path("data/KILL"), description="while this file exists, nothing is sent or cancelled"
+    )
+    ibkr_live_accounts: str = Field(
+        "", description="comma-separated live accounts that may trade (third live key)"
+    )
     ibkr_nb_db: Path = Field(Path("data/ibkr_nb.duckdb"), description="DuckDB file")
+
+    @field_validator("trading_state", mode="before")
+    @classmethod
+    def _state_upper(cls, value):
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("ibkr_live_accounts")
+    @classmethod
+    def _accounts_list(cls, value: str) -> str:
+        accounts = [a.strip().upper() for a in value.split(",") if a.strip()]
+        for account in accounts:
+            if not account.replace("-", "").isalnum():
+                raise ValueError(f"{account!r} is not an IBKR account id such as U1234567")
+        return ",".join(accounts)
+
+    @property
+    def live_accounts(self) -> frozenset[str]:
+        """IBKR_LIVE_ACCOUNTS as a set of upper-case account ids."""
+        return frozenset(filter(None, self.ibkr_live_accounts.split(",")))
 
     @field_validator("ibkr_host")
     @classmethod

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ibkr_nb.tax.importers import ImportResult
-from ibkr_nb.tax.lots import LotResult
+from ibkr_nb.tax.lots import LotResult, match_lots
+from ibkr_nb.tax.trades import ImportResult
 
 FORM_8949_COLUMNS = [
     "description",
@@ -55,9 +55,12 @@ def form_8949(result: LotResult, year: int, basis_reported: bool = True) -> pd.D
 
     `box` is A (short-term) / D (long-term) when the broker reported basis to the IRS on
     Form 1099-B (IBKR does for covered stock), else B / E. For a covered short sale both
-    dates are the covering date, as the Form 8949 instructions ask for short sales.
+    dates are the covering date, as the Form 8949 instructions ask for short sales. Sales
+    inside an IRA are not reported.
     """
-    sold = result.realized[result.realized["date_sold"].dt.year == year]
+    realized = result.realized
+    in_ira = realized["ira"] if "ira" in realized else False
+    sold = realized[(realized["date_sold"].dt.year == year) & ~in_ira]
     is_short = (sold["position"] == "short").to_numpy()
     quantity = sold["quantity"].abs().to_numpy()
     proceeds = cents(sold["proceeds"])
@@ -269,3 +272,90 @@ def _compare(
     merged["status"] = np.where(ibkr_zero, "match", status)
     merged = merged[~ibkr_zero].drop(columns="_merge")
     return merged.reset_index(drop=True)
+
+
+SUMMARY_COLUMNS = [
+    "account",
+    "symbol",
+    "currency",
+    "closing_ours",
+    "closing_ibkr",
+    "ours",
+    "ibkr",
+    "difference",
+    "ibkr_base",
+    "status",
+    "trades",
+]
+
+
+def reconcile_statement(statement: ImportResult, tolerance: float = 0.005) -> pd.DataFrame:
+    """One statement against IBKR's own figures, per account, symbol and currency.
+
+    Ours is FIFO realized P&L before wash sales in the trade currency (the statement's
+    trades with a USD rate of 1), as IBKR reports `fifoPnlRealized` / `Realized P/L`;
+    `closing_ours` counts our closing trades (those that closed lots, plus unexplained
+    sales), `closing_ibkr` IBKR's. `ibkr_base` is IBKR's figure in the base currency (each
+    trade times its `fxRateToBase`; NaN where the statement gives no rate). `status` is
+    "match" (within `tolerance`, same count), "mismatch" (then `trades` lists the closing
+    trade ids that differ, with both amounts) or "unexplained" (a sale of shares the
+    history does not hold: see `ImportResult.unexplained`) or "not_reported" (the statement
+    gives no realized P&L, e.g. a Transaction History: `ours` stands alone).
+    """
+    local = statement.trades.assign(fx_rate=1.0)
+    result = match_lots(local, wash_sales=False)
+    detail = reconcile_ibkr(result, statement, tolerance)
+    realized = result.realized
+    keys = ["account", "symbol"]
+    pnl = realized["proceeds"] - realized["cost_basis"]
+    currency = statement.trades.drop_duplicates(keys).set_index(keys)["currency"]
+    ours = (
+        realized.assign(pnl=pnl)
+        .groupby(keys, as_index=False)
+        .agg(ours=("pnl", "sum"), closing_ours=("trade_id", "nunique"))
+    )
+    ibkr = statement.ibkr_realized.assign(
+        base=statement.ibkr_realized["realized_pnl"] * statement.ibkr_realized["fx_rate_to_base"]
+    )
+    ibkr = ibkr.groupby(keys, as_index=False).agg(
+        ibkr=("realized_pnl", lambda v: v.sum(min_count=len(v))),
+        closing_ibkr=("trade_id", "nunique"),
+        ibkr_base=("base", lambda v: v.sum(min_count=len(v))),
+        ibkr_currency=("currency", "first"),
+    )
+    unexplained = statement.unexplained.groupby(keys).size()
+    out = ours.merge(ibkr, on=keys, how="outer").merge(
+        unexplained.rename("n").reset_index()[keys], on=keys, how="outer"
+    )
+    extra = pd.Series(
+        [unexplained.get((a, s), 0) for a, s in zip(out["account"], out["symbol"], strict=True)],
+        index=out.index,
+    )
+    reported = out["ibkr"].notna()
+    out["ours"] = out["ours"].fillna(0.0)
+    out["closing_ours"] = out["closing_ours"].fillna(0).astype(int) + extra
+    out["closing_ibkr"] = out["closing_ibkr"].fillna(0).astype(int)
+    out["currency"] = [
+        currency.get((a, s), c)
+        for a, s, c in zip(out["account"], out["symbol"], out["ibkr_currency"], strict=True)
+    ]
+    out["difference"] = out["ours"] - out["ibkr"]
+    differs = detail[(detail["status"] != "match") & (detail["level"] == "trade")]
+    listed: dict[str, list[str]] = {}
+    for t, sym, o, i in zip(
+        differs["trade_id"],
+        differs["symbol"],
+        differs["ours"].fillna(0),
+        differs["ibkr"].fillna(0),
+        strict=True,
+    ):
+        listed.setdefault(sym, []).append(f"{t}: ours {o:.2f} ibkr {i:.2f}")
+    out["trades"] = [
+        "; ".join(listed.get(sym, [])) if r else ""
+        for sym, r in zip(out["symbol"], reported, strict=True)
+    ]
+    ok = (out["difference"].abs() <= tolerance) & (out["closing_ours"] == out["closing_ibkr"])
+    status = np.where(ok, "match", "mismatch")
+    status = np.where(reported, status, "not_reported")
+    out["status"] = np.where(extra > 0, "unexplained", status)
+    return out.reindex(columns=SUMMARY_COLUMNS).sort_values(keys).reset_index(drop=True)

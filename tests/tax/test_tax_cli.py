@@ -78,19 +78,19 @@ def test_method_and_no_wash_sales_and_default_year(tmp_path, capsys):
     )
     printed = capsys.readouterr().out
     assert "tax year 2024, method lifo, without wash sales" in printed
-    assert "1 rejected" in printed and "asset category OPT is not supported" in printed
-    assert (out / "rejects.csv").exists()
+    assert "18 trades read, 0 rejected" in printed
+    assert not (out / "rejects.csv").exists()
     assert (pd.read_csv(out / "form8949.csv", keep_default_na=False)["adjustment_code"] == "").all()
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("not,a,trade,file\n1,2,3,4\n", "not a trades CSV, Flex XML or Activity Statement"),
+        ("not,a,trade,file\n1,2,3,4\n", "not a trades CSV, Flex XML, Activity Statement or Transaction History"),
         ("<FlexQueryResponse><Trade", "not valid XML"),
         (
             "date,symbol,quantity,price\nsoon,AAPL,1,1\n",
-            "no usable trades (unparseable date 'soon')",
+            "no usable trades (unparseable or out-of-range date 'soon')",
         ),
     ],
 )
