@@ -4,7 +4,8 @@ Conventions (no look-ahead):
 - Sessions are the dates present in ``bars`` (all symbols together); a session closes at
   16:00 America/New_York on its date (early closes are not modelled). A bar's session is the
   calendar date of ``date`` in its own time zone (midnight New York from the session), or the
-  plain date given.
+  plain date given. A session that has not closed by ``as_of`` (default: now) is left out,
+  since its bar is still moving.
 - Entry: the close of the first session whose close is at or after ``created_at``. A decision
   made before 16:00 New York on a trading day enters at that day's close; one made at 16:00:01
   or later, or on a weekend or holiday, at the next session's close. Exactly 16:00:00 counts as
@@ -53,7 +54,7 @@ REASONS = np.array(
         "confidence is not a number in 0-100",
         "no bars for this ticker",
         "created_at is before the first session in the bars",
-        "no session in the bars closes at or after created_at",
+        "no session in the bars has closed at or after created_at",
         "no bar for this ticker at the entry session",
         "the bars end before this horizon",
         "no bar for this ticker at the exit session",
@@ -113,9 +114,10 @@ def evaluate(
     horizons=HORIZONS,
     max_position_size: float = 10_000.0,
     buckets: int = 10,
+    as_of=None,
 ) -> Evaluation:
     """Forward returns of ``decisions`` against ``bars`` and every summary of them."""
-    forward = forward_returns(decisions, bars, horizons)
+    forward = forward_returns(decisions, bars, horizons, as_of)
     pnl = simulated_pnl(forward, max_position_size)
     return Evaluation(
         forward=forward,
@@ -131,22 +133,26 @@ def evaluate(
 # --------------------------------------------------------------------------- forward returns
 
 
-def forward_returns(decisions: pd.DataFrame, bars: pd.DataFrame, horizons=HORIZONS) -> pd.DataFrame:
+def forward_returns(
+    decisions: pd.DataFrame, bars: pd.DataFrame, horizons=HORIZONS, as_of=None
+) -> pd.DataFrame:
     """One row per (decision, horizon), decision by decision, horizons in the order given.
 
     ``decisions``: the decisions frame (``created_at`` tz-aware). ``bars``: daily bars of many
     symbols (``symbol``, ``date``, ``close``; other columns are ignored); a bar with a missing
     or non-positive close counts as no bar. ``horizons``: positive numbers of sessions.
+    ``as_of``: a tz-aware time (default now); sessions closing later are not used (pass the
+    session's clock when the bars include today's unfinished bar).
     Columns: the decision's fields, ``horizon`` (sessions), ``entry_date`` / ``exit_date``
     (session dates, midnight New York), ``entry_close`` / ``exit_close`` (USD), ``return`` and
     ``directional_return`` (fractions), ``hit`` (boolean, NA when not evaluated or HOLD) and
     ``reason`` (see the module docstring for the conventions).
-    Raises ValueError for a missing column, naive ``created_at`` timestamps, bad horizons or
+    Raises ValueError for a missing column, naive ``created_at`` or ``as_of``, bad horizons or
     two bars for one symbol and session.
     """
     horizons = _check_horizons(horizons)
     require_columns(decisions, DECISION_COLUMNS, "decisions")
-    book = _BarBook(bars)
+    book = _BarBook(bars, _as_of(as_of))
     n = len(decisions)
 
     created = _utc_nanoseconds(decisions["created_at"])
@@ -225,14 +231,18 @@ def forward_returns(decisions: pd.DataFrame, bars: pd.DataFrame, horizons=HORIZO
 class _BarBook:
     """Bars indexed for vectorized look-ups of a symbol's close at a session number."""
 
-    def __init__(self, bars: pd.DataFrame):
+    def __init__(self, bars: pd.DataFrame, as_of_ns: int):
         require_columns(bars, BAR_COLUMNS, "bars")
         codes, self.symbols = _upper_codes(bars["symbol"])
         dates = _session_dates(bars["date"])
         sessions, session = np.unique(dates, return_inverse=True)
+        closes = (pd.DatetimeIndex(sessions).tz_localize(EXCHANGE_TZ) + SESSION_CLOSE).asi8
+        closed = int(np.searchsorted(closes, as_of_ns, side="right"))  # sessions over by as_of
+        codes = np.where(session < closed, codes, -1)  # an unfinished bar is no one's bar
+        sessions = sessions[:closed]
         self.sessions = pd.DatetimeIndex(sessions).tz_localize(EXCHANGE_TZ)  # midnight New York
-        self.close_ns = (self.sessions + SESSION_CLOSE).tz_convert("UTC").asi8
-        self.first_open_ns = self.sessions[0].value if len(sessions) else np.iinfo(np.int64).max
+        self.close_ns = closes[:closed]
+        self.first_open_ns = self.sessions[0].value if len(sessions) else np.iinfo(np.int64).min
         self.n_sessions = len(sessions)
         keys = codes.astype(np.int64) * self.n_sessions + session
         order = np.argsort(keys, kind="stable")
@@ -299,6 +309,16 @@ def _session_dates(dates: pd.Series) -> np.ndarray:
             "bars have a missing 'date'; drop those rows or fill in their session date."
         )
     return days.as_unit("ns").asi8.view("datetime64[ns]")[codes]
+
+
+def _as_of(as_of) -> int:
+    """``as_of`` (default now) as int64 ns since the epoch."""
+    when = pd.Timestamp.now("UTC") if as_of is None else pd.Timestamp(as_of)
+    if when.tz is None:
+        raise ValueError(
+            f"as_of must be tz-aware, not {as_of!r}; e.g. pd.Timestamp(..., tz='UTC')."
+        )
+    return when.as_unit("ns").value
 
 
 def _utc_nanoseconds(created: pd.Series) -> np.ndarray:

@@ -2,6 +2,7 @@
 calibration, Brier score and simulated P&L; every row that cannot be evaluated says why."""
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import CLOCK
 
 from ibkr_nb.commissions import stock_commission
 from ibkr_nb.evaluation import (
@@ -218,8 +220,8 @@ def test_rows_that_cannot_be_evaluated_say_why():
         "no bars for this ticker",
         "created_at is before the first session in the bars",
         "created_at is before the first session in the bars",
-        "no session in the bars closes at or after created_at",
-        "no session in the bars closes at or after created_at",
+        "no session in the bars has closed at or after created_at",
+        "no session in the bars has closed at or after created_at",
         "decision is not BUY, SELL or HOLD",
         "decision is not BUY, SELL or HOLD",
         "confidence is not a number in 0-100",
@@ -233,6 +235,28 @@ def test_rows_that_cannot_be_evaluated_say_why():
     assert got.loc[~bad, ["return", "exit_close", "entry_close"]].notna().all().all()
     # The entry is kept when only the exit is missing.
     assert got.loc[1, "entry_close"] == 104.0 and got.loc[1, "exit_date"] is pd.NaT
+
+
+def test_a_session_that_has_not_closed_by_as_of_is_not_used():
+    made = decisions(
+        [("AAA", "BUY", 60, "2024-07-09 10:00"), ("AAA", "BUY", 60, "2024-07-10 10:00")]
+    )
+    # At 11:00 on 10 July the day's bar is still moving: 9 July has no exit yet, 10 July no entry.
+    as_of = pd.Timestamp("2024-07-10 11:00", tz=NY)
+    got = forward_returns(made, BARS, horizons=[1], as_of=as_of)
+    assert got["reason"].tolist() == [
+        "the bars end before this horizon",
+        "no session in the bars has closed at or after created_at",
+    ]
+    after_close = forward_returns(made, BARS, horizons=[1], as_of=as_of + pd.Timedelta(hours=5))
+    assert after_close["reason"].tolist() == ["", "the bars end before this horizon"]
+    assert after_close["exit_close"].iloc[0] == 106.0
+    nothing_closed = forward_returns(made, BARS, horizons=[1], as_of="2024-06-30 12:00Z")
+    assert set(nothing_closed["reason"]) == {
+        "no session in the bars has closed at or after created_at"
+    }
+    with pytest.raises(ValueError, match="as_of must be tz-aware"):
+        forward_returns(made, BARS, as_of="2024-07-10 11:00")
 
 
 def test_empty_inputs_give_empty_or_unevaluated_frames():
@@ -544,3 +568,40 @@ def test_summaries_agree_with_the_rows(scenario):
     )
     np.testing.assert_allclose(traded["commission"], expected_fee)
     assert result.pnl_totals["trades"].sum() == len(traded)
+
+
+# --------------------------------------------------------------------------- with the gateway
+
+
+def test_the_sample_decisions_against_the_gateways_bars(gateway):
+    """data/decisions.csv as load_decisions gives it, bars as Session.daily_bars gives them
+    (plain dates), the gateway's clock as as_of: today's unfinished bar is not used."""
+    import ibkr_nb
+    from ibkr_nb.decisions import load_decisions
+
+    valid, rejects = load_decisions(Path(__file__).resolve().parents[1] / "data" / "decisions.csv")
+    assert rejects.empty
+    made = valid[valid["ticker"].isin(["AAPL", "MSFT", "NVDA"])]
+    with ibkr_nb.connect(port=gateway.port, client_id=5, timeout=5) as session:
+        bars = session.daily_bars(["AAPL", "MSFT", "NVDA"], "6 M")
+    result = evaluate(made, bars, as_of=CLOCK)
+    forward = result.forward
+    assert len(forward) == 3 * len(made)
+    last = bars["date"].max()
+    assert (forward["exit_date"].dropna().dt.date < last).all()  # never the unfinished bar
+    reasons = forward.groupby([forward["created_at"].dt.date, "horizon"])["reason"].agg(set)
+    # From 27 October (entered at its close) 20 sessions end at 24 November, still open.
+    assert reasons[date(2026, 10, 27)].tolist() == [
+        {""},
+        {""},
+        {"the bars end before this horizon"},
+    ]
+    assert (
+        reasons[date(2026, 11, 24)].tolist()
+        == [{"no session in the bars has closed at or after created_at"}] * 3
+    )
+    evaluated = forward[forward["reason"] == ""]
+    for row in evaluated.head(6).to_dict("records"):
+        bar = bars[(bars["symbol"] == row["ticker"]) & (bars["date"] == row["exit_date"].date())]
+        assert bar["close"].item() == row["exit_close"]
+    assert result.pnl_totals["trades"].sum() == evaluated["decision"].isin(["BUY", "SELL"]).sum()
