@@ -156,9 +156,10 @@ def forward_returns(
     n = len(decisions)
 
     created = _utc_nanoseconds(decisions["created_at"])
-    side_codes, side_names = pd.factorize(decisions["decision"].astype(str).str.strip().str.upper())
-    side = pd.Index(side_names).map(SIDES).to_numpy(dtype=float, na_value=np.nan)[side_codes]
-    side = np.where(side_codes < 0, np.nan, side)
+    side_codes, side_names = _upper_codes(decisions["decision"])
+    # Code -1 (a missing value) picks the NaN appended to the per-name table.
+    side = np.append(pd.Index(side_names).map(SIDES).to_numpy(float, na_value=np.nan), np.nan)
+    side = side[side_codes]
     confidence = pd.to_numeric(decisions["confidence"], errors="coerce").to_numpy(dtype=float)
     sym = book.symbol_codes(decisions["ticker"])
 
@@ -207,7 +208,7 @@ def forward_returns(
                 np.where(
                     np.isnan(side),
                     decisions["decision"].to_numpy(dtype=object),
-                    np.asarray(side_names, dtype=object)[side_codes],
+                    np.append(np.asarray(side_names, dtype=object), None)[side_codes],
                 )
             ),
             "confidence": per_row(confidence),
@@ -234,8 +235,7 @@ class _BarBook:
     def __init__(self, bars: pd.DataFrame, as_of_ns: int):
         require_columns(bars, BAR_COLUMNS, "bars")
         codes, self.symbols = _upper_codes(bars["symbol"])
-        dates = _session_dates(bars["date"])
-        sessions, session = np.unique(dates, return_inverse=True)
+        sessions, session = _session_dates(bars["date"])
         closes = (pd.DatetimeIndex(sessions).tz_localize(EXCHANGE_TZ) + SESSION_CLOSE).asi8
         closed = int(np.searchsorted(closes, as_of_ns, side="right"))  # sessions over by as_of
         codes = np.where(session < closed, codes, -1)  # an unfinished bar is no one's bar
@@ -245,7 +245,9 @@ class _BarBook:
         self.first_open_ns = self.sessions[0].value if len(sessions) else np.iinfo(np.int64).min
         self.n_sessions = len(sessions)
         keys = codes.astype(np.int64) * self.n_sessions + session
-        order = np.argsort(keys, kind="stable")
+        # Bars grouped by symbol in date order (as Session.daily_bars gives them) need no sort.
+        presorted = bool(np.all(keys[1:] >= keys[:-1]))
+        order = np.arange(len(keys)) if presorted else np.argsort(keys, kind="stable")
         order = order[codes[order] >= 0]  # a bar without a symbol is no one's bar
         keys = keys[order]
         dup = np.flatnonzero(keys[1:] == keys[:-1])
@@ -264,7 +266,7 @@ class _BarBook:
         """Index of each ticker in the bars' symbols (case-insensitive), -1 when absent."""
         codes, names = _upper_codes(tickers)
         found = pd.Index(self.symbols).get_indexer(names)
-        return np.where(codes < 0, -1, found[codes])
+        return np.append(found, -1)[codes]  # -1 (missing) stays -1
 
     def close_at(self, sym: np.ndarray, session: np.ndarray) -> np.ndarray:
         """Close of symbol ``sym`` at session number ``session``; NaN where there is none."""
@@ -287,11 +289,11 @@ def _upper_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     codes, uniques = pd.factorize(values)
     names = pd.Index(uniques).astype(str).str.strip().str.upper()
     merged, names = pd.factorize(names)
-    return np.where(codes < 0, -1, merged[codes] if len(merged) else codes), np.asarray(names)
+    return np.append(merged, -1)[codes], np.asarray(names)  # -1 stays -1
 
 
-def _session_dates(dates: pd.Series) -> np.ndarray:
-    """Session date per bar as naive datetime64[ns] midnight."""
+def _session_dates(dates: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct session dates as naive datetime64[ns] midnight, index of each bar's)."""
     codes, uniques = pd.factorize(dates)
     if isinstance(uniques, pd.DatetimeIndex):
         days = (uniques.tz_localize(None) if uniques.tz is not None else uniques).normalize()
@@ -308,7 +310,8 @@ def _session_dates(dates: pd.Series) -> np.ndarray:
         raise ValueError(
             "bars have a missing 'date'; drop those rows or fill in their session date."
         )
-    return days.as_unit("ns").asi8.view("datetime64[ns]")[codes]
+    sessions, index = np.unique(days.as_unit("ns").asi8.view("datetime64[ns]"), return_inverse=True)
+    return sessions, index[codes]
 
 
 def _as_of(as_of) -> int:

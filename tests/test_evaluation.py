@@ -260,6 +260,11 @@ def test_a_session_that_has_not_closed_by_as_of_is_not_used():
 
 
 def test_empty_inputs_give_empty_or_unevaluated_frames():
+    blank = decisions([("AAA", "BUY", 60, "2024-07-02 10:00")] * 2)
+    blank[["ticker", "decision"]] = None
+    assert forward_returns(blank, BARS)["reason"].tolist() == (
+        ["decision is not BUY, SELL or HOLD"] * 6
+    )
     assert forward_returns(decisions([]), BARS).empty
     made = decisions([("AAA", "BUY", 60, "2024-07-02 10:00")])
     got = forward_returns(made, BARS.iloc[:0])
