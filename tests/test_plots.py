@@ -1,6 +1,7 @@
 """Plotly figures: the traces' data, titles with units, hovers with numbers, same JSON each run."""
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,12 @@ FILLS = pd.DataFrame(
     {
         "symbol": ["AAPL", "AAPL", "MSFT", "AAPL"],
         "time": pd.to_datetime(
-            ["2024-07-01 14:30:05Z", "2024-07-03 19:59:00Z", "2024-07-01 14:31:00Z", "2024-07-02 15:00:00Z"]
+            [
+                "2024-07-01 14:30:05Z",
+                "2024-07-03 19:59:00Z",
+                "2024-07-01 14:31:00Z",
+                "2024-07-02 15:00:00Z",
+            ]
         ),
         "quantity": [100.0, -40.0, 5.0, 20.0],
         "price": [190.1, 189.3, 400.2, 191.0],
@@ -228,3 +234,14 @@ def test_figures_are_deterministic(lots, evaluation):
     for fig in build():
         assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
         assert all(trace.hovertemplate or trace.hoverinfo == "skip" for trace in fig.data)
+
+
+def test_empty_inputs_draw_empty_figures(lots):
+    empty = PORTFOLIO.iloc[:0]
+    assert [len(t.y) for t in plots.fig_allocation(empty).data] == [0]
+    assert [len(t.y) for t in plots.fig_unrealized_pnl(empty).data] == [0]
+    nothing_sold = replace(lots, realized=lots.realized.iloc[:0])
+    assert [len(t.y) for t in plots.fig_realized_by_month(nothing_sold).data] == [0, 0]
+    assert [len(t.y) for t in plots.fig_wash_sale_effect(nothing_sold).data] == [0, 0, 0]
+    no_fills = plots.fig_price_history(BARS, FILLS.iloc[:0], symbol="MSFT")
+    assert [len(t.x) for t in no_fills.data] == [3, 0, 0]
