@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .broker import CommissionRecord, ExecutionRecord, MarginState, OrderTicket, PositionRow
 from .instruments import LISTED, market_rule_id
 from .market import ET, Instrument, instrument_by_con_id, parse_bar_size
 from .protocol import UNSET_DOUBLE
+from .records import CommissionRecord, ExecutionRecord, MarginState, OrderTicket, PositionRow
 
 ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,GTC,IOC,LIT,LMT,MIT,MKT,MOC,MTL,NONALGO,OCA,PEGBENCH,POSTONLY,REL,SCALE,STP,STPLMT,TRAIL,TRAILLIT,TRAILLMT,WHATIF"
 
