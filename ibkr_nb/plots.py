@@ -154,6 +154,10 @@ def fig_price_history(
 # --------------------------------------------------------------------------- decision evaluation
 
 
+def _sessions(horizon) -> str:
+    return f"{horizon} session" if horizon == 1 else f"{horizon} sessions"
+
+
 def fig_returns_by_decile(by_decile: pd.DataFrame) -> go.Figure:
     """Mean directional return (%) per stated-confidence decile, one bar group per horizon,
     from `ibkr_nb.evaluation.returns_by_decile`."""
@@ -176,8 +180,8 @@ def fig_returns_by_decile(by_decile: pd.DataFrame) -> go.Figure:
                     (rows["hit_rate"] * 100).to_numpy(dtype=float),
                 ]
             ),
-            name=f"{horizon} session{'s' if horizon != 1 else ''}",
-            hovertemplate=f"horizon: {horizon} sessions<br>confidence: %{{x}} %"
+            name=_sessions(horizon),
+            hovertemplate=f"horizon: {_sessions(horizon)}<br>confidence: %{{x}} %"
             "<br>mean return: %{y:.2f} %<br>hit rate: %{customdata[1]:.1f} %"
             "<br>decisions: %{customdata[0]:,}<extra></extra>",
         )
@@ -216,8 +220,8 @@ def fig_calibration(calibration: pd.DataFrame, brier: pd.DataFrame | None = None
             y=(rows["observed"] * 100).to_numpy(dtype=float),
             customdata=rows["evaluated"].to_numpy(dtype=float),
             mode="lines+markers",
-            name=f"{horizon} session{'s' if horizon != 1 else ''}{score}",
-            hovertemplate=f"horizon: {horizon} sessions<br>stated: %{{x:.1f}} %"
+            name=f"{_sessions(horizon)}{score}",
+            hovertemplate=f"horizon: {_sessions(horizon)}<br>stated: %{{x:.1f}} %"
             "<br>observed: %{y:.1f} %<br>decisions: %{customdata:,}<extra></extra>",
         )
     fig.update_layout(
