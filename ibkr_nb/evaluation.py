@@ -156,10 +156,7 @@ def forward_returns(
     n = len(decisions)
 
     created = _utc_nanoseconds(decisions["created_at"])
-    side_codes, side_names = _upper_codes(decisions["decision"])
-    # Code -1 (a missing value) picks the NaN appended to the per-name table.
-    side = np.append(pd.Index(side_names).map(SIDES).to_numpy(float, na_value=np.nan), np.nan)
-    side = side[side_codes]
+    side, action = _sides(decisions["decision"])
     confidence = pd.to_numeric(decisions["confidence"], errors="coerce").to_numpy(dtype=float)
     sym = book.symbol_codes(decisions["ticker"])
 
@@ -205,11 +202,7 @@ def forward_returns(
             "decision_id": per_row(decisions["decision_id"]),
             "ticker": per_row(decisions["ticker"]),
             "decision": per_row(
-                np.where(
-                    np.isnan(side),
-                    decisions["decision"].to_numpy(dtype=object),
-                    np.append(np.asarray(side_names, dtype=object), None)[side_codes],
-                )
+                np.where(np.isnan(side), decisions["decision"].to_numpy(dtype=object), action)
             ),
             "confidence": per_row(confidence),
             "current_price": per_row(pd.to_numeric(decisions["current_price"], errors="coerce")),
@@ -290,6 +283,14 @@ def _upper_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     names = pd.Index(uniques).astype(str).str.strip().str.upper()
     merged, names = pd.factorize(names)
     return np.append(merged, -1)[codes], np.asarray(names)  # -1 stays -1
+
+
+def _sides(actions: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(+1 BUY, -1 SELL, 0 HOLD, NaN otherwise; the action in upper case) per row."""
+    codes, names = _upper_codes(actions)
+    # Code -1 (a missing value) picks the entry appended to each per-name table.
+    side = np.append(pd.Index(names).map(SIDES).to_numpy(float, na_value=np.nan), np.nan)
+    return side[codes], np.append(names.astype(object), None)[codes]
 
 
 def _session_dates(dates: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -534,7 +535,7 @@ def simulated_pnl(forward: pd.DataFrame, max_position_size: float = 10_000.0) ->
     gross_pnl - commission. A HOLD trades nothing (all zero); a row that cannot be evaluated
     has quantity 0, NaN money and the forward row's ``reason`` (or one about current_price).
     """
-    side = forward["decision"].map(SIDES).to_numpy(dtype=float, na_value=np.nan)
+    side, _ = _sides(forward["decision"])
     size = base_quantity(forward["current_price"], forward["confidence"], max_position_size)
     trades = side != 0
     reason = forward["reason"].to_numpy(dtype=object)
