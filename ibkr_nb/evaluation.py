@@ -11,7 +11,9 @@ Conventions (no look-ahead):
   or later, or on a weekend or holiday, at the next session's close. Exactly 16:00:00 counts as
   that session's close.
 - The return at horizon h is the ticker's close h sessions after the entry session divided by
-  the entry close, minus 1 (a fraction, 0.01 = 1 %). A SELL's directional return is the
+  the entry close, minus 1 (a fraction, 0.01 = 1 %). Sessions are counted on the calendar of
+  all symbols: a ticker without a bar at its entry or exit session (halted, not yet listed, a
+  hole in the data) gets a reason, never a later bar in its place. A SELL's directional return is the
   negative of that; a HOLD has no direction (its directional return is NaN).
 - A hit is a directional return > 0 (0 is a miss); HOLDs are excluded from hit rates,
   confidence deciles, calibration and the Brier score. Stated confidence c (0-100) is read as
@@ -19,6 +21,9 @@ Conventions (no look-ahead):
 - Anything that cannot be evaluated (no bars, bars ending before the horizon, a gap at the
   entry or exit session, a bad decision field) leaves NaN returns and says why in ``reason``;
   rows with an empty ``reason`` have finite returns. Nothing raises on a bad row.
+
+`forward_returns` makes the row-level frame; `hit_rate`, `returns_by_decile`, `calibration`,
+`brier_score` and `simulated_pnl` summarise it; `evaluate` does all of them at once.
 """
 
 from __future__ import annotations
