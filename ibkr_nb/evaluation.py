@@ -374,13 +374,15 @@ def hit_rate(forward: pd.DataFrame) -> pd.DataFrame:
     ``mean_return`` (mean directional return, a fraction).
     """
     d = _directional(forward)
-    both = pd.concat([d, d.assign(decision="all")], ignore_index=True)
-    out = both.groupby(["horizon", "decision"]).agg(
-        decisions=("evaluated", "size"),
-        evaluated=("evaluated", "sum"),
-        hits=("hit", "sum"),
-        mean_return=("directional_return", "mean"),
-    )
+    stats = {
+        "decisions": ("evaluated", "size"),
+        "evaluated": ("evaluated", "sum"),
+        "hits": ("hit", "sum"),
+        "mean_return": ("directional_return", "mean"),
+    }
+    overall = d.groupby("horizon").agg(**stats)
+    overall.index = pd.MultiIndex.from_product([overall.index, ["all"]])
+    out = pd.concat([d.groupby(["horizon", "decision"]).agg(**stats), overall])
     index = pd.MultiIndex.from_product(
         [_horizons_of(forward), ["BUY", "SELL", "all"]], names=["horizon", "decision"]
     )
