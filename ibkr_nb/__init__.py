@@ -10,6 +10,8 @@ from .errors import (
     LiveTradingLocked,
     OrderRefused,
     OrderRejected,
+    RequestFailed,
+    RequestTimedOut,
     SessionError,
 )
 from .ledger import Ledger, LedgerBusy
@@ -28,6 +30,8 @@ __all__ = [
     "LiveTradingLocked",
     "OrderRefused",
     "OrderRejected",
+    "RequestFailed",
+    "RequestTimedOut",
     "RiskLimits",
     "Session",
     "SessionError",

@@ -47,6 +47,7 @@ REQUIRED = ("decision_id", "ticker", "decision", "confidence", "current_price")
 ACTIONS = ("BUY", "SELL", "HOLD")
 REJECT_COLUMNS = [*DECISION_COLUMNS, "row", "reason"]
 TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$")
+EXCHANGE_TZ = "America/New_York"
 MAX_PRICE = 1e7  # no stock trades above this; a larger "price" is a unit or typing error
 
 Decisions = tuple[pd.DataFrame, pd.DataFrame]
@@ -303,6 +304,7 @@ def momentum_engine(
     threshold: float = 0.02,
     stop_atr: float = 2.0,
     reward_risk: float = 2.0,
+    now: datetime | None = None,
 ) -> Engine:
     """A deterministic example engine: price momentum over ``lookback`` sessions.
 
@@ -311,8 +313,10 @@ def momentum_engine(
     SELL when below ``-threshold``, else HOLD; confidence grows with the size of the move
     (50 at the threshold, 95 at five times it). A BUY or SELL gets a stop ``stop_atr`` average
     daily ranges away and a take-profit at ``reward_risk`` times that distance. The decision
-    is dated at the last bar's date, so re-running on the same bars gives the same ids.
+    is stamped at the last bar's close (16:00 New York), or ``now`` if that is earlier (a session
+    still trading), so re-running on the same bars gives the same ids and no look-ahead.
     """
+    cap = pd.Timestamp(now).tz_convert("UTC") if now is not None else None
     by_symbol = {s: g.sort_values("date") for s, g in closes.groupby("symbol", sort=False)}
 
     def engine(ticker: str) -> dict | None:
@@ -329,6 +333,9 @@ def momentum_engine(
         sign = 1 if action == "BUY" else -1
         distance = max(round(stop_atr * day_range, 2), 0.01)
         last = pd.Timestamp(bars["date"].iloc[-1])
+        day = last.tz_localize(None) if last.tzinfo else last
+        stamp = (day.normalize() + pd.Timedelta(hours=16)).tz_localize(EXCHANGE_TZ)
+        stamp = stamp.tz_convert("UTC") if cap is None else min(stamp.tz_convert("UTC"), cap)
         return {
             "decision_id": f"mom{lookback}-{ticker}-{last:%Y%m%d}",
             "decision": action,
@@ -339,7 +346,7 @@ def momentum_engine(
             if action == "HOLD"
             else round(price + sign * reward_risk * distance, 2),
             "reasoning": f"{lookback}-session return {move:+.2%} (threshold {threshold:.0%})",
-            "created_at": last.tz_localize("UTC") if last.tzinfo is None else last,
+            "created_at": stamp,
         }
 
     return engine

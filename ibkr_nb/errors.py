@@ -23,6 +23,18 @@ class AccountNotManaged(SessionError):
     """IBKR_ACCOUNT_ID is not among the accounts this login manages."""
 
 
+class RequestTimedOut(SessionError):
+    """A request got no answer within IBKR_REQUEST_TIMEOUT seconds."""
+
+
+class RequestFailed(SessionError):
+    """IBKR answered a request with an error; ``code`` is IBKR's error code."""
+
+    def __init__(self, message: str, code: int = 0):
+        super().__init__(message)
+        self.code = code
+
+
 class OrderRefused(SessionError):
     """An order that was not sent, or that TWS refused."""
 

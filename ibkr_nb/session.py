@@ -16,13 +16,14 @@ import logging
 import math
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nest_asyncio
 import pandas as pd
-from ib_async import IB, Contract, Stock
+from ib_async import IB, Contract, Stock, util
 from ib_async.wrapper import RequestError
 
-from . import frames
+from . import display, frames
 from .config import LIVE_PORTS, PAPER_PORTS, Settings, load_settings
 from .decisions import load_decisions
 from .errors import (
@@ -33,6 +34,8 @@ from .errors import (
     LiveTradingLocked,
     OrderRefused,
     OrderRejected,
+    RequestFailed,
+    RequestTimedOut,
     SessionError,
 )
 from .execution import (
@@ -54,6 +57,20 @@ log = logging.getLogger("ibkr_nb.session")
 
 INFO_CODES = frozenset({2103, 2104, 2105, 2106, 2107, 2108, 2119, 2150, 2158})
 CONNECTION_LOST = frozenset({1100, 2110})
+ACCOUNT_SUMMARY_TAGS = ",".join(
+    (
+        "AccountType,NetLiquidation,TotalCashValue,SettledCash,AccruedCash,BuyingPower",
+        "EquityWithLoanValue,PreviousDayEquityWithLoanValue,GrossPositionValue,RegTEquity",
+        "RegTMargin,SMA,InitMarginReq,MaintMarginReq,AvailableFunds,ExcessLiquidity,Cushion",
+        "FullInitMarginReq,FullMaintMarginReq,FullAvailableFunds,FullExcessLiquidity",
+        "LookAheadNextChange,LookAheadInitMarginReq,LookAheadMaintMarginReq",
+        "LookAheadAvailableFunds,LookAheadExcessLiquidity,HighestSeverity,DayTradesRemaining",
+        "Leverage",
+    )
+)
+ENDS_REQUEST = frozenset(
+    {321, 322, 399, 492}
+)  # ib_async warnings that TWS sends instead of a reply
 CONNECTION_RESTORED = frozenset({1101, 1102})
 RECONNECT_DELAYS = (0.25, 0.5, 1.0, 2.0)  # seconds between attempts; then give up
 
@@ -73,6 +90,7 @@ def _patch_event_loop() -> None:
             asyncio.set_event_loop(loop)
     if not getattr(loop, "_nest_patched", False):
         nest_asyncio.apply(loop)
+    display.install()
 
 
 def connect(
@@ -95,6 +113,15 @@ def connect(
     if settings is not None and setting_overrides:
         settings = settings.model_copy(update=setting_overrides)
     settings = settings or load_settings(**setting_overrides)
+    key = (host or settings.ibkr_host, port or settings.ibkr_port)
+    key += (settings.ibkr_client_id if client_id is None else client_id,)
+    previous = _LIVE_SESSIONS.get(key)
+    if previous is not None and previous.connected:
+        if previous.readonly == readonly and previous.settings == settings:
+            log.info("connect(): reusing the open session %r", previous)
+            previous.notices.append("connect() reused the session already open in this kernel.")
+            return previous
+        previous.disconnect()  # same client id, other options: close it so the id is free
     session = Session(
         host=host or settings.ibkr_host,
         port=port or settings.ibkr_port,
@@ -105,7 +132,13 @@ def connect(
         settings=settings,
     )
     session.connect()
+    _LIVE_SESSIONS[key] = session
     return session
+
+
+_LIVE_SESSIONS: dict[tuple[str, int, int], Session] = {}
+"""Open sessions of this process (kernel) by (host, port, client id): re-running a notebook's
+``connect()`` cell reuses its session instead of failing with client id in use."""
 
 
 class Session:
@@ -144,6 +177,7 @@ class Session:
         _patch_event_loop()
         self.ib = IB()
         self.ib.RaiseRequestErrors = True
+        self.ib.RequestTimeout = self.settings.ibkr_request_timeout
         codes: set[int] = set()
 
         def on_error(req_id, code, text, contract):
@@ -158,7 +192,6 @@ class Session:
                 clientId=self.client_id,
                 timeout=self.timeout,
                 readonly=self.readonly,
-                account=self.requested_account,
             )
         except ConnectionRefusedError:
             raise GatewayNotRunning(self._not_running()) from None
@@ -166,8 +199,11 @@ class Session:
             self.ib.disconnect()
             if 326 in codes:
                 raise ClientIdInUse(
-                    f"Client id {self.client_id} is already in use on {self.host}:{self.port}. "
-                    f"Connect with another, e.g. client_id={self.client_id + 1}."
+                    f"Client id {self.client_id} is already in use on {self.host}:{self.port} "
+                    "by another program or notebook kernel (re-running connect() in the same "
+                    "kernel reuses its session). Close that connection, or connect with "
+                    f"another id, e.g. client_id={self.client_id + 1}; note that open orders "
+                    f"placed under client {self.client_id} stay with that id."
                 ) from None
             if isinstance(exc, TimeoutError):
                 raise ConnectTimeout(
@@ -180,6 +216,9 @@ class Session:
             self.ib.errorEvent -= on_error
         self.ib.disconnectedEvent += self._on_disconnected
         self._closed = False
+        if not any("settings from" in n for n in self.notices):
+            self.notices.append(self.settings.describe())
+            log.info(self.settings.describe())
         self._lost = False
         try:
             self.account = self._choose_account(self.ib.managedAccounts())
@@ -209,14 +248,16 @@ class Session:
         )
 
     def _choose_account(self, managed: list[str]) -> str:
-        wanted = self.requested_account
+        wanted = self.requested_account.strip().upper()
         if wanted:
-            if wanted not in managed:
+            matches = [a for a in managed if a.upper() == wanted]
+            if not matches:
                 raise AccountNotManaged(
-                    f"IBKR_ACCOUNT_ID={wanted} is not managed by this login; it manages "
-                    f"{', '.join(managed) or 'no accounts'}. Set IBKR_ACCOUNT_ID to one of them."
+                    f"IBKR_ACCOUNT_ID={self.requested_account} is not managed by this login; it "
+                    f"manages {', '.join(managed) or 'no accounts'}. Set IBKR_ACCOUNT_ID to one "
+                    "of them."
                 )
-            return wanted
+            return matches[0]
         if len(managed) == 1:
             return managed[0]
         raise AccountNotManaged(
@@ -225,6 +266,10 @@ class Session:
         )
 
     def _on_error(self, req_id, code, text, contract) -> None:
+        if code in ENDS_REQUEST and req_id in self.ib.wrapper._futures:
+            # ib_async takes these for warnings and would wait for a reply that never comes;
+            # end the pending request with the error so the caller hears it at once
+            self.ib.wrapper._endReq(req_id, RequestError(req_id, code, text), success=False)
         if code in INFO_CODES:
             log.info("TWS %d: %s", code, text)
         elif code in CONNECTION_LOST:
@@ -268,15 +313,34 @@ class Session:
         )
 
     def request(self, method: str, *args, **kwargs):
-        """Call ``IB.<method>``, a read-only request; if the connection drops meanwhile,
-        reconnect and retry once (on the new IB instance)."""
+        """Call ``IB.<method>``, a read-only request, within IBKR_REQUEST_TIMEOUT seconds.
+
+        If the connection drops meanwhile, reconnect and retry once (on the new IB instance).
+        An IBKR error for the request raises ``RequestFailed`` with IBKR's code and text; no
+        answer in time raises ``RequestTimedOut``; neither is ever an empty frame.
+        """
+        return self._guarded(method, lambda: getattr(self.ib, method)(*args, **kwargs))
+
+    def _guarded(self, name: str, call):
+        """Run ``call()`` with one reconnect-and-retry, IBKR errors and timeouts made clear."""
         self.ensure_connected()
         try:
-            return getattr(self.ib, method)(*args, **kwargs)
-        except ConnectionError:
-            self._lost = True
-            self.ensure_connected()
-            return getattr(self.ib, method)(*args, **kwargs)
+            try:
+                return call()
+            except ConnectionError:
+                self._lost = True
+                self.ensure_connected()
+                return call()
+        except TimeoutError:
+            raise RequestTimedOut(
+                f"{name} got no answer from {self.host}:{self.port} within "
+                f"{self.ib.RequestTimeout:g} s (IBKR_REQUEST_TIMEOUT). TWS may be frozen or "
+                "busy; check it, then run the cell again."
+            ) from None
+        except RequestError as exc:
+            raise RequestFailed(
+                f"{name} was refused by IBKR: error {exc.code}: {exc.message}", code=exc.code
+            ) from None
 
     def disconnect(self) -> None:
         self._closed = True
@@ -310,7 +374,23 @@ class Session:
 
     def account_summary(self) -> pd.DataFrame:
         """Account tags (NetLiquidation, TotalCashValue, BuyingPower, ...) as account currency."""
-        return frames.account_summary_frame(self.request("accountSummary", self.account))
+        ib = self.ib
+
+        async def snapshot():
+            # a fresh subscription answers with every value now; cancel it (TWS allows two)
+            req_id = ib.client.getReqId()
+            done = ib.wrapper.startReq(req_id)
+            ib.client.reqAccountSummary(req_id, "All", ACCOUNT_SUMMARY_TAGS)
+            try:
+                await done
+            finally:
+                ib.client.cancelAccountSummary(req_id)
+
+        self._guarded(
+            "reqAccountSummary", lambda: util.run(snapshot(), timeout=self.ib.RequestTimeout)
+        )
+        values = [v for v in self.ib.wrapper.acctSummary.values() if v.account == self.account]
+        return frames.account_summary_frame(values)
 
     def positions(self) -> pd.DataFrame:
         """Positions: signed quantity and IBKR's average cost (commissions included)."""
@@ -347,10 +427,9 @@ class Session:
             key = symbol.strip().upper()
             wanted = Stock(key, "SMART", "USD")
         if key not in self._contracts:
-            self.ensure_connected()
             try:
-                qualified = self.ib.qualifyContracts(wanted)
-            except RequestError as exc:  # error 200 with RaiseRequestErrors on
+                qualified = self.request("qualifyContracts", wanted)
+            except RequestFailed as exc:  # error 200: no such contract
                 qualified = []
                 log.info("qualify %s failed: %s", key, exc)
             if not qualified or qualified[0] is None:
@@ -370,7 +449,7 @@ class Session:
 
     def history(
         self,
-        symbol: str,
+        symbol: str | Contract,
         duration: str = "30 D",
         bar_size: str = "1 day",
         *,
@@ -378,7 +457,11 @@ class Session:
         use_rth: bool = True,
         end: str = "",
     ) -> pd.DataFrame:
-        """Historical bars (TWS duration and bar size strings, e.g. "30 D", "5 mins")."""
+        """Historical bars (TWS duration and bar size strings, e.g. "30 D", "5 mins").
+
+        ``end``: "" (now) or TWS's "yyyymmdd hh:mm:ss Zone" (e.g. "20261120 16:00:00 US/Eastern").
+        """
+        check_end_time(end)
         contract = self.contract(symbol)
         bars = self.request(
             "reqHistoricalData",
@@ -619,6 +702,23 @@ class Session:
         left pending by a crash adopted, and positions the ledger cannot explain booked as
         flagged opening lots at IBKR's average cost. Returns what changed, one row per kind."""
         return reconcile_ledger(self)
+
+
+def check_end_time(end) -> None:
+    """Refuse an ``end`` whose time zone TWS would not know, before anything is sent."""
+    if not isinstance(end, str) or not end.strip():
+        return
+    parts = end.split()
+    if len(parts) < 3:
+        return
+    zone = " ".join(parts[2:])
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SessionError(
+            f"end={end!r}: {zone!r} is not a time zone TWS knows; write it like "
+            "'20261120 16:00:00 US/Eastern' or 'America/New_York', or pass a tz-aware datetime."
+        ) from None
 
 
 def _number(value, name: str) -> float:

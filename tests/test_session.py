@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from support import CLOCK
+from support import CLOCK, connect_ib
 
 import ibkr_nb
 from ibkr_nb import frames
@@ -156,9 +156,15 @@ def test_gateway_not_running_names_host_port_and_what_to_check():
     assert "Enable ActiveX and Socket Clients" in message and "trusted IPs" in message
 
 
-def test_client_id_in_use_suggests_another(gateway, session):
-    with pytest.raises(ClientIdInUse, match="client_id=4"):
-        ibkr_nb.connect(port=gateway.port, client_id=3, timeout=3)
+def test_client_id_in_use_by_another_program_says_what_to_do(gateway):
+    other = connect_ib(gateway, client_id=3)  # another program holds client id 3
+    try:
+        with pytest.raises(ClientIdInUse, match="client_id=4") as info:
+            ibkr_nb.connect(port=gateway.port, client_id=3, timeout=3)
+        assert "another program" in str(info.value)
+        assert "open orders" in str(info.value)
+    finally:
+        other.disconnect()
 
 
 def test_timeout_when_nothing_answers_the_handshake():
