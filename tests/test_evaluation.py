@@ -580,7 +580,8 @@ def test_summaries_agree_with_the_rows(scenario):
 
 def test_the_sample_decisions_against_the_gateways_bars(gateway):
     """data/decisions.csv as load_decisions gives it, bars as Session.daily_bars gives them
-    (plain dates), the gateway's clock as as_of: today's unfinished bar is not used."""
+    (dates at midnight New York), the gateway's clock as as_of: today's unfinished bar (the
+    gateway's clock is 10:30 New York) is not used."""
     import ibkr_nb
     from ibkr_nb.decisions import load_decisions
 
@@ -592,8 +593,9 @@ def test_the_sample_decisions_against_the_gateways_bars(gateway):
     result = evaluate(made, bars, as_of=CLOCK)
     forward = result.forward
     assert len(forward) == 3 * len(made)
-    last = bars["date"].max()
-    assert (forward["exit_date"].dropna().dt.date < last).all()  # never the unfinished bar
+    day = bars["date"].dt.date
+    assert day.max() == CLOCK.date()
+    assert (forward["exit_date"].dropna().dt.date < day.max()).all()  # never today's bar
     reasons = forward.groupby([forward["created_at"].dt.date, "horizon"])["reason"].agg(set)
     # From 27 October (entered at its close) 20 sessions end at 24 November, still open.
     assert reasons[date(2026, 10, 27)].tolist() == [
@@ -607,6 +609,6 @@ def test_the_sample_decisions_against_the_gateways_bars(gateway):
     )
     evaluated = forward[forward["reason"] == ""]
     for row in evaluated.head(6).to_dict("records"):
-        bar = bars[(bars["symbol"] == row["ticker"]) & (bars["date"] == row["exit_date"].date())]
+        bar = bars[(bars["symbol"] == row["ticker"]) & (day == row["exit_date"].date())]
         assert bar["close"].item() == row["exit_close"]
     assert result.pnl_totals["trades"].sum() == evaluated["decision"].isin(["BUY", "SELL"]).sum()
