@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -69,14 +70,13 @@ def _read(source, table: str | None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".duckdb", ".db"):
-            import duckdb
-
             if not table:
                 raise DecisionSourceError(f"{path} is a DuckDB file: pass table='...' as well.")
             with duckdb.connect(str(path), read_only=True) as con:
                 return con.execute(f'SELECT * FROM "{table}"').df()
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
+        if suffix == ".parquet":  # through DuckDB: no pyarrow needed
+            with duckdb.connect() as con:
+                return con.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
         if suffix in (".json", ".jsonl", ".ndjson"):
             return _read_json(path.read_text(encoding="utf-8"))
         if suffix in (".csv", ".txt"):

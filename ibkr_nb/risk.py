@@ -146,7 +146,7 @@ def exposure_caps(
     limit allows, given the signed ``position`` before and the ``closing`` shares the same order
     closes first. One column per rule; inf where a rule does not bind."""
     nav, funds = account.net_liquidation, account.available_funds
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # a tiny price overflows to inf: that cap then never binds
         same_way = np.where(np.sign(position) == side, np.abs(position), 0.0)
         pct = np.floor(limits.max_position_pct * nav / price) - same_way
         distance = np.abs(price - stop)
@@ -191,6 +191,7 @@ def cap_reason(rule: str, limits: RiskLimits) -> str:
     return f"{rule}: " + CAP_TEXT[rule].format(value)
 
 
+@np.errstate(all="ignore")  # NaN / inf / tiny prices are rejected by rule, not warned about
 def plan_orders(
     decisions: pd.DataFrame,
     positions: pd.DataFrame | None,
@@ -248,10 +249,10 @@ def plan_orders(
     # decisions that cannot be planned at all
     superseded = _superseded(d)
     reject(superseded, "SUPERSEDED: a later decision for the same symbol is in this batch")
-    bad_price = ~(np.isfinite(ref) & (ref > 0))
-    reject(bad_price, "PRICE: no usable price for this symbol")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slip = np.abs(ref / decided_price.to_numpy() - 1)
+    limit_price = _round_price(ref * (1 + side * collar_pct))
+    bad_price = ~(np.isfinite(ref) & (ref > 0) & (limit_price > 0))
+    reject(bad_price, "PRICE: no usable price for this symbol (missing, or below one tick)")
+    slip = np.abs(ref / decided_price.to_numpy() - 1)
     reject(
         slip > limits.max_slippage_pct,
         np.array(
@@ -309,8 +310,7 @@ def plan_orders(
     live = status == "planned"
     quantity = np.where(live, quantity, 0.0)
     bracket = live & np.isfinite(stop) & (opened > 0)
-    with np.errstate(invalid="ignore"):
-        risk_to_stop = np.where(bracket, opened * np.abs(ref - stop), np.nan)
+    risk_to_stop = np.where(bracket, opened * np.abs(ref - stop), np.nan)
     est_st, est_lt = _estimated_gains(symbol, np.where(live & sell, closed, 0.0), ref, lots, today)
     plan = pd.DataFrame(
         {
@@ -323,7 +323,7 @@ def plan_orders(
             "position_before": position,
             "position_after": position + quantity,
             "order_type": np.where(live, "LMT", ""),
-            "limit_price": np.where(live, _round_price(ref * (1 + side * collar_pct)), np.nan),
+            "limit_price": np.where(live, limit_price, np.nan),
             "stop_price": np.nan,
             "stop_loss": np.where(bracket & (trail_percent is None), stop, np.nan),
             "take_profit": np.where(bracket & np.isfinite(target), target, np.nan),
@@ -491,6 +491,7 @@ def order_value_problem(quantity, prices: dict[str, float | None], limits: RiskL
     return None
 
 
+@np.errstate(all="ignore")
 def check_orders(
     orders: pd.DataFrame,
     positions: pd.DataFrame | None,
@@ -544,8 +545,7 @@ def check_orders(
         )
     if not limits.allow_short:
         deny((side < 0) & (opening > 0), "ALLOW_SHORT", "ALLOW_SHORT: shorting is switched off")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slip = np.abs(limit.to_numpy() / last - 1)
+    slip = np.abs(limit.to_numpy() / last - 1)
     deny(
         np.isfinite(slip) & (slip > limits.max_slippage_pct),
         "MAX_SLIPPAGE_PCT",

@@ -12,7 +12,7 @@ def base_quantity(price, confidence, max_position_size: float):
     """
     price = np.asarray(price, dtype=float)
     confidence = np.asarray(confidence, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
         raw = np.floor(max_position_size / price * confidence / 100.0)
     ok = np.isfinite(raw) & (price > 0)
     return np.where(ok, np.maximum(raw, 1.0), 0.0)
