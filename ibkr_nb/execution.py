@@ -297,7 +297,12 @@ class Executor:
     def settle(self, batch: list[_Sent], timeout: float) -> None:
         """Wait for final states; re-send (once) any key the broker never received, e.g. when
         the connection dropped mid-batch; then store statuses and fills in the ledger."""
-        wait_until_done(self.session.ib, [s.trades[0] for s in batch], timeout)
+        self.session.ensure_connected()
+        # after a reconnect the broker's state lives in the new connection's Trade objects; an
+        # order sent into the dropped socket has none and is not waited for
+        current = {t.order.orderRef: t for t in self.session.ib.trades() if t.order.orderRef}
+        waiting = [current[s.spec.order_ref] for s in batch if s.spec.order_ref in current]
+        wait_until_done(self.session.ib, waiting, timeout)
         at_broker = self.broker_refs()
         lost = [s for s in batch if s.spec.order_ref not in at_broker]
         for sent in lost:

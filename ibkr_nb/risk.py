@@ -558,11 +558,11 @@ def check_orders(
             dtype=object,
         ),
     )
+    for name in caps.columns:  # exposure first: a position limit is the one to name
+        deny(opening > caps[name].to_numpy(), name, cap_reason(name, limits))
     deny(
         np.abs(quantity) > order_cap, "MAX_ORDER_NOTIONAL", cap_reason("MAX_ORDER_NOTIONAL", limits)
     )
-    for name in caps.columns:
-        deny(opening > caps[name].to_numpy(), name, cap_reason(name, limits))
     o["reference_price"] = ref
     o["notional"] = np.abs(quantity) * ref
     o["pct_nav"] = o["notional"] / acct.net_liquidation

@@ -521,7 +521,7 @@ class Session:
         self.ensure_connected()
         order.whatIf = True
         try:
-            state = self.ib.whatIfOrder(contract, order)
+            state = self.request("whatIfOrder", contract, order)  # read-only: retried on a drop
         finally:
             order.whatIf = False
         if (

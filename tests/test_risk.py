@@ -278,7 +278,8 @@ QUOTE = pd.DataFrame({"symbol": ["XYZ"], "last": [100.0]})
         (200, np.nan, 0, replace(LIMITS, max_order_notional=1e6), "MAX_POSITION_PCT"),
         (50, np.nan, 0, LIMITS, ""),
         (-200, np.nan, 200, LIMITS, ""),  # shrinks a position: the exposure caps do not apply
-        (600, np.nan, 0, LIMITS, "MAX_ORDER_NOTIONAL"),
+        (600, np.nan, 0, replace(LIMITS, max_position_pct=1.0), "MAX_ORDER_NOTIONAL"),
+        (-600, np.nan, 600, LIMITS, "MAX_ORDER_NOTIONAL"),  # a sale too is one order
         (10, 105.0, 0, LIMITS, "MAX_SLIPPAGE_PCT"),
         (-10, np.nan, 0, replace(LIMITS, allow_short=False), "ALLOW_SHORT"),
         (10, np.nan, 0, replace(LIMITS, trading_state=TradingState.HALTED), "TRADING_STATE"),
