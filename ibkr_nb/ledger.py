@@ -496,17 +496,20 @@ class Ledger:
 
 
 def _opening_fills(closed_lots: pd.DataFrame, fills: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Flagged opening fills for closed lots acquired before the statement's first trade of
-    that symbol (positions bought before the history starts)."""
+    """Flagged opening fills for closed lots acquired on a day before the statement's first
+    trade of that symbol (positions bought before the history starts). A lot closed by a sale
+    is long, one closed by a purchase short. Lots carry only their date, so a lot of the same
+    day as the first trade is taken to be that trade (never a phantom position)."""
     if len(closed_lots) == 0:
         return pd.DataFrame(columns=FILL_COLUMNS)
-    first = pd.to_datetime(fills["time"], utc=True).groupby(fills["symbol"]).min()
+    days = pd.to_datetime(fills["time"]).dt.tz_convert("America/New_York").dt.tz_localize(None)
+    first = days.dt.normalize().groupby(fills["symbol"]).min()
     lots = closed_lots.copy()
-    acquired = pd.to_datetime(lots["date_acquired"]).dt.tz_localize("America/New_York")
-    lots["time"] = acquired.dt.tz_convert("UTC")
-    earlier = lots["time"] < lots["symbol"].map(first).fillna(pd.Timestamp.max.tz_localize("UTC"))
-    lots = lots[earlier]
+    acquired = pd.to_datetime(lots["date_acquired"])
+    lots = lots[(acquired < lots["symbol"].map(first)).fillna(False).to_numpy()]
+    closing = lots["trade_id"].astype(str).map(fills.set_index("exec_id")["quantity"])
     quantity = lots["quantity"].astype(float).abs()
+    acquired = pd.to_datetime(lots["date_acquired"]).dt.tz_localize("America/New_York")
     return pd.DataFrame(
         {
             "exec_id": "lot:"
@@ -515,10 +518,10 @@ def _opening_fills(closed_lots: pd.DataFrame, fills: pd.DataFrame, source: str) 
             + lots["date_acquired"].astype(str),
             "account": lots["account"],
             "symbol": lots["symbol"],
-            "quantity": quantity,
+            "quantity": quantity * np.where(closing > 0, -1.0, 1.0),
             "price": lots["cost_basis"].astype(float).abs() / quantity,
             "currency": "USD",
-            "time": lots["time"],
+            "time": acquired.dt.tz_convert("UTC"),
             "source": f"statement:{source}",
             "flag": "opening lot from the statement's closed-lot detail",
         }
