@@ -236,17 +236,31 @@ class Ledger:
         frame["created_at"] = created.where(created.notna(), pd.Timestamp(now_utc()))
         return self._insert_new("intents", frame, "order_ref")
 
-    def mark_intent(self, order_ref: str, status: str, **values) -> None:
-        """Update an intent's status (transmitted, rejected, adopted, ...) and ids."""
-        allowed = {"order_id", "perm_id", "reason", "transmitted_at"}
-        sets = ", ".join(f"{k} = ?" for k in values if k in allowed)
-        params = [values[k] for k in values if k in allowed]
+    def mark_intent(self, order_ref, status: str, **values) -> None:
+        """Set the status (transmitted, acknowledged, rejected, ...) of one intent or many, in
+        one transaction: ``order_ref`` a key or a list of keys; each of ``order_id``,
+        ``perm_id``, ``reason``, ``transmitted_at`` one value for all keys or a list with one
+        per key (None keeps what is stored)."""
+        refs = [order_ref] if isinstance(order_ref, str) else list(order_ref)
+        if not refs:
+            return
+        columns = [k for k in ("order_id", "perm_id", "reason", "transmitted_at") if k in values]
+        updates = pd.DataFrame({"order_ref": refs})
+        for name in columns:
+            value = values[name]
+            updates[name] = list(value) if isinstance(value, list | tuple) else [value] * len(refs)
+            if name in ("order_id", "perm_id"):
+                updates[name] = pd.array(updates[name], dtype="Int64")
+        sets = "".join(f", {k} = coalesce(u.{k}, intents.{k})" for k in columns)
         with self._transaction() as con:
+            con.register("intent_updates", updates)
             _run(
                 con,
-                f"UPDATE intents SET status = ?{', ' + sets if sets else ''} WHERE order_ref = ?",
-                [status, *params, order_ref],
+                f"UPDATE intents SET status = ?{sets} FROM intent_updates u "
+                "WHERE intents.order_ref = u.order_ref",
+                [status],
             )
+            con.unregister("intent_updates")
 
     def record_order_status(self, rows: pd.DataFrame) -> None:
         """Append to each order's status history and update its latest state.

@@ -264,9 +264,11 @@ def test_manual_orders_are_held_to_the_risk_limits(gateway, private_ledger):
 
 def test_gateway_drops_every_connection_halfway_through_a_batch(gateway, session):
     plan = session.plan(decisions())
+    dropped = []
 
     def progress(line: str) -> None:
-        if line.startswith("[3/"):
+        if line.startswith("[3/") and not dropped:
+            dropped.append(line)
             gateway.drop_connections()
 
     result = session.execute(plan, dry_run=False, progress=progress)
@@ -274,6 +276,31 @@ def test_gateway_drops_every_connection_halfway_through_a_batch(gateway, session
     assert session.notices and "restored" in session.notices[-1]
     assert session.execute(plan, dry_run=False)["status"].eq("duplicate").all()
     broker = Broker(gateway)  # connected after the drop
+    assert_each_order_once(broker, [*PARENT_REFS, "ai-aapl:stop", "ai-aapl:target"])
+    executed = broker.executions().groupby("order_ref")["quantity"].sum()
+    assert executed.loc[PARENT_REFS].tolist() == plan["quantity"].tolist()
+    assert_every_fill_once_in_the_ledger(broker, session.ledger)
+    broker.close()
+
+
+def test_dropped_again_while_resending_then_run_again(gateway, session):
+    """The re-send after a drop is dropped too: what never reached the broker says so, and the
+    next execute sends exactly that."""
+    plan = session.plan(decisions())
+
+    def progress(line: str) -> None:
+        if line.startswith("[3/"):
+            gateway.drop_connections()
+
+    first = session.execute(plan, dry_run=False, progress=progress).set_index("order_ref")
+    unconfirmed = first[first["status"] == "PendingSubmit"]
+    assert first["status"].isin(["Filled", "PendingSubmit"]).all()
+    assert unconfirmed["reason"].str.contains("Run execute again").all()
+    assert (unconfirmed["filled"] == 0).all()
+    again = session.execute(plan, dry_run=False).set_index("order_ref")
+    assert (again.loc[unconfirmed.index, "status"] == "Filled").all()
+    assert (again.drop(unconfirmed.index)["status"] == "duplicate").all()
+    broker = Broker(gateway)
     assert_each_order_once(broker, [*PARENT_REFS, "ai-aapl:stop", "ai-aapl:target"])
     executed = broker.executions().groupby("order_ref")["quantity"].sum()
     assert executed.loc[PARENT_REFS].tolist() == plan["quantity"].tolist()
