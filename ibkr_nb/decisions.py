@@ -138,11 +138,14 @@ def validate_decisions(
     """The checks of ``load_decisions`` on a frame already read (vectorized)."""
     n = len(raw)
     col = {c: raw[c] if c in raw else pd.Series([None] * n, dtype=object) for c in DECISION_COLUMNS}
-    reasons: list[pd.Series] = []
+    reason = np.full(n, "", dtype=object)
 
     def fail(mask, text: str) -> None:
-        mask = pd.Series(np.asarray(mask, dtype=bool), index=raw.index)
-        reasons.append(pd.Series(np.where(mask, text, ""), index=raw.index))
+        """Append ``text`` to the reason of each row in ``mask`` (vectorized)."""
+        mask = np.asarray(mask, dtype=bool)
+        more = mask & (reason != "")
+        reason[more] += "; "
+        reason[mask] += text
 
     decision_id = _text(col["decision_id"])
     ticker = _text(col["ticker"]).str.upper()
@@ -180,8 +183,6 @@ def validate_decisions(
     created = _timestamps(col["created_at"], now)
     fail(created.isna(), "created_at is not a date and time")
 
-    reason = pd.concat(reasons, axis=1).agg(lambda r: "; ".join(x for x in r if x), axis=1)
-    reason = reason if n else pd.Series([], dtype=object)
     bad = reason != ""
     typed = pd.DataFrame(
         {
@@ -202,7 +203,7 @@ def validate_decisions(
     for c in DECISION_COLUMNS:
         if c not in rejects:
             rejects[c] = None
-    rejects["row"] = np.flatnonzero(bad.to_numpy()) + 1
+    rejects["row"] = np.flatnonzero(bad) + 1
     rejects["reason"] = reason[bad]
     extra = [c for c in rejects.columns if c not in REJECT_COLUMNS]
     return valid, rejects[REJECT_COLUMNS + extra].reset_index(drop=True)

@@ -242,8 +242,9 @@ def plan_orders(
     rejected = np.zeros(n, dtype=bool)
 
     def reject(mask: np.ndarray, text) -> None:
+        """``text``: one reason, or a function from the newly rejected rows to theirs."""
         new = mask & ~rejected & ~hold
-        reason[new] = text[new] if isinstance(text, np.ndarray) else text
+        reason[new] = text(np.flatnonzero(new)) if callable(text) else text
         rejected[new] = True
 
     # decisions that cannot be planned at all
@@ -252,19 +253,15 @@ def plan_orders(
     limit_price = _round_price(ref * (1 + side * collar_pct))
     bad_price = ~(np.isfinite(ref) & (ref > 0) & (limit_price > 0))
     reject(bad_price, "PRICE: no usable price for this symbol (missing, or below one tick)")
-    slip = np.abs(ref / decided_price.to_numpy() - 1)
+    decided = decided_price.to_numpy()
+    slip = np.abs(ref / decided - 1)
     reject(
         slip > limits.max_slippage_pct,
-        np.array(
-            [
-                f"MAX_SLIPPAGE_PCT: the quote {r:,.2f} is {s:.2%} from the decision's price "
-                f"{p:,.2f} (limit {limits.max_slippage_pct:.2%})"
-                for r, s, p in zip(ref, slip, decided_price, strict=True)
-            ],
-            dtype=object,
-        )
-        if n
-        else "",
+        lambda rows: [
+            f"MAX_SLIPPAGE_PCT: the quote {r:,.2f} is {s:.2%} from the decision's price "
+            f"{p:,.2f} (limit {limits.max_slippage_pct:.2%})"
+            for r, s, p in zip(ref[rows], slip[rows], decided[rows], strict=True)
+        ],
     )
     stop_passed = np.isfinite(stop) & (side * (ref - stop) <= 0)
     reject(stop_passed & (opening > 0), "STOP_LOSS: the quote is already through the stop loss")
@@ -284,7 +281,7 @@ def plan_orders(
     order_cap = np.floor(np.minimum(limits.max_order_notional / ref, limits.max_order_quantity))
     closed = np.clip(np.minimum(closing, order_cap), 0, None)
     nothing = (opened + closed) <= 0
-    reject(nothing, np.array([cap_reason(r, limits) for r in binding], dtype=object))
+    reject(nothing, lambda rows: [cap_reason(r, limits) for r in binding[rows]])
     capped = ~rejected & ~hold & (opening > opened)
     reason[capped] = [
         f"capped from {int(o)} to {int(k)} shares: " + cap_reason(r, limits)
@@ -369,9 +366,21 @@ def _apply_batch_limits(
     if len(candidates) == 0:
         return
     priority = candidates[np.lexsort((candidates, created[candidates], -confidence[candidates]))]
-    count, batch, day, funds = 0, 0.0, float(traded_today), acct.available_funds
-    for i in priority:
-        size, need = notional[i], cost[i] if opened[i] > 0 else 0.0
+    sizes = notional[priority]
+    needs = np.where(opened[priority] > 0, cost[priority], 0.0)
+    # the rows before the first that breaks a limit all fit: take them at once
+    spent = np.cumsum(sizes)
+    fits = (
+        (np.arange(1, len(priority) + 1) <= limits.max_orders_per_batch)
+        & (spent <= limits.max_batch_notional)
+        & (traded_today + spent <= limits.max_daily_notional)
+        & (np.cumsum(needs) <= acct.available_funds)
+    )
+    k = len(priority) if fits.all() else int(np.argmin(fits))
+    count, batch = k, float(sizes[:k].sum())
+    day, funds = float(traded_today) + batch, acct.available_funds - float(needs[:k].sum())
+    rest = zip(priority[k:].tolist(), sizes[k:].tolist(), needs[k:].tolist(), strict=True)
+    for i, size, need in rest:
         rule = ""
         if count >= limits.max_orders_per_batch:
             rule = f"MAX_ORDERS_PER_BATCH: already {count} orders in this batch"
