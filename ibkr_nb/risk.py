@@ -205,6 +205,7 @@ def plan_orders(
     today: date | datetime | None = None,
     collar_pct: float = 0.002,
     trail_percent: float | None = None,
+    tradable=None,
 ) -> pd.DataFrame:
     """One order row per decision (columns ``PLAN_COLUMNS``); pure and vectorized.
 
@@ -216,7 +217,9 @@ def plan_orders(
     Batch limits (orders per batch, batch and daily notional with ``traded_today`` already sent,
     cumulative AvailableFunds) are applied in priority order: highest confidence first.
     ``lots`` / ``realized``: the ledger's open lots and realized rows, for the estimated gain of
-    a sale and the wash-sale warning on a buy within 30 days of a loss sale.
+    a sale and the wash-sale warning on a buy within 30 days of a loss sale. ``tradable``: the
+    symbols the broker knows (None: all); another is rejected (UNKNOWN_SYMBOL) before the batch
+    limits, so it takes no place in the batch.
     """
     limits = limits or RiskLimits.from_settings()
     acct = Account.of(account)
@@ -248,6 +251,8 @@ def plan_orders(
         rejected[new] = True
 
     # decisions that cannot be planned at all
+    if tradable is not None:
+        reject(~symbol.isin(set(tradable)).to_numpy(), "UNKNOWN_SYMBOL: IBKR has no such US stock")
     superseded = _superseded(d)
     reject(superseded, "SUPERSEDED: a later decision for the same symbol is in this batch")
     limit_price = _round_price(ref * (1 + side * collar_pct))

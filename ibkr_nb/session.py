@@ -459,17 +459,17 @@ class Session:
         if not isinstance(decisions, pd.DataFrame) or "reason" in decisions:
             decisions, _ = load_decisions(decisions)
         tickers = list(dict.fromkeys(decisions["ticker"]))
-        known, unknown = [], []
+        known = []
         for ticker in tickers:
             try:
                 self.contract(ticker)
                 known.append(ticker)
             except SessionError:
-                unknown.append(ticker)
+                log.info("no contract for %s: its decisions are rejected", ticker)
         quotes = self.quote(known) if known else None
         self.ledger.record_decisions(decisions)
         lots = self.ledger.lots()
-        plan = plan_orders(
+        return plan_orders(
             decisions,
             self.positions(),
             self.account_summary(),
@@ -479,13 +479,9 @@ class Session:
             realized=lots.realized,
             traded_today=self.ledger.notional_sent(),
             today=self.ib.reqCurrentTime(),
+            tradable=known,
             **kwargs,
         )
-        missing = plan["symbol"].isin(unknown).to_numpy()
-        plan.loc[missing, "status"] = "rejected"
-        plan.loc[missing, "reason"] = "UNKNOWN_SYMBOL: IBKR has no such US stock"
-        plan.loc[missing, "quantity"] = 0.0
-        return plan
 
     def execute(
         self,

@@ -207,6 +207,19 @@ def test_bracket_parent_stop_and_target_reach_the_gateway(gateway, session, brok
     assert broker.orders()["br:target"] == 1
 
 
+def test_a_ticker_the_broker_does_not_know_is_a_rejected_row(gateway, private_ledger):
+    unknown = {**DECISIONS[1], "decision_id": "ai-zzzz", "ticker": "ZZZZ", "confidence": 99}
+    valid, _ = ibkr_nb.load_decisions([unknown, DECISIONS[1], DECISIONS[3]])
+    with ibkr_nb.connect(port=gateway.port, client_id=37, max_orders_per_batch=2) as s:
+        plan = s.plan(valid).set_index("decision_id")
+        assert plan.loc["ai-zzzz", "status"] == "rejected"
+        assert plan.loc["ai-zzzz", "reason"].startswith("UNKNOWN_SYMBOL")
+        assert list(plan.loc[["ai-ko", "ai-xom"], "status"]) == ["planned", "planned"]
+        result = s.execute(plan.reset_index(), dry_run=False).set_index("order_ref")
+        assert result.loc["ai-zzzz", "status"] == "rejected"
+        assert list(result.loc[["ai-ko", "ai-xom"], "status"]) == ["Filled", "Filled"]
+
+
 def test_gateway_rejection_is_a_rejected_row_and_an_error(gateway, session):
     gateway.reject_next_order("Simulated margin call")
     plan = session.plan(decisions().iloc[[1, 3]])

@@ -293,3 +293,13 @@ def test_check_orders_applies_the_limits_to_manual_orders(quantity, limit, held,
     row = check_orders(orders, positions, ACCOUNT, limits, quotes=QUOTE).iloc[0]
     assert row["rule"] == rule
     assert row["reason"].startswith(rule)
+
+
+def test_an_unknown_symbol_is_rejected_before_it_takes_a_place_in_the_batch():
+    rows = [decision(ticker=t, confidence=c) for t, c in [("ZZZZ", 90), ("AAA", 60), ("BBB", 50)]]
+    limits = replace(LIMITS, max_orders_per_batch=2)
+    out = plan(rows, limits=limits, tradable=["AAA", "BBB"]).set_index("symbol")
+    assert (
+        out.loc["ZZZZ", "reason"].startswith("UNKNOWN_SYMBOL") and out.loc["ZZZZ", "quantity"] == 0
+    )
+    assert list(out.loc[["AAA", "BBB"], "status"]) == ["planned", "planned"]
