@@ -20,6 +20,7 @@ import pandas as pd
 
 from .commissions import stock_commission
 from .config import Settings, TradingState, load_settings
+from .decisions import as_numbers, as_text, validate_decisions
 from .sizing import base_quantity
 from .tax.lots import is_long_term
 
@@ -191,7 +192,6 @@ def cap_reason(rule: str, limits: RiskLimits) -> str:
     return f"{rule}: " + CAP_TEXT[rule].format(value)
 
 
-@np.errstate(all="ignore")  # NaN / inf / tiny prices are rejected by rule, not warned about
 def plan_orders(
     decisions: pd.DataFrame,
     positions: pd.DataFrame | None,
@@ -220,14 +220,82 @@ def plan_orders(
     a sale and the wash-sale warning on a buy within 30 days of a loss sale. ``tradable``: the
     symbols the broker knows (None: all); another is rejected (UNKNOWN_SYMBOL) before the batch
     limits, so it takes no place in the batch.
+
+    ``decisions`` as ``load_decisions`` returns them, or a raw table: each row is validated
+    here too (``validate_decisions``) and a bad one is a ``rejected`` row whose reason starts
+    with ``DECISION:``; nothing in the table makes this raise.
     """
+    raw = decisions.reset_index(drop=True)
+    valid, invalid = validate_decisions(raw)
+    plan = _plan(
+        valid,
+        positions,
+        account,
+        limits,
+        quotes=quotes,
+        lots=lots,
+        realized=realized,
+        traded_today=traded_today,
+        today=today,
+        collar_pct=collar_pct,
+        trail_percent=trail_percent,
+        tradable=tradable,
+    )
+    if len(invalid) == 0:
+        return plan
+    bad = invalid["row"].to_numpy() - 1
+    plan.index = np.setdiff1d(np.arange(len(raw)), bad)
+    return pd.concat([plan, _invalid_rows(invalid).set_axis(bad)]).sort_index(ignore_index=True)
+
+
+def _invalid_rows(invalid: pd.DataFrame) -> pd.DataFrame:
+    """Rejected plan rows for decisions that failed validation (their reasons kept)."""
+    ref = as_text(invalid["decision_id"])
+    rows = pd.DataFrame(
+        {
+            "decision_id": ref,
+            "symbol": as_text(invalid["ticker"]).str.upper(),
+            "decision": as_text(invalid["decision"]).str.upper(),
+            "confidence": as_numbers(invalid["confidence"]).astype(float),
+            "action": "",
+            "quantity": 0.0,
+            "order_type": "",
+            "notional": 0.0,
+            "pct_nav": 0.0,
+            "est_commission": 0.0,
+            "wash_sale_warning": "",
+            "status": "rejected",
+            "reason": "DECISION: " + invalid["reason"].astype(str),
+            "order_ref": ref,
+        }
+    )
+    return rows.reindex(columns=PLAN_COLUMNS)
+
+
+@np.errstate(all="ignore")  # NaN / inf / tiny prices are rejected by rule, not warned about
+def _plan(
+    decisions: pd.DataFrame,
+    positions: pd.DataFrame | None,
+    account,
+    limits: RiskLimits | None = None,
+    *,
+    quotes: pd.DataFrame | None = None,
+    lots: pd.DataFrame | None = None,
+    realized: pd.DataFrame | None = None,
+    traded_today: float = 0.0,
+    today: date | datetime | None = None,
+    collar_pct: float = 0.002,
+    trail_percent: float | None = None,
+    tradable=None,
+) -> pd.DataFrame:
+    """``plan_orders`` on validated decisions."""
     limits = limits or RiskLimits.from_settings()
     acct = Account.of(account)
     today = pd.Timestamp(today or pd.Timestamp.now(tz="UTC")).date()
     d = decisions.reset_index(drop=True)
     n = len(d)
     symbol = d["ticker"].astype(str)
-    action_in = d["decision"].astype(str).str.upper().to_numpy()
+    action_in = d["decision"].to_numpy(dtype=object)  # validated: upper case
     confidence = d["confidence"].astype(float).to_numpy()
     decided_price = d["current_price"].astype(float)
     stop = d["stop_loss"].astype(float).to_numpy() if "stop_loss" in d else np.full(n, np.nan)
@@ -366,7 +434,7 @@ def _apply_batch_limits(
 ) -> None:
     """Greedy in priority order: a row that would break a batch limit is rejected, and a later,
     smaller row may still fit. Updates ``rejected`` / ``reason`` in place."""
-    created = d["created_at"].to_numpy() if "created_at" in d else np.zeros(len(d))
+    created = d["created_at"].to_numpy(dtype="datetime64[ns]")  # validated: UTC
     candidates = np.flatnonzero(~rejected & ~hold)
     if len(candidates) == 0:
         return

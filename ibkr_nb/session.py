@@ -24,7 +24,7 @@ from ib_async.wrapper import RequestError
 
 from . import frames
 from .config import LIVE_PORTS, PAPER_PORTS, Settings, load_settings
-from .decisions import load_decisions
+from .decisions import load_decisions, validate_decisions
 from .errors import (
     AccountNotManaged,
     ClientIdInUse,
@@ -454,11 +454,12 @@ class Session:
 
     def plan(self, decisions, **kwargs) -> pd.DataFrame:
         """``risk.plan_orders`` with this account's positions, NetLiquidation, AvailableFunds,
-        live quotes and the ledger's lots; ``decisions`` is a validated frame or anything
-        ``load_decisions`` reads. A ticker IBKR does not know is a rejected row."""
-        if not isinstance(decisions, pd.DataFrame) or "reason" in decisions:
+        live quotes and the ledger's lots; ``decisions`` is a frame (a bad row is a rejected
+        row) or anything ``load_decisions`` reads. A ticker IBKR does not know is rejected."""
+        if not isinstance(decisions, pd.DataFrame):
             decisions, _ = load_decisions(decisions)
-        tickers = list(dict.fromkeys(decisions["ticker"]))
+        valid, _ = validate_decisions(decisions)  # bad rows come back as rejected plan rows
+        tickers = list(dict.fromkeys(valid["ticker"]))
         known = []
         for ticker in tickers:
             try:
@@ -467,7 +468,7 @@ class Session:
             except SessionError:
                 log.info("no contract for %s: its decisions are rejected", ticker)
         quotes = self.quote(known) if known else None
-        self.ledger.record_decisions(decisions)
+        self.ledger.record_decisions(valid)
         lots = self.ledger.lots()
         return plan_orders(
             decisions,

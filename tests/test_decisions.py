@@ -309,8 +309,12 @@ def test_random_tables_never_raise_and_never_plan_a_bad_order(records, held, nav
     assert valid["confidence"].between(0, 100).all()
     positions = pd.DataFrame(held, columns=["symbol", "quantity"])
     account = {"NetLiquidation": nav, "AvailableFunds": nav * funds_share}
-    plan = plan_orders(valid, positions, account, LIMITS, today=NOW)
-    assert len(plan) == len(valid)
+    plan = plan_orders(pd.DataFrame(records), positions, account, LIMITS, today=NOW)  # raw
+    assert len(plan) == len(records)
+    assert (plan.iloc[rejects["row"] - 1]["reason"].str.startswith("DECISION: ")).all()
+    assert plan_orders(valid, positions, account, LIMITS, today=NOW)["status"].tolist() == (
+        plan.drop(index=rejects["row"] - 1)["status"].tolist()
+    )
     planned = plan[plan["status"] == "planned"]
     assert (planned["quantity"] != 0).all()
     assert (planned["quantity"].abs() <= LIMITS.max_order_quantity).all()

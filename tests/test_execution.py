@@ -209,14 +209,17 @@ def test_bracket_parent_stop_and_target_reach_the_gateway(gateway, session, brok
 
 def test_a_ticker_the_broker_does_not_know_is_a_rejected_row(gateway, private_ledger):
     unknown = {**DECISIONS[1], "decision_id": "ai-zzzz", "ticker": "ZZZZ", "confidence": 99}
-    valid, _ = ibkr_nb.load_decisions([unknown, DECISIONS[1], DECISIONS[3]])
+    bad = {**DECISIONS[0], "decision_id": "ai-bad", "confidence": 500}
+    raw = pd.DataFrame([unknown, bad, DECISIONS[1], DECISIONS[3]])
     with ibkr_nb.connect(port=gateway.port, client_id=37, max_orders_per_batch=2) as s:
-        plan = s.plan(valid).set_index("decision_id")
+        plan = s.plan(raw).set_index("decision_id")
+        assert plan.loc["ai-bad", "reason"] == "DECISION: confidence outside 0-100"
         assert plan.loc["ai-zzzz", "status"] == "rejected"
         assert plan.loc["ai-zzzz", "reason"].startswith("UNKNOWN_SYMBOL")
         assert list(plan.loc[["ai-ko", "ai-xom"], "status"]) == ["planned", "planned"]
         result = s.execute(plan.reset_index(), dry_run=False).set_index("order_ref")
-        assert result.loc["ai-zzzz", "status"] == "rejected"
+        assert result.loc["ai-zzzz", "status"] == result.loc["ai-bad", "status"] == "rejected"
+        assert set(s.ledger.decisions()["decision_id"]) == {"ai-zzzz", "ai-ko", "ai-xom"}
         assert list(result.loc[["ai-ko", "ai-xom"], "status"]) == ["Filled", "Filled"]
 
 

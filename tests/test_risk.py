@@ -303,3 +303,19 @@ def test_an_unknown_symbol_is_rejected_before_it_takes_a_place_in_the_batch():
         out.loc["ZZZZ", "reason"].startswith("UNKNOWN_SYMBOL") and out.loc["ZZZZ", "quantity"] == 0
     )
     assert list(out.loc[["AAA", "BBB"], "status"]) == ["planned", "planned"]
+
+
+def test_raw_bad_rows_are_rejected_rows_in_place():
+    rows = [
+        decision(ticker="AAA"),
+        {**decision(ticker="BBB"), "confidence": "high"},
+        {"ticker": "CCC"},
+        decision(ticker="DDD"),
+    ]
+    out = plan(rows)
+    assert out["symbol"].tolist() == ["AAA", "BBB", "CCC", "DDD"]
+    assert out["status"].tolist() == ["planned", "rejected", "rejected", "planned"]
+    assert out["reason"].iloc[1] == "DECISION: confidence is not a number"
+    assert out["reason"].iloc[2].startswith("DECISION: missing decision_id; missing decision")
+    assert (out["quantity"].iloc[[1, 2]] == 0).all()
+    assert list(out.columns) == PLAN_COLUMNS
