@@ -148,6 +148,7 @@ def validate_decisions(
     raw: pd.DataFrame, *, symbols: Iterable[str] | None = None, now: datetime | None = None
 ) -> Decisions:
     """The checks of ``load_decisions`` on a frame already read (vectorized)."""
+    raw = raw.reset_index(drop=True)  # e.g. concatenated frames repeat labels
     n = len(raw)
     col = {c: raw[c] if c in raw else pd.Series([None] * n, dtype=object) for c in DECISION_COLUMNS}
     reason = np.full(n, "", dtype=object)

@@ -124,6 +124,16 @@ def test_valid_rows_are_typed_and_normalised():
     assert valid["created_at"].iloc[1] == pd.Timestamp("2026-11-20 10:00", tz="UTC")
 
 
+def test_any_index_is_fine():
+    frame = pd.concat([pd.DataFrame([row()]), pd.DataFrame([row(decision_id="d2", confidence=-5)])])
+    valid, rejects = load_decisions(frame, now=NOW)
+    assert valid["decision_id"].tolist() == ["d-ok"] and rejects["row"].tolist() == [2]
+    assert plan_orders(frame, None, {"NetLiquidation": 1e6}, today=NOW)["status"].tolist() == [
+        "planned",
+        "rejected",
+    ]
+
+
 def test_empty_table_gives_empty_frames():
     valid, rejects = load_decisions(pd.DataFrame(), now=NOW)
     assert valid.empty and rejects.empty
