@@ -275,6 +275,41 @@ def test_manual_orders_are_held_to_the_risk_limits(gateway, private_ledger):
         assert len(s.ledger.intents()) == intents and len(s.executions()) == executions
 
 
+def test_the_ledger_keeps_each_order_and_its_status_history(gateway, session):
+    plan = session.plan(decisions().iloc[[0, 1]])
+    session.execute(plan, dry_run=False)
+    orders = session.ledger.orders().set_index("order_ref")
+    assert orders.index.is_unique
+    assert set(orders.index) == {"ai-aapl", "ai-aapl:stop", "ai-aapl:target", "ai-ko"}
+    assert orders.loc["ai-ko", "status"] == "Filled" and orders.loc["ai-ko", "filled"] > 0
+    assert orders.loc["ai-aapl:stop", "status"] in ("PreSubmitted", "Submitted")
+    history = session.ledger.order_history("ai-ko")["status"].tolist()
+    assert history[0] == "PendingSubmit" and history[-1] == "Filled"
+    fills = session.ledger.fills().set_index("order_ref")
+    assert fills.loc["ai-ko", "commission"] > 0
+
+
+def test_daily_notional_counts_what_was_sent_earlier_today(gateway, private_ledger):
+    first = decisions().iloc[[1]]  # KO: 60% of 10,000 -> 97 shares, about 6,000
+    with ibkr_nb.connect(port=gateway.port, client_id=38, max_daily_notional=8_000) as s:
+        sent = s.execute(s.plan(first), dry_run=False)
+        assert sent["status"].iloc[0] == "Filled"
+        later = s.plan(decisions().iloc[[3]])  # XOM: about 6,200 more
+        assert later["status"].iloc[0] == "rejected"
+        assert later["reason"].iloc[0].startswith("MAX_DAILY_NOTIONAL")
+
+
+def test_reducing_state_through_a_session(gateway, private_ledger):
+    with ibkr_nb.connect(port=gateway.port, client_id=39, trading_state="reducing") as s:
+        with pytest.raises(OrderRejected) as info:
+            s.place_order("AAPL", 1)
+        assert info.value.rule == "TRADING_STATE"
+        assert s.place_order("MSFT", -10)["status"].iloc[0] == "Filled"  # shrinks the long
+        plan = s.plan(decisions()).set_index("decision_id")
+        assert plan.loc["ai-msft", "status"] == "planned"
+        assert plan.drop(index="ai-msft")["reason"].str.startswith("TRADING_STATE").all()
+
+
 # -- faults ---------------------------------------------------------------------------------
 
 
