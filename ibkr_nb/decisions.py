@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -70,14 +71,13 @@ def _read(source, table: str | None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".duckdb", ".db"):
-            import duckdb
-
             if not table:
                 raise DecisionSourceError(f"{path} is a DuckDB file: pass table='...' as well.")
             with duckdb.connect(str(path), read_only=True) as con:
                 return con.execute(f'SELECT * FROM "{table}"').df()
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
+        if suffix == ".parquet":  # through DuckDB: no pyarrow needed
+            with duckdb.connect() as con:
+                return con.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
         if suffix in (".json", ".jsonl", ".ndjson"):
             return _read_json(path.read_text(encoding="utf-8"))
         if suffix in (".csv", ".txt"):
@@ -105,12 +105,24 @@ def _read_json(text: str) -> pd.DataFrame:
     return pd.DataFrame([d if isinstance(d, dict) else {"decision_id": d} for d in data])
 
 
-def _numbers(values: pd.Series) -> pd.Series:
+def as_numbers(values: pd.Series) -> pd.Series:
+    """Floats from any column; what is not a number is NaN."""
     return pd.to_numeric(values.astype(object).where(values.notna(), None), errors="coerce")
 
 
-def _text(values: pd.Series) -> pd.Series:
+def as_text(values: pd.Series) -> pd.Series:
+    """Stripped text from any column; a missing value is ""."""
+    if isinstance(values.dtype, pd.StringDtype):  # already text: no conversion
+        return values.fillna("").str.strip()
     return values.astype(object).where(values.notna(), "").astype(str).str.strip()
+
+
+def _given(values: pd.Series) -> pd.Series:
+    """True where a value is present: not missing, and not blank text."""
+    kind = values.dtype
+    if pd.api.types.is_numeric_dtype(kind) or pd.api.types.is_datetime64_any_dtype(kind):
+        return values.notna()
+    return as_text(values) != ""
 
 
 def load_decisions(
@@ -137,23 +149,33 @@ def validate_decisions(
     raw: pd.DataFrame, *, symbols: Iterable[str] | None = None, now: datetime | None = None
 ) -> Decisions:
     """The checks of ``load_decisions`` on a frame already read (vectorized)."""
+    raw = raw.reset_index(drop=True)  # e.g. concatenated frames repeat labels
     n = len(raw)
     col = {c: raw[c] if c in raw else pd.Series([None] * n, dtype=object) for c in DECISION_COLUMNS}
-    reasons: list[pd.Series] = []
+    reason = np.full(n, "", dtype=object)
 
     def fail(mask, text: str) -> None:
-        mask = pd.Series(np.asarray(mask, dtype=bool), index=raw.index)
-        reasons.append(pd.Series(np.where(mask, text, ""), index=raw.index))
+        """Append ``text`` to the reason of each row in ``mask`` (vectorized)."""
+        mask = np.asarray(mask, dtype=bool)
+        more = mask & (reason != "")
+        reason[more] += "; "
+        reason[mask] += text
 
-    decision_id = _text(col["decision_id"])
-    ticker = _text(col["ticker"]).str.upper()
-    action = _text(col["decision"]).str.upper()
-    confidence = _numbers(col["confidence"])
-    price = _numbers(col["current_price"])
-    stop = _numbers(col["stop_loss"])
-    target = _numbers(col["take_profit"])
+    decision_id = as_text(col["decision_id"])
+    ticker = as_text(col["ticker"]).str.upper()
+    action = as_text(col["decision"]).str.upper()
+    confidence = as_numbers(col["confidence"])
+    price = as_numbers(col["current_price"])
+    stop = as_numbers(col["stop_loss"])
+    target = as_numbers(col["take_profit"])
+    texts = {"decision_id": decision_id, "ticker": ticker, "decision": action}
+    given = {
+        name: texts[name] != "" if name in texts else _given(col[name])
+        for name in DECISION_COLUMNS
+        if name != "reasoning"
+    }
     for name in REQUIRED:
-        fail(_text(col[name]) == "", f"missing {name}")
+        fail(~given[name], f"missing {name}")
 
     fail((decision_id != "") & decision_id.duplicated(keep=False), "duplicate decision_id")
     fail((ticker != "") & ~ticker.str.match(TICKER_RE), "ticker is not a symbol")
@@ -161,28 +183,25 @@ def validate_decisions(
         known = {s.strip().upper() for s in symbols}
         fail((ticker != "") & ticker.str.match(TICKER_RE) & ~ticker.isin(known), "unknown symbol")
     fail((action != "") & ~action.isin(ACTIONS), "decision must be BUY, SELL or HOLD")
-    given_conf = _text(col["confidence"]) != ""
-    fail(given_conf & confidence.isna(), "confidence is not a number")
+    fail(given["confidence"] & confidence.isna(), "confidence is not a number")
     fail(confidence.notna() & ~confidence.between(0, 100), "confidence outside 0-100")
-    given_price = _text(col["current_price"]) != ""
-    fail(given_price & price.isna(), "current_price is not a number")
+    fail(given["current_price"] & price.isna(), "current_price is not a number")
     fail(np.isinf(price), "current_price is infinite")
     fail(price.notna() & ~np.isinf(price) & (price <= 0), "current_price must be > 0")
     fail(price.notna() & ~np.isinf(price) & (price > MAX_PRICE), "current_price is absurd")
     for name, values in (("stop_loss", stop), ("take_profit", target)):
-        given = _text(col[name]) != ""
-        fail(given & (values.isna() | np.isinf(values) | (values <= 0)), f"{name} must be > 0")
+        fail(
+            given[name] & (values.isna() | np.isinf(values) | (values <= 0)), f"{name} must be > 0"
+        )
     buy, sell = action == "BUY", action == "SELL"
     fail(buy & (stop >= price), "stop_loss must be below current_price for a BUY")
     fail(sell & (stop <= price), "stop_loss must be above current_price for a SELL")
     fail(buy & (target <= price), "take_profit must be above current_price for a BUY")
     fail(sell & (target >= price), "take_profit must be below current_price for a SELL")
 
-    created = _timestamps(col["created_at"], now)
+    created = _timestamps(col["created_at"], ~given["created_at"], now)
     fail(created.isna(), "created_at is not a date and time")
 
-    reason = pd.concat(reasons, axis=1).agg(lambda r: "; ".join(x for x in r if x), axis=1)
-    reason = reason if n else pd.Series([], dtype=object)
     bad = reason != ""
     typed = pd.DataFrame(
         {
@@ -193,7 +212,7 @@ def validate_decisions(
             "current_price": price.astype(float),
             "stop_loss": stop.astype(float),
             "take_profit": target.astype(float),
-            "reasoning": _text(col["reasoning"]),
+            "reasoning": as_text(col["reasoning"]),
             "created_at": created,
         },
         columns=DECISION_COLUMNS,
@@ -203,19 +222,21 @@ def validate_decisions(
     for c in DECISION_COLUMNS:
         if c not in rejects:
             rejects[c] = None
-    rejects["row"] = np.flatnonzero(bad.to_numpy()) + 1
+    rejects["row"] = np.flatnonzero(bad) + 1
     rejects["reason"] = reason[bad]
     extra = [c for c in rejects.columns if c not in REJECT_COLUMNS]
     return valid, rejects[REJECT_COLUMNS + extra].reset_index(drop=True)
 
 
-def _timestamps(values: pd.Series, now: datetime | None) -> pd.Series:
-    """UTC timestamps; a missing value is ``now``; a naive time is taken as UTC."""
+def _timestamps(values: pd.Series, missing: pd.Series, now: datetime | None) -> pd.Series:
+    """UTC timestamps; a ``missing`` value is ``now``; a naive time is taken as UTC."""
     default = pd.Timestamp(now or datetime.now(UTC))
     default = default.tz_localize("UTC") if default.tzinfo is None else default.tz_convert("UTC")
-    text = values.astype(object).where(values.notna(), None)
-    missing = text.map(lambda v: v is None or (isinstance(v, str) and not v.strip()))
-    out = pd.to_datetime(text.where(~missing, None), utc=True, errors="coerce", format="mixed")
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):  # already typed: no parsing
+        out = pd.to_datetime(values, utc=True)
+    else:
+        text = values.astype(object).where(~missing, None)
+        out = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
     out = out.astype("datetime64[ns, UTC]")
     out[missing] = default
     return out

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ibkr_nb.execution")
 
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")
-FINAL = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
+RETRY_AFTER_DROP = range(3)  # waits for a batch's final states: the first, two after a drop
 RESULT_COLUMNS = [
     "decision_id",
     "order_ref",
@@ -247,36 +247,64 @@ class Executor:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def send(self, spec: OrderSpec, position_before: float, wait: float) -> _Sent:
-        """Write the intents, transmit the parent and legs, wait for a final state."""
+    def intent_rows(self, spec: OrderSpec, contract, position_before: float) -> list[dict]:
+        """The ledger's intent rows of an order: the parent and each bracket leg."""
+        return [
+            {
+                "order_ref": ref,
+                "decision_id": spec.decision_id or None,
+                "parent_ref": spec.order_ref if ref != spec.order_ref else None,
+                "account": self.session.account,
+                "symbol": contract.symbol,
+                "action": "BUY" if qty > 0 else "SELL",
+                "quantity": qty,
+                "order_type": order_type,
+                "limit_price": prices.get("limit_price"),
+                "stop_price": prices.get("stop_price"),
+                "trail_percent": prices.get("trail_percent"),
+                "tif": spec.tif,
+                "notional": abs(qty) * (spec.limit_price or 0.0) if ref == spec.order_ref else 0.0,
+                "position_before": position_before,
+            }
+            for ref, order_type, qty, prices in spec.legs()
+        ]
+
+    def send(self, orders: list[tuple[OrderSpec, float]]) -> list[_Sent]:
+        """Write the intents of every ``(spec, position_before)`` in one transaction, then
+        transmit each parent and its legs, then mark them transmitted in one transaction (a
+        DuckDB file costs tens of ms per open, too much per order)."""
         session = self.session
-        contract = spec.contract or session.contract(spec.symbol)
-        legs = spec.legs()
-        intents = pd.DataFrame(
-            [
-                {
-                    "order_ref": ref,
-                    "decision_id": spec.decision_id or None,
-                    "parent_ref": spec.order_ref if ref != spec.order_ref else None,
-                    "account": session.account,
-                    "symbol": contract.symbol,
-                    "action": "BUY" if qty > 0 else "SELL",
-                    "quantity": qty,
-                    "order_type": order_type,
-                    "limit_price": prices.get("limit_price"),
-                    "stop_price": prices.get("stop_price"),
-                    "trail_percent": prices.get("trail_percent"),
-                    "tif": spec.tif,
-                    "notional": abs(qty) * (spec.limit_price or 0.0)
-                    if ref == spec.order_ref
-                    else 0.0,
-                    "position_before": position_before,
-                }
-                for ref, order_type, qty, prices in legs
-            ]
+        contracts = [spec.contract or session.contract(spec.symbol) for spec, _ in orders]
+        self.ledger.record_intents(
+            pd.DataFrame(
+                [
+                    row
+                    for (spec, before), contract in zip(orders, contracts, strict=True)
+                    for row in self.intent_rows(spec, contract, before)
+                ]
+            )
         )
-        self.ledger.record_intents(intents)
+        batch = []
+        for number, ((spec, _), contract) in enumerate(zip(orders, contracts, strict=True), 1):
+            self.progress(
+                f"[{number}/{len(orders)}] {spec.order_ref}: {spec.quantity:+g} {spec.symbol}"
+            )
+            batch.append(self.transmit(spec, contract))
+        placed = [t.order for sent in batch for t in sent.trades]
+        self.ledger.mark_intent(
+            [o.orderRef for o in placed],
+            "transmitted",
+            order_id=[o.orderId for o in placed],
+            transmitted_at=now_utc(),
+        )
+        return batch
+
+    def transmit(self, spec: OrderSpec, contract) -> _Sent:
+        """Place the parent and its legs (only the last leg transmits the bracket)."""
+        session = self.session
+        legs = spec.legs()
         orders = [build_order(t, q, p, session.account, spec) for _, t, q, p in legs]
+        session.ensure_connected()
         parent_id = session.ib.client.getReqId()
         for i, ((ref, *_), order) in enumerate(zip(legs, orders, strict=True)):
             order.orderRef = ref
@@ -284,36 +312,48 @@ class Executor:
             if i:
                 order.parentId = parent_id
             order.transmit = i == len(orders) - 1
-        sent = _Sent(spec)
-        session.ensure_connected()
-        for (ref, *_), order in zip(legs, orders, strict=True):
-            trade = session.ib.placeOrder(contract, order)
-            sent.trades.append(trade)
-            self.ledger.mark_intent(
-                ref, "transmitted", order_id=order.orderId, transmitted_at=now_utc()
-            )
-        return sent
+        return _Sent(spec, [session.ib.placeOrder(contract, order) for order in orders])
 
     def settle(self, batch: list[_Sent], timeout: float) -> None:
         """Wait for final states; re-send (once) any key the broker never received, e.g. when
         the connection dropped mid-batch; then store statuses and fills in the ledger."""
-        wait_until_done(self.session.ib, [s.trades[0] for s in batch], timeout)
+        self.wait_final(batch, timeout)
         at_broker = self.broker_refs()
         lost = [s for s in batch if s.spec.order_ref not in at_broker]
         for sent in lost:
             log.warning("order %s never reached the broker; sending it again", sent.spec.order_ref)
-            sent.trades = self.send(sent.spec, math.nan, timeout).trades
         if lost:
-            wait_until_done(self.session.ib, [s.trades[0] for s in lost], timeout)
+            for sent, again in zip(
+                lost, self.send([(s.spec, math.nan) for s in lost]), strict=True
+            ):
+                sent.trades = again.trades
+        if lost:
+            self.wait_final(lost, timeout)
             at_broker = self.broker_refs()
         for sent in batch:  # after a reconnect the broker's state lives in new Trade objects
             sent.trades = [at_broker.get(t.order.orderRef) or t for t in sent.trades]
-            for trade in sent.trades:
-                if trade.order.orderRef in at_broker:
-                    self.ledger.mark_intent(
-                        trade.order.orderRef, "acknowledged", order_id=trade.order.orderId
-                    )
+        known = [t.order for s in batch for t in s.trades if t.order.orderRef in at_broker]
+        self.ledger.mark_intent(
+            [o.orderRef for o in known], "acknowledged", order_id=[o.orderId for o in known]
+        )
         self.record(batch)
+
+    def wait_final(self, batch: list[_Sent], timeout: float) -> None:
+        """Wait until the batch's parents reach a final state (or ``timeout``), across drops.
+
+        After a reconnect the broker's state lives in the new connection's Trade objects; an
+        order sent into the dropped socket has none and is not waited for. ib_async cancels a
+        wait on any connection's error (a dropped one flushing its throttled queue, too), so
+        a ``ConnectionError`` means: reconnect if needed and wait again."""
+        for _ in RETRY_AFTER_DROP:
+            self.session.ensure_connected()
+            current = {t.order.orderRef: t for t in self.session.ib.trades() if t.order.orderRef}
+            waiting = [current[s.spec.order_ref] for s in batch if s.spec.order_ref in current]
+            try:
+                wait_until_done(self.session.ib, waiting, timeout)
+                return
+            except ConnectionError:
+                log.warning("a connection dropped while waiting for %d orders", len(waiting))
 
     def record(self, batch: list[_Sent]) -> None:
         """Store status histories and fills of the batch in the ledger (one transaction each)."""
@@ -396,6 +436,11 @@ def result_rows(batch: list[_Sent], wait: float) -> list[dict]:
             reason = "waiting for the market to open"
         elif not trade.isDone() and status == "Submitted":
             reason = f"working after {wait:g} s"
+        elif status == "PendingSubmit":
+            reason = (
+                "the broker never confirmed it (the connection dropped twice); nothing filled. "
+                "Run execute again: it sends only what the broker does not have"
+            )
         commission = sum(
             f.commissionReport.commission
             for t in sent.trades
@@ -467,8 +512,8 @@ def execute_plan(
     denial = session_gate(session, allow_live)
     at_broker = executor.broker_refs() if specs and not denial else {}
     sent_before = executor.already_sent([s.order_ref for s in specs], at_broker)
-    batch: list[_Sent] = []
-    for number, spec in enumerate(specs, start=1):
+    to_send: list[tuple[OrderSpec, float]] = []
+    for spec in specs:
         if denial:
             rows[spec.order_ref] = spec_row(spec, status="rejected", reason=denial)
             continue
@@ -499,10 +544,8 @@ def execute_plan(
                 reason="not sent: dry run (execute(..., dry_run=False) sends it)",
             )
             continue
-        executor.progress(
-            f"[{number}/{len(specs)}] {spec.order_ref}: {spec.quantity:+g} {spec.symbol}"
-        )
-        batch.append(executor.send(spec, _position(plan, spec), wait))
+        to_send.append((spec, _position(plan, spec)))
+    batch = executor.send(to_send) if to_send else []
     if batch:
         executor.settle(batch, wait)
         for result in result_rows(batch, wait):
@@ -557,7 +600,7 @@ def place_spec(session: Session, spec: OrderSpec, *, allow_live: bool, wait: flo
     session.what_if(contract, build_order(order_type, qty, prices, session.account, spec))
     position = session.positions()
     before = float(position.loc[position["symbol"] == contract.symbol, "quantity"].sum())
-    sent = executor.send(spec, before, wait)
+    [sent] = executor.send([(spec, before)])
     executor.settle([sent], wait)
     parent = sent.trades[0]
     errors = [entry.message for entry in parent.log if entry.errorCode]
@@ -579,20 +622,22 @@ def reconcile_ledger(session: Session) -> pd.DataFrame:
     trades = [t for t in at_broker.values() if t is not None]
     ledger.record_order_status(order_status_rows(trades))
     intents = ledger.intents()
-    adopted = 0
-    for row in intents[intents["status"].isin(["pending", "transmitted"])].itertuples(index=False):
-        trade = at_broker.get(row.order_ref, False)
-        if trade is not False:
-            order_id = trade.order.orderId if trade is not None else None
-            ledger.mark_intent(row.order_ref, "acknowledged", order_id=order_id)
-            adopted += 1
+    open_refs = intents.loc[intents["status"].isin(["pending", "transmitted"]), "order_ref"]
+    adopted = [ref for ref in open_refs if ref in at_broker]
+    ledger.mark_intent(
+        adopted,
+        "acknowledged",
+        order_id=[
+            t.order.orderId if (t := at_broker[ref]) is not None else None for ref in adopted
+        ],
+    )
     opening = _unexplained_positions(session, ledger)
     if len(opening):
         ledger.record_fills(opening)
     return pd.DataFrame(
         {
             "what": ["fills added", "intents adopted", "opening lots booked"],
-            "count": [added, adopted, len(opening)],
+            "count": [added, len(adopted), len(opening)],
         }
     )
 

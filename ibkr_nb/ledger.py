@@ -236,17 +236,31 @@ class Ledger:
         frame["created_at"] = created.where(created.notna(), pd.Timestamp(now_utc()))
         return self._insert_new("intents", frame, "order_ref")
 
-    def mark_intent(self, order_ref: str, status: str, **values) -> None:
-        """Update an intent's status (transmitted, rejected, adopted, ...) and ids."""
-        allowed = {"order_id", "perm_id", "reason", "transmitted_at"}
-        sets = ", ".join(f"{k} = ?" for k in values if k in allowed)
-        params = [values[k] for k in values if k in allowed]
+    def mark_intent(self, order_ref, status: str, **values) -> None:
+        """Set the status (transmitted, acknowledged, rejected, ...) of one intent or many, in
+        one transaction: ``order_ref`` a key or a list of keys; each of ``order_id``,
+        ``perm_id``, ``reason``, ``transmitted_at`` one value for all keys or a list with one
+        per key (None keeps what is stored)."""
+        refs = [order_ref] if isinstance(order_ref, str) else list(order_ref)
+        if not refs:
+            return
+        columns = [k for k in ("order_id", "perm_id", "reason", "transmitted_at") if k in values]
+        updates = pd.DataFrame({"order_ref": refs})
+        for name in columns:
+            value = values[name]
+            updates[name] = list(value) if isinstance(value, list | tuple) else [value] * len(refs)
+            if name in ("order_id", "perm_id"):
+                updates[name] = pd.array(updates[name], dtype="Int64")
+        sets = "".join(f", {k} = coalesce(u.{k}, intents.{k})" for k in columns)
         with self._transaction() as con:
+            con.register("intent_updates", updates)
             _run(
                 con,
-                f"UPDATE intents SET status = ?{', ' + sets if sets else ''} WHERE order_ref = ?",
-                [status, *params, order_ref],
+                f"UPDATE intents SET status = ?{sets} FROM intent_updates u "
+                "WHERE intents.order_ref = u.order_ref",
+                [status],
             )
+            con.unregister("intent_updates")
 
     def record_order_status(self, rows: pd.DataFrame) -> None:
         """Append to each order's status history and update its latest state.
@@ -496,17 +510,20 @@ class Ledger:
 
 
 def _opening_fills(closed_lots: pd.DataFrame, fills: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Flagged opening fills for closed lots acquired before the statement's first trade of
-    that symbol (positions bought before the history starts)."""
+    """Flagged opening fills for closed lots acquired on a day before the statement's first
+    trade of that symbol (positions bought before the history starts). A lot closed by a sale
+    is long, one closed by a purchase short. Lots carry only their date, so a lot of the same
+    day as the first trade is taken to be that trade (never a phantom position)."""
     if len(closed_lots) == 0:
         return pd.DataFrame(columns=FILL_COLUMNS)
-    first = pd.to_datetime(fills["time"], utc=True).groupby(fills["symbol"]).min()
+    days = pd.to_datetime(fills["time"]).dt.tz_convert("America/New_York").dt.tz_localize(None)
+    first = days.dt.normalize().groupby(fills["symbol"]).min()
     lots = closed_lots.copy()
-    acquired = pd.to_datetime(lots["date_acquired"]).dt.tz_localize("America/New_York")
-    lots["time"] = acquired.dt.tz_convert("UTC")
-    earlier = lots["time"] < lots["symbol"].map(first).fillna(pd.Timestamp.max.tz_localize("UTC"))
-    lots = lots[earlier]
+    acquired = pd.to_datetime(lots["date_acquired"])
+    lots = lots[(acquired < lots["symbol"].map(first)).fillna(False).to_numpy()]
+    closing = lots["trade_id"].astype(str).map(fills.set_index("exec_id")["quantity"])
     quantity = lots["quantity"].astype(float).abs()
+    acquired = pd.to_datetime(lots["date_acquired"]).dt.tz_localize("America/New_York")
     return pd.DataFrame(
         {
             "exec_id": "lot:"
@@ -515,10 +532,10 @@ def _opening_fills(closed_lots: pd.DataFrame, fills: pd.DataFrame, source: str) 
             + lots["date_acquired"].astype(str),
             "account": lots["account"],
             "symbol": lots["symbol"],
-            "quantity": quantity,
+            "quantity": quantity * np.where(closing > 0, -1.0, 1.0),
             "price": lots["cost_basis"].astype(float).abs() / quantity,
             "currency": "USD",
-            "time": lots["time"],
+            "time": acquired.dt.tz_convert("UTC"),
             "source": f"statement:{source}",
             "flag": "opening lot from the statement's closed-lot detail",
         }

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .commissions import stock_commission
 from .config import Settings, TradingState, load_settings
+from .decisions import as_numbers, as_text, validate_decisions
 from .sizing import base_quantity
 from .tax.lots import is_long_term
 
@@ -146,7 +147,7 @@ def exposure_caps(
     limit allows, given the signed ``position`` before and the ``closing`` shares the same order
     closes first. One column per rule; inf where a rule does not bind."""
     nav, funds = account.net_liquidation, account.available_funds
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # a tiny price overflows to inf: that cap then never binds
         same_way = np.where(np.sign(position) == side, np.abs(position), 0.0)
         pct = np.floor(limits.max_position_pct * nav / price) - same_way
         distance = np.abs(price - stop)
@@ -204,6 +205,7 @@ def plan_orders(
     today: date | datetime | None = None,
     collar_pct: float = 0.002,
     trail_percent: float | None = None,
+    tradable=None,
 ) -> pd.DataFrame:
     """One order row per decision (columns ``PLAN_COLUMNS``); pure and vectorized.
 
@@ -215,15 +217,85 @@ def plan_orders(
     Batch limits (orders per batch, batch and daily notional with ``traded_today`` already sent,
     cumulative AvailableFunds) are applied in priority order: highest confidence first.
     ``lots`` / ``realized``: the ledger's open lots and realized rows, for the estimated gain of
-    a sale and the wash-sale warning on a buy within 30 days of a loss sale.
+    a sale and the wash-sale warning on a buy within 30 days of a loss sale. ``tradable``: the
+    symbols the broker knows (None: all); another is rejected (UNKNOWN_SYMBOL) before the batch
+    limits, so it takes no place in the batch.
+
+    ``decisions`` as ``load_decisions`` returns them, or a raw table: each row is validated
+    here too (``validate_decisions``) and a bad one is a ``rejected`` row whose reason starts
+    with ``DECISION:``; nothing in the table makes this raise.
     """
+    raw = decisions.reset_index(drop=True)
+    valid, invalid = validate_decisions(raw)
+    plan = _plan(
+        valid,
+        positions,
+        account,
+        limits,
+        quotes=quotes,
+        lots=lots,
+        realized=realized,
+        traded_today=traded_today,
+        today=today,
+        collar_pct=collar_pct,
+        trail_percent=trail_percent,
+        tradable=tradable,
+    )
+    if len(invalid) == 0:
+        return plan
+    bad = invalid["row"].to_numpy() - 1
+    plan.index = np.setdiff1d(np.arange(len(raw)), bad)
+    return pd.concat([plan, _invalid_rows(invalid).set_axis(bad)]).sort_index(ignore_index=True)
+
+
+def _invalid_rows(invalid: pd.DataFrame) -> pd.DataFrame:
+    """Rejected plan rows for decisions that failed validation (their reasons kept)."""
+    ref = as_text(invalid["decision_id"])
+    rows = pd.DataFrame(
+        {
+            "decision_id": ref,
+            "symbol": as_text(invalid["ticker"]).str.upper(),
+            "decision": as_text(invalid["decision"]).str.upper(),
+            "confidence": as_numbers(invalid["confidence"]).astype(float),
+            "action": "",
+            "quantity": 0.0,
+            "order_type": "",
+            "notional": 0.0,
+            "pct_nav": 0.0,
+            "est_commission": 0.0,
+            "wash_sale_warning": "",
+            "status": "rejected",
+            "reason": "DECISION: " + invalid["reason"].astype(str),
+            "order_ref": ref,
+        }
+    )
+    return rows.reindex(columns=PLAN_COLUMNS)
+
+
+@np.errstate(all="ignore")  # NaN / inf / tiny prices are rejected by rule, not warned about
+def _plan(
+    decisions: pd.DataFrame,
+    positions: pd.DataFrame | None,
+    account,
+    limits: RiskLimits | None = None,
+    *,
+    quotes: pd.DataFrame | None = None,
+    lots: pd.DataFrame | None = None,
+    realized: pd.DataFrame | None = None,
+    traded_today: float = 0.0,
+    today: date | datetime | None = None,
+    collar_pct: float = 0.002,
+    trail_percent: float | None = None,
+    tradable=None,
+) -> pd.DataFrame:
+    """``plan_orders`` on validated decisions."""
     limits = limits or RiskLimits.from_settings()
     acct = Account.of(account)
     today = pd.Timestamp(today or pd.Timestamp.now(tz="UTC")).date()
     d = decisions.reset_index(drop=True)
     n = len(d)
     symbol = d["ticker"].astype(str)
-    action_in = d["decision"].astype(str).str.upper().to_numpy()
+    action_in = d["decision"].to_numpy(dtype=object)  # validated: upper case
     confidence = d["confidence"].astype(float).to_numpy()
     decided_price = d["current_price"].astype(float)
     stop = d["stop_loss"].astype(float).to_numpy() if "stop_loss" in d else np.full(n, np.nan)
@@ -241,29 +313,28 @@ def plan_orders(
     rejected = np.zeros(n, dtype=bool)
 
     def reject(mask: np.ndarray, text) -> None:
+        """``text``: one reason, or a function from the newly rejected rows to theirs."""
         new = mask & ~rejected & ~hold
-        reason[new] = text[new] if isinstance(text, np.ndarray) else text
+        reason[new] = text(np.flatnonzero(new)) if callable(text) else text
         rejected[new] = True
 
     # decisions that cannot be planned at all
+    if tradable is not None:
+        reject(~symbol.isin(set(tradable)).to_numpy(), "UNKNOWN_SYMBOL: IBKR has no such US stock")
     superseded = _superseded(d)
     reject(superseded, "SUPERSEDED: a later decision for the same symbol is in this batch")
-    bad_price = ~(np.isfinite(ref) & (ref > 0))
-    reject(bad_price, "PRICE: no usable price for this symbol")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slip = np.abs(ref / decided_price.to_numpy() - 1)
+    limit_price = _round_price(ref * (1 + side * collar_pct))
+    bad_price = ~(np.isfinite(ref) & (ref > 0) & (limit_price > 0))
+    reject(bad_price, "PRICE: no usable price for this symbol (missing, or below one tick)")
+    decided = decided_price.to_numpy()
+    slip = np.abs(ref / decided - 1)
     reject(
         slip > limits.max_slippage_pct,
-        np.array(
-            [
-                f"MAX_SLIPPAGE_PCT: the quote {r:,.2f} is {s:.2%} from the decision's price "
-                f"{p:,.2f} (limit {limits.max_slippage_pct:.2%})"
-                for r, s, p in zip(ref, slip, decided_price, strict=True)
-            ],
-            dtype=object,
-        )
-        if n
-        else "",
+        lambda rows: [
+            f"MAX_SLIPPAGE_PCT: the quote {r:,.2f} is {s:.2%} from the decision's price "
+            f"{p:,.2f} (limit {limits.max_slippage_pct:.2%})"
+            for r, s, p in zip(ref[rows], slip[rows], decided[rows], strict=True)
+        ],
     )
     stop_passed = np.isfinite(stop) & (side * (ref - stop) <= 0)
     reject(stop_passed & (opening > 0), "STOP_LOSS: the quote is already through the stop loss")
@@ -283,7 +354,7 @@ def plan_orders(
     order_cap = np.floor(np.minimum(limits.max_order_notional / ref, limits.max_order_quantity))
     closed = np.clip(np.minimum(closing, order_cap), 0, None)
     nothing = (opened + closed) <= 0
-    reject(nothing, np.array([cap_reason(r, limits) for r in binding], dtype=object))
+    reject(nothing, lambda rows: [cap_reason(r, limits) for r in binding[rows]])
     capped = ~rejected & ~hold & (opening > opened)
     reason[capped] = [
         f"capped from {int(o)} to {int(k)} shares: " + cap_reason(r, limits)
@@ -309,8 +380,7 @@ def plan_orders(
     live = status == "planned"
     quantity = np.where(live, quantity, 0.0)
     bracket = live & np.isfinite(stop) & (opened > 0)
-    with np.errstate(invalid="ignore"):
-        risk_to_stop = np.where(bracket, opened * np.abs(ref - stop), np.nan)
+    risk_to_stop = np.where(bracket, opened * np.abs(ref - stop), np.nan)
     est_st, est_lt = _estimated_gains(symbol, np.where(live & sell, closed, 0.0), ref, lots, today)
     plan = pd.DataFrame(
         {
@@ -323,7 +393,7 @@ def plan_orders(
             "position_before": position,
             "position_after": position + quantity,
             "order_type": np.where(live, "LMT", ""),
-            "limit_price": np.where(live, _round_price(ref * (1 + side * collar_pct)), np.nan),
+            "limit_price": np.where(live, limit_price, np.nan),
             "stop_price": np.nan,
             "stop_loss": np.where(bracket & (trail_percent is None), stop, np.nan),
             "take_profit": np.where(bracket & np.isfinite(target), target, np.nan),
@@ -364,14 +434,26 @@ def _apply_batch_limits(
 ) -> None:
     """Greedy in priority order: a row that would break a batch limit is rejected, and a later,
     smaller row may still fit. Updates ``rejected`` / ``reason`` in place."""
-    created = d["created_at"].to_numpy() if "created_at" in d else np.zeros(len(d))
+    created = d["created_at"].to_numpy(dtype="datetime64[ns]")  # validated: UTC
     candidates = np.flatnonzero(~rejected & ~hold)
     if len(candidates) == 0:
         return
     priority = candidates[np.lexsort((candidates, created[candidates], -confidence[candidates]))]
-    count, batch, day, funds = 0, 0.0, float(traded_today), acct.available_funds
-    for i in priority:
-        size, need = notional[i], cost[i] if opened[i] > 0 else 0.0
+    sizes = notional[priority]
+    needs = np.where(opened[priority] > 0, cost[priority], 0.0)
+    # the rows before the first that breaks a limit all fit: take them at once
+    spent = np.cumsum(sizes)
+    fits = (
+        (np.arange(1, len(priority) + 1) <= limits.max_orders_per_batch)
+        & (spent <= limits.max_batch_notional)
+        & (traded_today + spent <= limits.max_daily_notional)
+        & (np.cumsum(needs) <= acct.available_funds)
+    )
+    k = len(priority) if fits.all() else int(np.argmin(fits))
+    count, batch = k, float(sizes[:k].sum())
+    day, funds = float(traded_today) + batch, acct.available_funds - float(needs[:k].sum())
+    rest = zip(priority[k:].tolist(), sizes[k:].tolist(), needs[k:].tolist(), strict=True)
+    for i, size, need in rest:
         rule = ""
         if count >= limits.max_orders_per_batch:
             rule = f"MAX_ORDERS_PER_BATCH: already {count} orders in this batch"
@@ -491,6 +573,7 @@ def order_value_problem(quantity, prices: dict[str, float | None], limits: RiskL
     return None
 
 
+@np.errstate(all="ignore")
 def check_orders(
     orders: pd.DataFrame,
     positions: pd.DataFrame | None,
@@ -544,8 +627,7 @@ def check_orders(
         )
     if not limits.allow_short:
         deny((side < 0) & (opening > 0), "ALLOW_SHORT", "ALLOW_SHORT: shorting is switched off")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slip = np.abs(limit.to_numpy() / last - 1)
+    slip = np.abs(limit.to_numpy() / last - 1)
     deny(
         np.isfinite(slip) & (slip > limits.max_slippage_pct),
         "MAX_SLIPPAGE_PCT",
@@ -558,11 +640,11 @@ def check_orders(
             dtype=object,
         ),
     )
+    for name in caps.columns:  # exposure first: a position limit is the one to name
+        deny(opening > caps[name].to_numpy(), name, cap_reason(name, limits))
     deny(
         np.abs(quantity) > order_cap, "MAX_ORDER_NOTIONAL", cap_reason("MAX_ORDER_NOTIONAL", limits)
     )
-    for name in caps.columns:
-        deny(opening > caps[name].to_numpy(), name, cap_reason(name, limits))
     o["reference_price"] = ref
     o["notional"] = np.abs(quantity) * ref
     o["pct_nav"] = o["notional"] / acct.net_liquidation

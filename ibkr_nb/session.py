@@ -25,7 +25,7 @@ from ib_async.wrapper import RequestError
 
 from . import display, frames
 from .config import LIVE_PORTS, PAPER_PORTS, Settings, load_settings
-from .decisions import load_decisions
+from .decisions import load_decisions, validate_decisions
 from .errors import (
     AccountNotManaged,
     ClientIdInUse,
@@ -537,22 +537,23 @@ class Session:
 
     def plan(self, decisions, **kwargs) -> pd.DataFrame:
         """``risk.plan_orders`` with this account's positions, NetLiquidation, AvailableFunds,
-        live quotes and the ledger's lots; ``decisions`` is a validated frame or anything
-        ``load_decisions`` reads. A ticker IBKR does not know is a rejected row."""
-        if not isinstance(decisions, pd.DataFrame) or "reason" in decisions:
+        live quotes and the ledger's lots; ``decisions`` is a frame (a bad row is a rejected
+        row) or anything ``load_decisions`` reads. A ticker IBKR does not know is rejected."""
+        if not isinstance(decisions, pd.DataFrame):
             decisions, _ = load_decisions(decisions)
-        tickers = list(dict.fromkeys(decisions["ticker"]))
-        known, unknown = [], []
+        valid, _ = validate_decisions(decisions)  # bad rows come back as rejected plan rows
+        tickers = list(dict.fromkeys(valid["ticker"]))
+        known = []
         for ticker in tickers:
             try:
                 self.contract(ticker)
                 known.append(ticker)
             except SessionError:
-                unknown.append(ticker)
+                log.info("no contract for %s: its decisions are rejected", ticker)
         quotes = self.quote(known) if known else None
-        self.ledger.record_decisions(decisions)
+        self.ledger.record_decisions(valid)
         lots = self.ledger.lots()
-        plan = plan_orders(
+        return plan_orders(
             decisions,
             self.positions(),
             self.account_summary(),
@@ -562,13 +563,9 @@ class Session:
             realized=lots.realized,
             traded_today=self.ledger.notional_sent(),
             today=self.ib.reqCurrentTime(),
+            tradable=known,
             **kwargs,
         )
-        missing = plan["symbol"].isin(unknown).to_numpy()
-        plan.loc[missing, "status"] = "rejected"
-        plan.loc[missing, "reason"] = "UNKNOWN_SYMBOL: IBKR has no such US stock"
-        plan.loc[missing, "quantity"] = 0.0
-        return plan
 
     def execute(
         self,
@@ -604,7 +601,7 @@ class Session:
         self.ensure_connected()
         order.whatIf = True
         try:
-            state = self.ib.whatIfOrder(contract, order)
+            state = self.request("whatIfOrder", contract, order)  # read-only: retried on a drop
         finally:
             order.whatIf = False
         if (
