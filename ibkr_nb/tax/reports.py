@@ -59,7 +59,7 @@ def form_8949(result: LotResult, year: int, basis_reported: bool = True) -> pd.D
     inside an IRA are not reported.
     """
     realized = result.realized
-    in_ira = realized["ira"] if "ira" in realized else False
+    in_ira = realized.get("ira", False)
     sold = realized[(realized["date_sold"].dt.year == year) & ~in_ira]
     is_short = (sold["position"] == "short").to_numpy()
     quantity = sold["quantity"].abs().to_numpy()

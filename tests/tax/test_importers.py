@@ -194,7 +194,10 @@ def test_activity_statement_bad_rows():
     ("content", "message"),
     [
         ("hello world\n", "not a trades CSV, Flex XML, Activity Statement or Transaction History"),
-        ("date,ticker,qty\n2024-01-01,X,1\n", "not a trades CSV, Flex XML, Activity Statement or Transaction History"),
+        (
+            "date,ticker,qty\n2024-01-01,X,1\n",
+            "not a trades CSV, Flex XML, Activity Statement or Transaction History",
+        ),
         ("<FlexQueryResponse><unclosed>", "not valid XML"),
         ("<FlexQueryResponse></FlexQueryResponse>", "has no <Trade> rows"),
         (

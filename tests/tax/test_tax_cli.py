@@ -86,7 +86,10 @@ def test_method_and_no_wash_sales_and_default_year(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("not,a,trade,file\n1,2,3,4\n", "not a trades CSV, Flex XML, Activity Statement or Transaction History"),
+        (
+            "not,a,trade,file\n1,2,3,4\n",
+            "not a trades CSV, Flex XML, Activity Statement or Transaction History",
+        ),
         ("<FlexQueryResponse><Trade", "not valid XML"),
         (
             "date,symbol,quantity,price\nsoon,AAPL,1,1\n",
