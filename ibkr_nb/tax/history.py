@@ -1,13 +1,12 @@
 """Positions from before the history starts, and several statements merged into one history.
 
 A statement that sells shares bought before its period says so: the sale is a closing trade
-(`open_close` "C") and IBKR lists the lots it closed (`ClosedLot` / `<Lot>` rows). Where the
-history holds less than a closing trade closes, the difference was bought earlier:
-- the closed-lot detail of that trade supplies opening lots (date acquired, quantity, basis),
-  taken in IBKR's order among the lots acquired before the history's first fill of the
-  symbol, and they become opening rows of the history;
-- what no lot explains is left out of the trades and listed in `unexplained` with a reason,
-  never booked as a short sale.
+(`open_close` "C") and IBKR lists the lots it closed (`ClosedLot` / `<Lot>` rows). The closed
+lots of a closing trade acquired before the history's first fill of the symbol were bought
+before the history starts: they become opening rows of the history (date acquired,
+quantity, basis as IBKR gives them). Where the history, with those lots, still holds less
+than a closing trade closes, the rest is left out of the trades and listed in `unexplained`
+with a reason, never booked as a short sale.
 A sale with `open_close` "O" is a genuine short sale, "CO" closes then opens a short (IBKR's
 "C;O"); one with "" (unknown: plain files, executions) is booked as the trades say.
 """
@@ -58,8 +57,9 @@ def resolve_prior_positions(
     before = after - final
     closing = (ordered["open_close"] == "C").to_numpy()
     held = np.where(final < 0, np.maximum(before, 0), np.maximum(-before, 0))
+    detailed = closing & ordered["trade_id"].isin(closed_lots["trade_id"]).to_numpy()
     shortfall = closing & (np.abs(final) - held > _EPS)
-    if not shortfall.any():
+    if not (shortfall | detailed).any():
         return (
             fills,
             pd.DataFrame(columns=OPENING_LOT_COLUMNS),
@@ -70,23 +70,21 @@ def resolve_prior_positions(
     first_day = first_day.dt.tz_localize(None).to_numpy()
     new_qty = qty.copy()
     openings, unexplained = [], []
-    for k in pd.unique(key[shortfall]):
-        extra = 0.0  # final-era shares added before this row by earlier shortfalls
+    for k in pd.unique(key[shortfall | detailed]):
+        extra = 0.0  # final-era shares added before this row by pre-history lots
         for r in np.flatnonzero((key == k) & closing):
-            h = before[r] + extra
             q, f = qty[r], factor[r]
-            held_r = (max(h, 0.0) if q < 0 else max(-h, 0.0)) / f  # in this trade's shares
-            missing = abs(q) - held_r
-            if missing <= _EPS:
-                continue
             row = ordered.iloc[r]
-            taken = _take_lots(lots_by_trade.get(row["trade_id"]), first_day[r], missing)
+            taken = _take_lots(lots_by_trade.get(row["trade_id"]), first_day[r], abs(q))
             covered = 0.0
             for n, (acquired, take, basis) in enumerate(taken, start=1):
                 covered += take
                 then = take * f / _factor(splits, row["symbol"], _local(acquired, row))
                 openings.append(_opening_row(row, n, acquired, -np.sign(q) * then, basis))
-            rest = missing - covered
+            extra += -np.sign(q) * covered * f
+            h = before[r] + extra
+            held_r = (max(h, 0.0) if q < 0 else max(-h, 0.0)) / f  # in this trade's shares
+            rest = abs(q) - held_r
             if rest > _EPS:
                 new_qty[r] = q + np.sign(-q) * rest
                 unexplained.append(
@@ -96,7 +94,7 @@ def resolve_prior_positions(
                         "symbol": row["symbol"],
                         "datetime": row["datetime"],
                         "quantity": np.sign(q) * rest,
-                        "reason": f"closes {abs(q):g} but the history holds {held_r:g}"
+                        "reason": f"closes {abs(q):g} but the history holds {held_r - covered:g}"
                         + (
                             f" and the closed-lot detail explains {covered:g}"
                             if covered
@@ -105,7 +103,7 @@ def resolve_prior_positions(
                         + "; import the statement with the purchase, or its closed lots",
                     }
                 )
-            extra += -np.sign(q) * missing * f
+                extra += -np.sign(q) * rest * f
     opening = pd.DataFrame(openings)
     trades = ordered.assign(quantity=new_qty)
     trades = trades[(np.abs(new_qty) > _EPS) | (is_split if is_split is not None else False)]
