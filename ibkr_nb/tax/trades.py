@@ -277,3 +277,43 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
 def empty_trades() -> pd.DataFrame:
     """A trades frame with no rows and the normalised dtypes."""
     return finalise(pd.DataFrame({"line": [], "raw": []}), "empty").trades
+
+
+def with_usd_rates(trades: pd.DataFrame, rates: pd.DataFrame) -> pd.DataFrame:
+    """`trades` with the USD rates the source did not give filled in from `rates` (columns
+    date, currency, usd_per_unit): for each trade without a rate, that currency's rate on the
+    trade date or the latest before it (`fx_source` "given"). Rates the source gave stay."""
+    missing = {"date", "currency", "usd_per_unit"} - set(rates.columns)
+    if missing:
+        raise ValueError(
+            f"the rates table lacks {', '.join(sorted(missing))}; give date,currency,usd_per_unit."
+        )
+    out = trades.copy()
+    need = out["fx_rate"].isna()
+    if not need.any():
+        return out
+    table = pd.DataFrame(
+        {
+            "day": pd.to_datetime(rates["date"]).astype("datetime64[ns]"),
+            "currency": rates["currency"].astype(str).str.upper(),
+            "rate": pd.to_numeric(rates["usd_per_unit"], errors="coerce"),
+        }
+    ).dropna()
+    table = table[table["rate"] > 0].sort_values("day")
+    wanted = pd.DataFrame(
+        {
+            "day": out.loc[need, "datetime"]
+            .dt.tz_localize(None)
+            .dt.normalize()
+            .astype("datetime64[ns]"),
+            "currency": out.loc[need, "currency"],
+            "row": np.flatnonzero(need.to_numpy()),
+        }
+    ).sort_values("day")
+    found = pd.merge_asof(wanted, table, on="day", by="currency", direction="backward")
+    found = found.dropna(subset=["rate"])
+    rows = found["row"].to_numpy()
+    out.iloc[rows, out.columns.get_loc("fx_rate")] = found["rate"].to_numpy()
+    if "fx_source" in out:
+        out.iloc[rows, out.columns.get_loc("fx_source")] = "given"
+    return out
