@@ -31,7 +31,12 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from ibkr_nb.tax.ibkr_csv import drop_cancelled, open_close_from_codes, stage_result
+from ibkr_nb.tax.ibkr_csv import (
+    action_from_codes,
+    drop_cancelled,
+    open_close_from_codes,
+    stage_result,
+)
 from ibkr_nb.tax.trades import DEFAULT_TZ, ImportResult, TradeFileError
 
 _SUMMARY_LEVELS = {"ORDER", "SYMBOL_SUMMARY", "ASSET_SUMMARY", "CLOSED_LOT"}
@@ -230,6 +235,7 @@ def from_flex_xml(text: str | bytes, source: str = "flex", tz: str = DEFAULT_TZ)
                 row["open_close"] = open_close_from_codes(
                     set(a.get("openCloseIndicator", "").replace(";", "")), pnl
                 )
+                row["action"] = action_from_codes(codes)
             rows.append(row)
             if "C" in row["open_close"]:  # NaN P/L where IBKR gives none
                 realized.append(

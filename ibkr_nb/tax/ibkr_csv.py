@@ -106,11 +106,20 @@ def open_close_from_codes(codes: set[str], realized: float) -> str:
     return "C" if realized == realized and realized != 0 else ""
 
 
+ACTIONS = {"Ex": "exercise", "A": "assignment", "Ep": "expiry"}
+
+
+def action_from_codes(codes: set[str]) -> str:
+    """ "exercise" / "assignment" / "expiry" from IBKR's codes Ex / A / Ep, else ""."""
+    return next((ACTIONS[c] for c in ("Ex", "A", "Ep") if c in codes), "")
+
+
 def multiplier_from(proceeds: float, quantity: float, price: float) -> float:
-    """Currency units per unit of price x quantity, from the statement's own proceeds."""
+    """Currency units per unit of price x quantity, from the statement's own proceeds (NaN
+    where a row cannot tell: price or proceeds zero, as on an exercise or expiry)."""
     gross = abs(quantity * price)
     if not (gross > 0 and proceeds == proceeds and proceeds != 0):
-        return 1.0
+        return float("nan")
     m = abs(proceeds) / gross
     return float(round(m)) if m >= 1 else m
 
@@ -184,6 +193,17 @@ def _number(value: str | None) -> float:
         return float((value or "").replace(",", ""))
     except ValueError:
         return float("nan")
+
+
+def fill_multipliers(rows: list[dict]) -> list[dict]:
+    """Rows whose multiplier the row itself cannot tell take their symbol's from other rows,
+    else 100 for an option (IBKR's US equity option) and 1 for anything else."""
+    known = {r["symbol"]: r["multiplier"] for r in rows if r["multiplier"] == r["multiplier"]}
+    for r in rows:
+        if r["multiplier"] != r["multiplier"]:
+            default = 100.0 if r["asset_category"] == "OPT" else 1.0
+            r["multiplier"] = known.get(r["symbol"], default)
+    return rows
 
 
 def drop_cancelled(
@@ -300,6 +320,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
             "multiplier": multiplier_from(_number(a.get("Proceeds")), quantity, price),
             "open_close": open_close_from_codes(codes, pnl),
             "fx_source": "",
+            "action": action_from_codes(codes),
             "line": line_no,
             "raw": ",".join(rec),
         }
@@ -328,7 +349,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
         used = {r["currency"] for r in by_level[level]}
         unused = total_currencies - used - {""}
         base_currency = unused.pop() if len(unused) == 1 else ""
-    rows, refused = drop_cancelled(by_level[level], cancels[level])
+    rows, refused = drop_cancelled(fill_multipliers(by_level[level]), cancels[level])
     kept = {r["trade_id"] for r in rows}
     pnl = [r for r in realized[level] if r["trade_id"] in kept]
     accounts = {r["account"] for r in rows} | {default_account}

@@ -22,8 +22,9 @@ One row per fill or corporate action:
                             side, "" unknown (from IBKR's codes)
     fx_source      str      where `fx_rate` came from: "USD", "fxRateToBase", "ConversionRate",
                             "given", "none"
+    action         str      "exercise", "assignment", "expiry" (IBKR codes Ex, A, Ep) or ""
 
-The last four columns are optional for `match_lots`: a frame without them works.
+The last five columns are optional for `match_lots`: a frame without them works.
 A row that cannot be used comes back in `rejects` with the source line and a `reason`.
 """
 
@@ -48,7 +49,7 @@ TRADE_COLUMNS = [
     "kind",
     "ratio",
 ]
-EXTRA_COLUMNS = ["asset_category", "multiplier", "open_close", "fx_source"]
+EXTRA_COLUMNS = ["asset_category", "multiplier", "open_close", "fx_source", "action"]
 REALIZED_COLUMNS = [
     "trade_id",
     "account",
@@ -204,6 +205,7 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     account = text(col["account"])
     category = text(col["asset_category"]).str.upper().replace("", "STK")
     open_close = text(col["open_close"]).str.upper()
+    action = text(col["action"]).str.lower()
 
     def finite(values: pd.Series) -> pd.Series:
         return pd.Series(np.isfinite(values.to_numpy()), index=values.index)
@@ -260,6 +262,7 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
             "multiplier": multiplier,
             "open_close": open_close,
             "fx_source": fx_source,
+            "action": action,
         }
     )[~bad].reset_index(drop=True)
     rejects = pd.DataFrame(

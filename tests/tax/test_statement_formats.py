@@ -303,7 +303,7 @@ def test_an_option_expiring_worthless_is_a_loss_of_the_premium():
     )
     statement = from_activity_csv(text)
     result = match_lots(statement.trades, wash_sales=False)
-    assert statement.trades["multiplier"].tolist() == [100.0, 1.0]
+    assert statement.trades["multiplier"].tolist() == [100.0, 100.0]  # the expiry row says none
     assert result.realized["gain_loss"].sum() == pytest.approx(-235.65)
     assert reconcile_statement(statement)["status"].tolist() == ["match"]
 
