@@ -209,7 +209,7 @@ def _tables(imported, result, year: int | None) -> dict[str, pd.DataFrame]:
         "rejects": imported.rejects,
         "unexplained": imported.unexplained,
         "reconciliation": reconcile_statement(imported)
-        if len(imported.ibkr_realized)
+        if imported.ibkr_realized["realized_pnl"].notna().any()
         else pd.DataFrame(),
         "fx_rates": fx_rates_used(imported.trades)
         if (imported.trades["currency"] != "USD").any()

@@ -30,8 +30,10 @@ import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
+import pandas as pd
 
 from ibkr_nb.tax.ibkr_csv import (
+    STAGE_COLUMNS,
     action_from_codes,
     drop_cancelled,
     open_close_from_codes,
@@ -259,10 +261,13 @@ def from_flex_xml(text: str | bytes, source: str = "flex", tz: str = DEFAULT_TZ)
         for r in rows
         if r.get("kind") != "split" or r["trade_id"] in splits and not splits.discard(r["trade_id"])
     ]
-    rows, cancelled = drop_cancelled(rows, cancels)
-    kept = {r["trade_id"] for r in rows}
+    frame, cancelled = drop_cancelled(
+        pd.DataFrame(rows, columns=STAGE_COLUMNS),
+        pd.DataFrame(cancels, columns=[*STAGE_COLUMNS, "cancels"]),
+    )
+    kept = set(frame["trade_id"])
     realized = [r for r in realized if r["trade_id"] in kept]
-    return stage_result(rows, realized, lots, source, tz, base, [*refused, *cancelled])
+    return stage_result(frame, realized, lots, source, tz, base, [*refused, *cancelled])
 
 
 def _orig_trade_id(a: dict) -> str:

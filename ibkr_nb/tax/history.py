@@ -48,9 +48,12 @@ def resolve_prior_positions(
     key = (ordered["account"] + "\x00" + ordered["symbol"]).to_numpy()
     is_split = (ordered["kind"] == "split").to_numpy() if "kind" in ordered else None
     splits = _splits(ordered, is_split)
-    factor = np.array(
-        [_factor(splits, s, t) for s, t in zip(ordered["symbol"], ordered["datetime"], strict=True)]
-    )
+    factor = np.ones(len(ordered))
+    for symbol, events in splits.items():  # per symbol: product of the later splits' ratios
+        rows = np.flatnonzero((ordered["symbol"] == symbol).to_numpy())
+        for when, ratio in events:
+            later = (ordered["datetime"].iloc[rows] < when).to_numpy()
+            factor[rows[later]] *= ratio
     qty = ordered["quantity"].to_numpy(dtype=float)
     final = qty * factor  # in shares of the latest split era, so positions add up across splits
     after = pd.Series(final).groupby(key).cumsum().to_numpy()

@@ -312,7 +312,7 @@ def test_an_option_expiring_worthless_is_a_loss_of_the_premium():
     ("quantity", "price", "when", "reason"),
     [
         ("10", "inf", "2024-01-02", "price is infinite"),
-        ("10", "nan", "2024-01-02", "price 'nan' is not a number"),
+        ("10", "nan", "2024-01-02", "price is missing or not a number"),
         ("1e13", "10", "2024-01-02", "absurd quantity"),
         ("inf", "10", "2024-01-02", "quantity is infinite"),
         ("10", "10", "2400-01-02", "out-of-range date '2400-01-02, 10:00:00'"),
