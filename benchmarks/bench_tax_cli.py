@@ -54,7 +54,7 @@ def generate(trades: int, symbols: int) -> pd.DataFrame:
 def write_activity_csv(frame: pd.DataFrame, path: Path) -> None:
     code = np.where(frame["quantity"] > 0, "O", "C")
     lines = (
-        'Trades,Data,Order,Stocks,USD,U1,'
+        "Trades,Data,Order,Stocks,USD,U1,"
         + frame["symbol"]
         + ',"'
         + frame["when"].dt.strftime("%Y-%m-%d, %H:%M:%S")
@@ -70,7 +70,9 @@ def write_activity_csv(frame: pd.DataFrame, path: Path) -> None:
         + code
     )
     with path.open("w") as f:
-        f.write("Statement,Header,Field Name,Field Value\nStatement,Data,Title,Activity Statement\n")
+        f.write(
+            "Statement,Header,Field Name,Field Value\nStatement,Data,Title,Activity Statement\n"
+        )
         f.write(
             "Trades,Header,DataDiscriminator,Asset Category,Currency,Account,Symbol,Date/Time,"
             "Exchange,Quantity,T. Price,Proceeds,Comm/Fee,Basis,Realized P/L,Code\n"

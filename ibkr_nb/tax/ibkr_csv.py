@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import Counter
 
 import numpy as np
@@ -92,26 +91,7 @@ NOT_BOOKED = {
 }
 
 
-def _codes(code: str) -> set[str]:
-    return {c.strip() for c in re.split(r"[;,]", code) if c.strip()}
-
-
-def open_close_from_codes(codes: set[str], realized: float) -> str:
-    """ "C" closing, "O" opening, "CO" closing then opening the other side (through zero),
-    "" unknown, from IBKR's trade codes (a row realizing P/L with neither is closing)."""
-    if "C" in codes:
-        return "CO" if "O" in codes else "C"
-    if "O" in codes:
-        return "O"
-    return "C" if realized == realized and realized != 0 else ""
-
-
 ACTIONS = {"Ex": "exercise", "A": "assignment", "Ep": "expiry"}
-
-
-def action_from_codes(codes: set[str]) -> str:
-    """ "exercise" / "assignment" / "expiry" from IBKR's codes Ex / A / Ep, else ""."""
-    return next((ACTIONS[c] for c in ("Ex", "A", "Ep") if c in codes), "")
 
 
 def stage_result(
@@ -178,7 +158,8 @@ def closed_lots_frame(rows: list[dict], tz: str) -> pd.DataFrame:
     return frame
 
 
-def _number(value: str | None) -> float:
+def number(value: str | None) -> float:
+    """A number from text such as "1,000" or "-1.25"; NaN for anything else (or None)."""
     try:
         return float((value or "").replace(",", ""))
     except ValueError:
@@ -211,8 +192,8 @@ def drop_cancelled(
             key = (
                 c["account"],
                 c["symbol"],
-                _number(str(c["price"])),
-                abs(_number(str(c["quantity"]))),
+                number(str(c["price"])),
+                abs(number(str(c["quantity"]))),
             )
             candidates = by_trade.get(key, [])
         free = [i for i in candidates if i not in gone]
@@ -290,7 +271,7 @@ def _column(frame: pd.DataFrame, name: str, default: str = "") -> pd.Series:
     return pd.Series(default, index=frame.index, dtype="str")
 
 
-def _has_code(code: pd.Series, value: str) -> np.ndarray:
+def has_code(code: pd.Series, value: str) -> np.ndarray:
     return (
         (";" + code.str.replace(",", ";", regex=False) + ";")
         .str.contains(f";{value};", regex=False)
@@ -326,7 +307,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     comm = to_number(comm_text.where(comm_text != "", "0"))
     currency = _column(f, "Currency", "USD").str.upper()
     code = _column(f, "Code")
-    has = {c: _has_code(code, c) for c in ("C", "O", "Ca", "Ex", "A", "Ep")}
+    has = {c: has_code(code, c) for c in ("C", "O", "Ca", "Ex", "A", "Ep")}
     realizes = (pnl.fillna(0) != 0).to_numpy()
     open_close = np.select(
         [has["C"] & has["O"], has["C"], has["O"], realizes], ["CO", "C", "O", "C"], ""
@@ -437,7 +418,7 @@ def from_transaction_history(
             a.get(c, "").strip() for c in ("Account", "Symbol", "Date", "Quantity", "Price")
         )
         seen[content] += 1
-        comm = _number(a.get("Commission") or "0")
+        comm = number(a.get("Commission") or "0")
         currency = base_currency or "USD"
         rows.append(
             {
