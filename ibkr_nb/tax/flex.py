@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -157,7 +158,7 @@ class _Statement:
         return rows[executions].reset_index(drop=True)
 
 
-def _statements(data: bytes, source: str) -> list[_Statement]:
+def _statements(data, source: str) -> list[_Statement]:
     """Stream the XML: one `_Statement` per `<FlexStatement>` (or one for the whole file)."""
     statements: list[_Statement] = []
     current: _Statement | None = None
@@ -165,7 +166,7 @@ def _statements(data: bytes, source: str) -> list[_Statement]:
     line = 0
     open_elements: list[ET.Element] = []
     try:
-        for event, el in ET.iterparse(io.BytesIO(data), events=("start", "end")):
+        for event, el in ET.iterparse(data, events=("start", "end")):
             if event == "start":
                 open_elements.append(el)
                 if el.tag == "FlexStatement":
@@ -385,11 +386,18 @@ def _usd_rate(currency: str, to_base: float, base: str, usd_in_base: float) -> t
     return "", "none"
 
 
-def from_flex_xml(text: str | bytes, source: str = "flex", tz: str = DEFAULT_TZ) -> ImportResult:
-    """Trades from an IBKR Flex Query XML (see the module docstring). The file is streamed:
-    only the attributes used are kept, so memory grows with the trades, not the XML."""
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    statements = _statements(data, source)
+def from_flex_xml(
+    text: str | bytes | Path, source: str = "flex", tz: str = DEFAULT_TZ
+) -> ImportResult:
+    """Trades from an IBKR Flex Query XML, given as text, bytes or a file path (see the module
+    docstring). The XML is streamed: only the attributes used are kept, so memory grows with
+    the trades, not with the file."""
+    if isinstance(text, Path):
+        with text.open("rb") as f:
+            statements = _statements(f, source)
+    else:
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        statements = _statements(io.BytesIO(data), source)
     stages, realized, lots, refused, cancels = [], [], [], [], []
     base: dict[str, str] = {}
     for st in statements:
