@@ -1,13 +1,12 @@
 """Positions from before the history starts, and several statements merged into one history.
 
 A statement that sells shares bought before its period says so: the sale is a closing trade
-(`open_close` "C") and IBKR lists the lots it closed (`ClosedLot` / `<Lot>` rows). Where the
-history holds less than a closing trade closes, the difference was bought earlier:
-- the closed-lot detail of that trade supplies opening lots (date acquired, quantity, basis),
-  taken in IBKR's order among the lots acquired before the history's first fill of the
-  symbol, and they become opening rows of the history;
-- what no lot explains is left out of the trades and listed in `unexplained` with a reason,
-  never booked as a short sale.
+(`open_close` "C") and IBKR lists the lots it closed (`ClosedLot` / `<Lot>` rows). The closed
+lots of a closing trade acquired before the history's first fill of the symbol were bought
+before the history starts: they become opening rows of the history (date acquired,
+quantity, basis as IBKR gives them). Where the history, with those lots, still holds less
+than a closing trade closes, the rest is left out of the trades and listed in `unexplained`
+with a reason, never booked as a short sale.
 A sale with `open_close` "O" is a genuine short sale, "CO" closes then opens a short (IBKR's
 "C;O"); one with "" (unknown: plain files, executions) is booked as the trades say.
 """
@@ -46,42 +45,49 @@ def resolve_prior_positions(
         (np.arange(len(fills)), fills["datetime"].to_numpy(), fills["symbol"], fills["account"])
     )
     ordered = fills.iloc[order].reset_index(drop=True)
-    key = ordered["account"] + "\x00" + ordered["symbol"]
+    key = (ordered["account"] + "\x00" + ordered["symbol"]).to_numpy()
+    is_split = (ordered["kind"] == "split").to_numpy() if "kind" in ordered else None
+    splits = _splits(ordered, is_split)
+    factor = np.ones(len(ordered))
+    for symbol, events in splits.items():  # per symbol: product of the later splits' ratios
+        rows = np.flatnonzero((ordered["symbol"] == symbol).to_numpy())
+        for when, ratio in events:
+            later = (ordered["datetime"].iloc[rows] < when).to_numpy()
+            factor[rows[later]] *= ratio
     qty = ordered["quantity"].to_numpy(dtype=float)
-    after = pd.Series(qty).groupby(key.to_numpy()).cumsum().to_numpy()
-    before = after - qty
+    final = qty * factor  # in shares of the latest split era, so positions add up across splits
+    after = pd.Series(final).groupby(key).cumsum().to_numpy()
+    before = after - final
     closing = (ordered["open_close"] == "C").to_numpy()
-    held = np.where(qty < 0, np.maximum(before, 0), np.maximum(-before, 0))
-    shortfall = closing & (np.abs(qty) - held > _EPS)
-    if not shortfall.any():
+    held = np.where(final < 0, np.maximum(before, 0), np.maximum(-before, 0))
+    detailed = closing & ordered["trade_id"].isin(closed_lots["trade_id"]).to_numpy()
+    shortfall = closing & (np.abs(final) - held > _EPS)
+    if not (shortfall | detailed).any():
         return (
             fills,
             pd.DataFrame(columns=OPENING_LOT_COLUMNS),
             pd.DataFrame(columns=UNEXPLAINED_COLUMNS),
         )
     lots_by_trade = {t: g for t, g in closed_lots.groupby("trade_id", sort=False)}
-    first_day = ordered.groupby(key.to_numpy())["datetime"].transform("min").dt.normalize()
+    first_day = pd.Series(ordered["datetime"]).groupby(key).transform("min").dt.normalize()
     first_day = first_day.dt.tz_localize(None).to_numpy()
     new_qty = qty.copy()
     openings, unexplained = [], []
-    for k in pd.unique(key[shortfall]):
-        extra = 0.0
-        for r in np.flatnonzero((key == k).to_numpy()):
-            if not closing[r]:
-                continue
-            h = before[r] + extra
-            q = qty[r]
-            held_r = max(h, 0.0) if q < 0 else max(-h, 0.0)
-            missing = abs(q) - held_r
-            if missing <= _EPS:
-                continue
+    for k in pd.unique(key[shortfall | detailed]):
+        extra = 0.0  # final-era shares added before this row by pre-history lots
+        for r in np.flatnonzero((key == k) & closing):
+            q, f = qty[r], factor[r]
             row = ordered.iloc[r]
-            taken = _take_lots(lots_by_trade.get(row["trade_id"]), first_day[r], missing)
+            taken = _take_lots(lots_by_trade.get(row["trade_id"]), first_day[r], abs(q))
             covered = 0.0
             for n, (acquired, take, basis) in enumerate(taken, start=1):
                 covered += take
-                openings.append(_opening_row(row, n, acquired, -np.sign(q) * take, basis))
-            rest = missing - covered
+                then = take * f / _factor(splits, row["symbol"], _local(acquired, row))
+                openings.append(_opening_row(row, n, acquired, -np.sign(q) * then, basis))
+            extra += -np.sign(q) * covered * f
+            h = before[r] + extra
+            held_r = (max(h, 0.0) if q < 0 else max(-h, 0.0)) / f  # in this trade's shares
+            rest = abs(q) - held_r
             if rest > _EPS:
                 new_qty[r] = q + np.sign(-q) * rest
                 unexplained.append(
@@ -91,7 +97,7 @@ def resolve_prior_positions(
                         "symbol": row["symbol"],
                         "datetime": row["datetime"],
                         "quantity": np.sign(q) * rest,
-                        "reason": f"closes {abs(q):g} but the history holds {held_r:g}"
+                        "reason": f"closes {abs(q):g} but the history holds {held_r - covered:g}"
                         + (
                             f" and the closed-lot detail explains {covered:g}"
                             if covered
@@ -100,10 +106,10 @@ def resolve_prior_positions(
                         + "; import the statement with the purchase, or its closed lots",
                     }
                 )
-            extra += -np.sign(q) * missing
+                extra += -np.sign(q) * rest * f
     opening = pd.DataFrame(openings)
     trades = ordered.assign(quantity=new_qty)
-    trades = trades[np.abs(new_qty) > _EPS]
+    trades = trades[(np.abs(new_qty) > _EPS) | (is_split if is_split is not None else False)]
     if len(opening):
         lots = opening[OPENING_LOT_COLUMNS]
         rows = opening.drop(columns=["closing_trade_id", "date_acquired", "cost_basis"])
@@ -117,6 +123,26 @@ def resolve_prior_positions(
         lots.reset_index(drop=True),
         pd.DataFrame(unexplained, columns=UNEXPLAINED_COLUMNS),
     )
+
+
+def _splits(ordered: pd.DataFrame, is_split: np.ndarray | None) -> dict[str, list[tuple]]:
+    """Split rows per symbol: (time, new shares per old share)."""
+    out: dict[str, list[tuple]] = {}
+    if is_split is None:
+        return out
+    for _, row in ordered[is_split].iterrows():
+        out.setdefault(row["symbol"], []).append((row["datetime"], float(row["ratio"])))
+    return out
+
+
+def _factor(splits: dict[str, list[tuple]], symbol: str, when: pd.Timestamp) -> float:
+    """Shares of the latest split era per share held at `when` (a split at the same time as a
+    trade comes first, as in `lots`)."""
+    return float(np.prod([r for t, r in splits.get(symbol, ()) if t > when] or [1.0]))
+
+
+def _local(acquired, row: pd.Series) -> pd.Timestamp:
+    return pd.Timestamp(acquired).tz_localize(row["datetime"].tz)
 
 
 def _take_lots(lots: pd.DataFrame | None, first_day, missing: float) -> list[tuple]:
@@ -139,7 +165,7 @@ def _take_lots(lots: pd.DataFrame | None, first_day, missing: float) -> list[tup
 def _opening_row(row: pd.Series, n: int, acquired, quantity: float, basis: float) -> dict:
     """An opening trade for a pre-history lot: its basis as price (commission included)."""
     multiplier = float(row.get("multiplier", 1.0))
-    when = pd.Timestamp(acquired).tz_localize(row["datetime"].tz)
+    when = _local(acquired, row)
     return {
         **row.to_dict(),
         "trade_id": f"{row['trade_id']}:lot{n}",

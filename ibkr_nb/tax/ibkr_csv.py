@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import Counter
 
 import numpy as np
@@ -92,33 +91,13 @@ NOT_BOOKED = {
 }
 
 
-def _codes(code: str) -> set[str]:
-    return {c.strip() for c in re.split(r"[;,]", code) if c.strip()}
-
-
-def open_close_from_codes(codes: set[str], realized: float) -> str:
-    """ "C" closing, "O" opening, "CO" closing then opening the other side (through zero),
-    "" unknown, from IBKR's trade codes (a row realizing P/L with neither is closing)."""
-    if "C" in codes:
-        return "CO" if "O" in codes else "C"
-    if "O" in codes:
-        return "O"
-    return "C" if realized == realized and realized != 0 else ""
-
-
-def multiplier_from(proceeds: float, quantity: float, price: float) -> float:
-    """Currency units per unit of price x quantity, from the statement's own proceeds."""
-    gross = abs(quantity * price)
-    if not (gross > 0 and proceeds == proceeds and proceeds != 0):
-        return 1.0
-    m = abs(proceeds) / gross
-    return float(round(m)) if m >= 1 else m
+ACTIONS = {"Ex": "exercise", "A": "assignment", "Ep": "expiry"}
 
 
 def stage_result(
-    rows: list[dict],
-    realized: list[dict],
-    lots: list[dict],
+    rows: pd.DataFrame | list[dict],
+    realized: pd.DataFrame | list[dict],
+    lots: pd.DataFrame | list[dict],
     source: str,
     tz: str,
     base: dict[str, str],
@@ -179,7 +158,8 @@ def closed_lots_frame(rows: list[dict], tz: str) -> pd.DataFrame:
     return frame
 
 
-def _number(value: str | None) -> float:
+def number(value: str | None) -> float:
+    """A number from text such as "1,000" or "-1.25"; NaN for anything else (or None)."""
     try:
         return float((value or "").replace(",", ""))
     except ValueError:
@@ -187,153 +167,222 @@ def _number(value: str | None) -> float:
 
 
 def drop_cancelled(
-    rows: list[dict], cancels: list[dict]
-) -> tuple[list[dict], list[tuple[dict, str]]]:
-    """Rows without the cancellations and the trades they cancel, and the cancellations
-    whose trade is not among the rows (with a reason, for the rejects).
+    rows: pd.DataFrame, cancels: pd.DataFrame
+) -> tuple[pd.DataFrame, list[tuple[dict, str]]]:
+    """Rows without the trades the cancellations cancel, and the cancellations whose trade is
+    not among the rows (with a reason, for the rejects).
 
-    A cancellation cancels the trade it names (`cancels`), else the latest earlier row of the
-    same account, symbol, price and absolute quantity.
+    A cancellation cancels the trade it names (`cancels`), else the latest row of the same
+    account, symbol, price and absolute quantity.
     """
+    if cancels.empty:
+        return rows, []
+    price = pd.to_numeric(rows["price"], errors="coerce").to_numpy()
+    size = np.abs(pd.to_numeric(rows["quantity"], errors="coerce").to_numpy())
+    by_id = {t: i for i, t in enumerate(rows["trade_id"])}
+    by_trade: dict[tuple, list[int]] = {}
+    for i, key in enumerate(zip(rows["account"], rows["symbol"], price, size, strict=True)):
+        by_trade.setdefault(key, []).append(i)
     gone: set[int] = set()
     refused: list[tuple[dict, str]] = []
-    for c in cancels:
-        match = [
-            i
-            for i, r in enumerate(rows)
-            if i not in gone
-            and (
-                r["trade_id"] == c["cancels"]
-                if c["cancels"]
-                else (
-                    r["account"] == c["account"]
-                    and r["symbol"] == c["symbol"]
-                    and _number(r["price"]) == _number(c["price"])
-                    and abs(_number(r["quantity"])) == abs(_number(c["quantity"]))
-                )
+    for c in cancels.to_dict("records"):
+        if c["cancels"]:
+            candidates = [by_id[c["cancels"]]] if c["cancels"] in by_id else []
+        else:
+            key = (
+                c["account"],
+                c["symbol"],
+                number(str(c["price"])),
+                abs(number(str(c["quantity"]))),
             )
-        ]
-        if match:
-            gone.add(match[-1])
+            candidates = by_trade.get(key, [])
+        free = [i for i in candidates if i not in gone]
+        if free:
+            gone.add(free[-1])
         else:
             refused.append(
                 (c, "cancels a trade that is not in this statement; import the statement with it")
             )
-    return [r for i, r in enumerate(rows) if i not in gone], refused
+    keep = np.ones(len(rows), dtype=bool)
+    keep[list(gone)] = False
+    return rows[keep].reset_index(drop=True), refused
+
+
+_TRADES_NAMES = {name for name, english in SECTION_NAMES.items() if english == "Trades"} | {
+    "Trades"
+}
+
+
+def _fields(line: str) -> list[str]:
+    return next(csv.reader([line]), [])
+
+
+def _trades_blocks(text: str):
+    """Scan a statement once: the Trades `Data` lines per header, the account, the base
+    currency and the currencies of `Total` rows."""
+    blocks: list[tuple[list[str], list[int], list[str]]] = []
+    account, base, totals = "", "", set()
+    for line_no, line in enumerate(io.StringIO(text), start=1):
+        line = line.rstrip("\r\n")
+        if not line:
+            continue
+        rec = _fields(line) if line.startswith('"') else line.split(",", 2)
+        if len(rec) < 2:
+            continue
+        section = SECTION_NAMES.get(rec[0], rec[0])
+        if section == "Account Information" and rec[1] == "Data":
+            full = _fields(line)
+            name = COLUMN_NAMES.get(full[2], full[2]) if len(full) >= 4 else ""
+            if name == "Account":
+                account = full[3].split(" ")[0]
+            elif name == "Base Currency":
+                base = full[3].strip().upper()
+        if rec[0] not in _TRADES_NAMES:
+            continue
+        if rec[1] == "Header":
+            header = [COLUMN_NAMES.get(h.strip(), h.strip()) for h in _fields(line)]
+            blocks.append((header, [], []))
+        elif rec[1] == "Total" and blocks:
+            values = dict(zip(blocks[-1][0], _fields(line), strict=False))
+            totals.add(values.get("Currency", "").strip().upper())
+        elif rec[1] == "Data" and blocks:
+            blocks[-1][1].append(line_no)
+            blocks[-1][2].append(line)
+    return blocks, account, base, totals
+
+
+def _read_block(header: list[str], lines: list[str]) -> pd.DataFrame:
+    """One header's Data lines as a frame of strings (quoted fields and "1,000" handled)."""
+    names = [*header, *(f"_extra{i}" for i in range(8))]
+    return pd.read_csv(
+        io.StringIO("\n".join(lines)),
+        header=None,
+        names=names,
+        dtype=str,
+        keep_default_na=False,
+        index_col=False,
+        skipinitialspace=True,
+    )
+
+
+def _column(frame: pd.DataFrame, name: str, default: str = "") -> pd.Series:
+    if name in frame:
+        return frame[name]
+    return pd.Series(default, index=frame.index, dtype="str")
+
+
+def has_code(code: pd.Series, value: str) -> np.ndarray:
+    return (
+        (";" + code.str.replace(",", ";", regex=False) + ";")
+        .str.contains(f";{value};", regex=False)
+        .to_numpy()
+    )
 
 
 def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ) -> ImportResult:
     """Trades from an IBKR Activity Statement CSV (see the module docstring)."""
-    header: list[str] | None = None
-    default_account, base_currency = "", ""
-    by_level: dict[str, list[dict]] = {"Order": [], "Trade": []}
-    realized: dict[str, list[dict]] = {"Order": [], "Trade": []}
-    lots: dict[str, list[dict]] = {"Order": [], "Trade": []}
-    cancels: dict[str, list[dict]] = {"Order": [], "Trade": []}
-    last_id = {"Order": "", "Trade": ""}
-    seen: Counter[str] = Counter()
-    total_currencies: set[str] = set()
-    for line_no, rec in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if len(rec) < 2:
-            continue
-        section = SECTION_NAMES.get(rec[0], rec[0])
-        if section == "Account Information" and rec[1] == "Data" and len(rec) >= 4:
-            name = COLUMN_NAMES.get(rec[2], rec[2])
-            if name == "Account":
-                default_account = rec[3].split(" ")[0]
-            elif name == "Base Currency":
-                base_currency = rec[3].strip().upper()
-        if section != "Trades":
-            continue
-        if rec[1] == "Header":
-            header = [COLUMN_NAMES.get(h.strip(), h.strip()) for h in rec]
-            continue
-        if header is None:
-            continue
-        a = dict(zip(header[2:], rec[2:], strict=False))
-        if rec[1] == "Total":
-            total_currencies.add(a.get("Currency", "").strip().upper())
-            continue
-        if rec[1] != "Data":
-            continue
-        disc = a.get("DataDiscriminator", "Order")
-        account = a.get("Account", "") or default_account
-        category = CATEGORIES.get(a.get("Asset Category", "Stocks"), a.get("Asset Category", ""))
-        if disc == "ClosedLot":
-            for level in ("Order", "Trade"):
-                lots[level].append(
-                    {
-                        "trade_id": last_id[level],
-                        "account": account,
-                        "symbol": a.get("Symbol", ""),
-                        "date_acquired": a.get("Date/Time", ""),
-                        "quantity": a.get("Quantity", ""),
-                        "cost_basis": a.get("Basis", ""),
-                        "realized_pnl": a.get("Realized P/L", ""),
-                    }
-                )
-            continue
-        if disc not in by_level:
-            continue
-        symbol = a.get("Symbol", "").strip()
-        when = a.get("Date/Time", "").strip()
-        quantity, price = _number(a.get("Quantity")), _number(a.get("T. Price"))
-        content = f"{account}|{symbol}|{when}|{quantity:g}|{price:g}|{disc}"
-        seen[content] += 1
-        trade_id = content if seen[content] == 1 else f"{content}#{seen[content]}"
-        last_id[disc] = trade_id
-        pnl = _number(a.get("Realized P/L"))
-        codes = _codes(a.get("Code", ""))
-        currency = a.get("Currency", "USD").strip().upper()
-        comm = _number(a.get("Comm/Fee") or "0")
-        row = {
+    blocks, default_account, base_currency, total_currencies = _trades_blocks(text)
+    if not blocks:
+        raise TradeFileError(
+            f"{source}: the Activity Statement has no Trades section; include Trades when exporting it."
+        )
+    frames = []
+    for header, line_nos, lines in blocks:
+        if lines:
+            block = _read_block(header, lines)
+            block["line"], block["raw"] = line_nos, lines
+            frames.append(block)
+    f = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["line", "raw"])
+    disc = _column(f, "DataDiscriminator", "Order")
+    account = _column(f, "Account")
+    account = account.where(account != "", default_account)
+    category_name = _column(f, "Asset Category", "Stocks")
+    category = category_name.map(CATEGORIES).fillna(category_name)
+    symbol, when = _column(f, "Symbol"), _column(f, "Date/Time")
+    quantity_text = _column(f, "Quantity").str.replace(",", "", regex=False)
+    price_text = _column(f, "T. Price")
+    quantity, price = to_number(quantity_text), to_number(price_text)
+    pnl = to_number(_column(f, "Realized P/L"))
+    comm_text = _column(f, "Comm/Fee")
+    comm = to_number(comm_text.where(comm_text != "", "0"))
+    currency = _column(f, "Currency", "USD").str.upper()
+    code = _column(f, "Code")
+    has = {c: has_code(code, c) for c in ("C", "O", "Ca", "Ex", "A", "Ep")}
+    realizes = (pnl.fillna(0) != 0).to_numpy()
+    open_close = np.select(
+        [has["C"] & has["O"], has["C"], has["O"], realizes], ["CO", "C", "O", "C"], ""
+    )
+    action = np.select([has["Ex"], has["A"], has["Ep"]], list(ACTIONS.values()), "")
+    gross = (quantity * price).abs()
+    proceeds = to_number(_column(f, "Proceeds")).abs()
+    multiplier = (proceeds / gross).where((gross > 0) & (proceeds > 0))
+    multiplier = multiplier.where(~(multiplier >= 1), multiplier.round())
+    known = multiplier.groupby(symbol).transform("first")
+    default = pd.Series(np.where(category == "OPT", 100.0, 1.0), index=f.index)
+    multiplier = multiplier.fillna(known).fillna(default)
+    content = (
+        account + "|" + symbol + "|" + when + "|" + quantity_text + "|" + price_text + "|" + disc
+    )
+    seen = content.groupby(content).cumcount() + 1
+    trade_id = content.where(seen == 1, content + "#" + seen.astype(str))
+    level = "Order" if (disc == "Order").any() else "Trade"
+    at_level = (disc == level).to_numpy()
+    owner = trade_id.where(at_level).ffill().fillna("")
+    is_lot = (disc == "ClosedLot").to_numpy()
+    lots = pd.DataFrame(
+        {
+            "trade_id": owner[is_lot],
+            "account": account[is_lot],
+            "symbol": symbol[is_lot],
+            "date_acquired": when[is_lot],
+            "quantity": quantity_text[is_lot],
+            "cost_basis": _column(f, "Basis")[is_lot],
+            "realized_pnl": _column(f, "Realized P/L")[is_lot],
+        }
+    )
+    stage = pd.DataFrame(
+        {
             "trade_id": trade_id,
             "account": account,
             "symbol": symbol,
             "datetime": when,
-            "quantity": a.get("Quantity", "").replace(",", ""),
-            "price": a.get("T. Price", ""),
-            "commission": "" if np.isnan(comm) else str(-comm),
+            "quantity": quantity,
+            "price": price,
+            "commission": -comm,
             "currency": currency,
-            "fx_rate": "1" if currency == "USD" else "",
+            "fx_rate": np.where(currency == "USD", "1", ""),
             "asset_category": category,
-            "multiplier": multiplier_from(_number(a.get("Proceeds")), quantity, price),
-            "open_close": open_close_from_codes(codes, pnl),
+            "multiplier": multiplier,
+            "open_close": open_close,
             "fx_source": "",
-            "line": line_no,
-            "raw": ",".join(rec),
+            "action": action,
+            "line": f["line"],
+            "raw": f["raw"],
         }
-        if "Ca" in codes:
-            cancels[disc].append({**row, "cancels": ""})
-            continue
-        by_level[disc].append(row)
-        if "C" in row["open_close"]:
-            realized[disc].append(
-                {
-                    "trade_id": trade_id,
-                    "account": account,
-                    "symbol": symbol,
-                    "datetime": when,
-                    "realized_pnl": pnl,
-                    "currency": currency,
-                    "fx_rate_to_base": np.nan,
-                }
-            )
-    if header is None:
-        raise TradeFileError(
-            f"{source}: the Activity Statement has no Trades section; include Trades when exporting it."
-        )
-    level = "Order" if by_level["Order"] else "Trade"
+    )
+    cancelled = at_level & has["Ca"]
+    rows, refused = drop_cancelled(
+        stage[at_level & ~has["Ca"]].reset_index(drop=True),
+        stage[cancelled].assign(cancels="").reset_index(drop=True),
+    )
+    closing = rows["open_close"].str.contains("C", regex=False)
+    realized = pd.DataFrame(
+        {
+            "trade_id": rows["trade_id"][closing],
+            "account": rows["account"][closing],
+            "symbol": rows["symbol"][closing],
+            "datetime": rows["datetime"][closing],
+            "realized_pnl": pnl[at_level & ~has["Ca"]].reset_index(drop=True)[closing],
+            "currency": rows["currency"][closing],
+            "fx_rate_to_base": np.nan,
+        }
+    )
     if not base_currency:
-        used = {r["currency"] for r in by_level[level]}
-        unused = total_currencies - used - {""}
+        unused = total_currencies - set(rows["currency"]) - {""}
         base_currency = unused.pop() if len(unused) == 1 else ""
-    rows, refused = drop_cancelled(by_level[level], cancels[level])
-    kept = {r["trade_id"] for r in rows}
-    pnl = [r for r in realized[level] if r["trade_id"] in kept]
-    accounts = {r["account"] for r in rows} | {default_account}
+    accounts = set(rows["account"]) | {default_account}
     base = {acc: base_currency for acc in accounts if base_currency}
-    return stage_result(rows, pnl, lots[level], source, tz, base, refused)
+    return stage_result(rows, realized, lots, source, tz, base, refused)
 
 
 def from_transaction_history(
@@ -369,7 +418,7 @@ def from_transaction_history(
             a.get(c, "").strip() for c in ("Account", "Symbol", "Date", "Quantity", "Price")
         )
         seen[content] += 1
-        comm = _number(a.get("Commission") or "0")
+        comm = number(a.get("Commission") or "0")
         currency = base_currency or "USD"
         rows.append(
             {

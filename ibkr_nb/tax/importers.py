@@ -147,19 +147,20 @@ def load_trades(path: str | Path, tz: str = DEFAULT_TZ) -> ImportResult:
     (English or localised, quoted or not), Transaction History CSV or plain CSV."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            start = f.read(65_536)
     except OSError as exc:
         raise TradeFileError(f"{path}: cannot read the file ({exc.strerror}).") from exc
+    name = path.name
+    if start.decode("utf-8-sig", errors="ignore").lstrip().startswith("<"):
+        return from_flex_xml(path, name, tz)  # streamed from the file
     try:
-        text = data.decode("utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise TradeFileError(
             f"{path}: not a text file (UTF-8 expected); export trades as CSV or XML."
         ) from exc
     head = text.lstrip()
-    name = path.name
-    if head.startswith("<"):
-        return from_flex_xml(data, name, tz)
     kind = statement_kind(head)
     if kind == "activity":
         return from_activity_csv(text, name, tz)

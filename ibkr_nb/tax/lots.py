@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ibkr_nb.tax.options import exercise_pairs, fold_premiums
 from ibkr_nb.tax.trades import DEFAULT_TZ
 from ibkr_nb.tax.wash import Lots, Pieces, Segments, plain_segments, wash_sale_segments
 
@@ -159,6 +160,7 @@ def match_lots(
         raise ValueError(
             f"unknown lot matching method {method!r}; choose one of {', '.join(METHODS)}."
         )
+    trades = _fold_exercises(trades, method, lot_selection, tz)
     book = _Book.from_trades(trades, tz, ira_accounts)
     pieces = book.match_fifo() if method == "fifo" else book.match_loop(method, lot_selection or {})
     segments = (
@@ -171,6 +173,28 @@ def match_lots(
         wash_sales=wash_sales,
         warnings=pd.DataFrame(book.warnings, columns=["trade_id", "reason"]),
     )
+
+
+def _fold_exercises(
+    trades: pd.DataFrame,
+    method: str,
+    lot_selection: Mapping[str, Sequence[str]] | None,
+    tz: str,
+) -> pd.DataFrame:
+    """Trades with exercised and assigned options folded into their stock trades (see
+    `options`): the options are matched first, by the same method, to learn each exercised
+    contract's premium."""
+    pairs = exercise_pairs(trades)
+    if pairs.empty:
+        return trades
+    frame = trades.reset_index(drop=True)
+    options = frame[frame["asset_category"].isin(["OPT", "WAR"])].assign(fx_rate=1.0)
+    realized = match_lots(options, method, False, lot_selection, tz).realized
+    option_ids = frame["trade_id"].to_numpy()[pairs["option_row"].to_numpy()]
+    mine = realized[realized["trade_id"].isin(option_ids)]
+    result = (mine["proceeds"] - mine["cost_basis"]).groupby(mine["trade_id"]).sum()
+    consumed = mine[["lot_id", "quantity"]]
+    return fold_premiums(frame, pairs, result.reindex(option_ids).fillna(0.0).to_numpy(), consumed)
 
 
 def is_long_term(acquired: np.ndarray, sold: np.ndarray) -> np.ndarray:

@@ -138,35 +138,139 @@ def open_lots_report(result: LotResult) -> pd.DataFrame:
 # --------------------------------------------------------------------------- writers
 
 
-def _for_files(frame: pd.DataFrame) -> pd.DataFrame:
-    """Dates as YYYY-MM-DD and timestamps as ISO text, for CSV and Excel cells."""
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula
+MONEY_COLUMNS = {
+    "proceeds",
+    "cost_basis",
+    "adjustment_amount",
+    "gain_loss",
+    "wash_sale_adjustment",
+    "permanently_disallowed",
+    "ours",
+    "ibkr",
+    "difference",
+    "ibkr_base",
+}
+
+
+def escape_formula(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR first),
+    prefixed with an apostrophe so it stays text (OWASP "CSV injection"); others unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _for_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates as YYYY-MM-DD, timestamps as ISO text, text cells escaped against formulas."""
     out = frame.copy()
     for c in out.columns:
         if isinstance(out[c].dtype, pd.DatetimeTZDtype):
             out[c] = out[c].map(lambda t: t.isoformat() if pd.notna(t) else "")
         elif out[c].dtype.kind == "M":
             out[c] = out[c].dt.strftime("%Y-%m-%d")
+        elif out[c].dtype.kind not in "biufc":
+            out[c] = out[c].map(escape_formula)
     return out
 
 
 def write_csv(tables: Mapping[str, pd.DataFrame], directory: str | Path) -> list[Path]:
-    """One `<name>.csv` per table in `directory`; returns the paths written."""
+    """One `<name>.csv` per table in `directory`; returns the paths written. Text cells that
+    a spreadsheet would take for a formula are escaped (see `escape_formula`)."""
     directory = Path(directory)
     paths = []
     for name, frame in tables.items():
         path = directory / f"{name}.csv"
-        _for_files(frame).to_csv(path, index=False)
+        _for_csv(frame).to_csv(path, index=False)
         paths.append(path)
     return paths
 
 
 def write_excel(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
-    """One sheet per table (sheet names cut to Excel's 31 characters)."""
+    """One sheet per table (names cut to Excel's 31 characters): dates as Excel dates
+    (yyyy-mm-dd; timestamps in their own time zone), money as #,##0.00, the header row
+    frozen and filtered. Text cells are always text, never formulas."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
     path = Path(path)
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        for name, frame in tables.items():
-            _for_files(frame).to_excel(writer, sheet_name=name[:31], index=False)
+    book = Workbook(write_only=True)
+    for name, frame in tables.items():
+        sheet = book.create_sheet(name[:31])
+        sheet.freeze_panes = "A2"
+        if len(frame.columns):
+            last = _excel_column(len(frame.columns))
+            sheet.auto_filter.ref = f"A1:{last}{len(frame) + 1}"
+        bold = Font(bold=True)
+        header = []
+        for c in frame.columns:
+            cell = WriteOnlyCell(sheet, value=str(c))
+            cell.font = bold
+            cell.data_type = "s"
+            header.append(cell)
+        sheet.append(header)
+        columns = []
+        for c in frame.columns:
+            values = frame[c]
+            if isinstance(values.dtype, pd.DatetimeTZDtype):
+                columns.append(
+                    (values.dt.tz_localize(None).dt.to_pydatetime(), "yyyy-mm-dd hh:mm:ss")
+                )
+            elif values.dtype.kind == "M":
+                columns.append((values.dt.to_pydatetime(), "yyyy-mm-dd"))
+            elif values.dtype.kind in "fiu":
+                fmt = "#,##0.00" if c in MONEY_COLUMNS else "General"
+                columns.append((values.astype(object).where(values.notna(), None).tolist(), fmt))
+            else:
+                columns.append((values.astype(object).where(values.notna(), None).tolist(), None))
+        for row in zip(*(v for v, _ in columns), strict=True):
+            cells = []
+            for value, (_, fmt) in zip(row, columns, strict=True):
+                if value is pd.NaT:
+                    value = None
+                cell = WriteOnlyCell(sheet, value=value)
+                if isinstance(value, str):
+                    cell.data_type = "s"  # "=cmd|..." stays text
+                elif fmt and value is not None:
+                    cell.number_format = fmt
+                cells.append(cell)
+            sheet.append(cells)
+    book.save(path)
     return path
+
+
+def _excel_column(n: int) -> str:
+    name = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        name = chr(65 + r) + name
+    return name
+
+
+def fx_rates_used(trades: pd.DataFrame) -> pd.DataFrame:
+    """Which USD rates the trades used, per currency and source: rows, first and last trade
+    date, lowest and highest rate (`fx_source` "none": no USD figure for those trades)."""
+    if trades.empty:
+        return pd.DataFrame(
+            columns=["currency", "fx_source", "trades", "first", "last", "min_rate", "max_rate"]
+        )
+    frame = trades.assign(
+        fx_source=trades.get("fx_source", pd.Series("given", index=trades.index)),
+        day=trades["datetime"].dt.tz_localize(None).dt.normalize(),
+    )
+    return (
+        frame.groupby(["currency", "fx_source"], as_index=False)
+        .agg(
+            trades=("fx_rate", "size"),
+            first=("day", "min"),
+            last=("day", "max"),
+            min_rate=("fx_rate", "min"),
+            max_rate=("fx_rate", "max"),
+        )
+        .sort_values(["currency", "fx_source"])
+        .reset_index(drop=True)
+    )
 
 
 def write_duckdb(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:

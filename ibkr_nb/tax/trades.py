@@ -22,8 +22,9 @@ One row per fill or corporate action:
                             side, "" unknown (from IBKR's codes)
     fx_source      str      where `fx_rate` came from: "USD", "fxRateToBase", "ConversionRate",
                             "given", "none"
+    action         str      "exercise", "assignment", "expiry" (IBKR codes Ex, A, Ep) or ""
 
-The last four columns are optional for `match_lots`: a frame without them works.
+The last five columns are optional for `match_lots`: a frame without them works.
 A row that cannot be used comes back in `rejects` with the source line and a `reason`.
 """
 
@@ -48,7 +49,7 @@ TRADE_COLUMNS = [
     "kind",
     "ratio",
 ]
-EXTRA_COLUMNS = ["asset_category", "multiplier", "open_close", "fx_source"]
+EXTRA_COLUMNS = ["asset_category", "multiplier", "open_close", "fx_source", "action"]
 REALIZED_COLUMNS = [
     "trade_id",
     "account",
@@ -135,6 +136,8 @@ class ImportResult:
 
 def text(values: pd.Series) -> pd.Series:
     """Stripped strings; "" for missing values."""
+    if values.dtype == "str":
+        return values.fillna("").str.strip()
     return values.astype(object).where(values.notna(), "").astype("str").str.strip()
 
 
@@ -166,7 +169,10 @@ def parse_datetimes(values: pd.Series, tz: str = DEFAULT_TZ) -> pd.Series:
         out[has_offset] = aware.dt.tz_convert(tz).dt.as_unit("ns")
     naive = ~has_offset & (raw != "")
     if naive.any():
-        parsed = pd.to_datetime(raw[naive], errors="coerce", format="mixed")
+        parsed = pd.to_datetime(raw[naive], errors="coerce", format="ISO8601")  # fast path
+        other = parsed.isna()
+        if other.any():
+            parsed[other] = pd.to_datetime(raw[naive][other], errors="coerce", format="mixed")
         local = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
         out[naive] = local.dt.as_unit("ns")
     return out
@@ -186,8 +192,12 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     dt = parse_datetimes(col["datetime"], tz)
     quantity = to_number(col["quantity"])
     price = to_number(col["price"])
-    commission_text = text(col["commission"])
-    commission = to_number(commission_text.where(commission_text != "", "0"))
+    if col["commission"].dtype.kind in "fiu":  # numbers already (IBKR statements)
+        commission = col["commission"].astype(float)
+        commission_text = commission.astype("str")
+    else:
+        commission_text = text(col["commission"])
+        commission = to_number(commission_text.where(commission_text != "", "0"))
     currency = text(col["currency"]).str.upper().replace("", "USD")
     fx_text = text(col["fx_rate"])
     fx_rate = to_number(fx_text.where(fx_text != "", "nan"))
@@ -196,50 +206,68 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     source_text = text(col["fx_source"])
     fx_source = source_text.where(source_text != "", "given").where(fx_given, "none")
     fx_source = fx_source.where(currency != "USD", "USD")
-    multiplier_text = text(col["multiplier"])
-    multiplier = to_number(multiplier_text.where(multiplier_text != "", "1"))
+    multiplier = to_number(col["multiplier"]).fillna(1.0)
     ratio = to_number(col["ratio"])
     trade_id = text(col["trade_id"])
     trade_id = trade_id.where(trade_id != "", source + ":" + stage["line"].astype("str"))
     account = text(col["account"])
     category = text(col["asset_category"]).str.upper().replace("", "STK")
     open_close = text(col["open_close"]).str.upper()
+    action = text(col["action"]).str.lower()
 
     def finite(values: pd.Series) -> pd.Series:
         return pd.Series(np.isfinite(values.to_numpy()), index=values.index)
 
-    reasons: list[tuple[pd.Series, pd.Series | str]] = [
-        (~kind.isin(["trade", "split"]), "unknown kind '" + kind + "' (expected trade or split)"),
+    def quoted(label: str, values: pd.Series):
+        return lambda m: label + " '" + values[m] + "'"
+
+    def not_a_number(label: str, values: pd.Series):
+        if values.dtype.kind in "fiu":
+            return f"{label} is missing or not a number"
+        return lambda m: label + " '" + text(values[m]) + "' is not a number"
+
+    def shown(label: str, values: pd.Series):
+        return lambda m: label + values[m].astype("str")
+
+    # (rows, reason): a reason is text, or a function of the rows' mask giving one per row
+    # (built only for the rows it applies to).
+    reasons: list[tuple[pd.Series, object]] = [
+        (~kind.isin(["trade", "split"]), quoted("unknown kind", kind)),
+        (dt.isna(), quoted("unparseable or out-of-range date", text(col["datetime"]))),
+        (~symbol.str.match(SYMBOL_RE), quoted("unknown symbol format", symbol)),
         (
-            dt.isna(),
-            "unparseable or out-of-range date '" + text(col["datetime"]) + "'",
+            ~is_split & quantity.isna(),
+            not_a_number("quantity", col["quantity"]),
         ),
-        (~symbol.str.match(SYMBOL_RE), "unknown symbol format '" + symbol + "'"),
-        (~is_split & quantity.isna(), "quantity '" + text(col["quantity"]) + "' is not a number"),
         (~is_split & quantity.notna() & ~finite(quantity), "quantity is infinite"),
         (~is_split & (quantity == 0), "zero quantity"),
         (
             finite(quantity) & (quantity.abs() >= MAX_QUANTITY),
-            "absurd quantity " + quantity.astype("str") + " (1e12 units or more)",
+            lambda m: "absurd quantity " + quantity[m].astype("str") + " (1e12 units or more)",
         ),
-        (~is_split & price.isna(), "price '" + text(col["price"]) + "' is not a number"),
+        (
+            ~is_split & price.isna(),
+            not_a_number("price", col["price"]),
+        ),
         (~is_split & price.notna() & ~finite(price), "price is infinite"),
-        (~is_split & (price < 0), "negative price " + price.astype("str")),
-        (commission.isna(), "commission '" + commission_text + "' is not a number"),
+        (~is_split & (price < 0), shown("negative price ", price)),
+        (commission.isna(), lambda m: "commission '" + commission_text[m] + "' is not a number"),
         (commission.notna() & ~finite(commission), "commission is infinite"),
-        (commission < 0, "negative commission " + commission.astype("str")),
+        (commission < 0, shown("negative commission ", commission)),
         (fx_given & ~(finite(fx_rate) & (fx_rate > 0)), "fx_rate must be a positive number"),
         (~(finite(multiplier) & (multiplier > 0)), "multiplier must be a positive number"),
         (
             is_split & ~(finite(ratio) & (ratio > 0)),
             "split ratio must be a positive number of new shares per old share",
         ),
-        (trade_id.duplicated(keep="first"), "duplicate trade_id '" + trade_id + "'"),
+        (trade_id.duplicated(keep="first"), quoted("duplicate trade_id", trade_id)),
     ]
     reason = pd.Series("", index=stage.index, dtype="str")
     for mask, message in reasons:
         mask = mask.fillna(False).astype(bool)
-        piece = message[mask] if isinstance(message, pd.Series) else message
+        if not mask.any():
+            continue
+        piece = message(mask) if callable(message) else message
         reason[mask] = reason[mask].where(reason[mask] == "", reason[mask] + "; ") + piece
     bad = reason != ""
 
@@ -260,6 +288,7 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
             "multiplier": multiplier,
             "open_close": open_close,
             "fx_source": fx_source,
+            "action": action,
         }
     )[~bad].reset_index(drop=True)
     rejects = pd.DataFrame(
@@ -277,3 +306,43 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
 def empty_trades() -> pd.DataFrame:
     """A trades frame with no rows and the normalised dtypes."""
     return finalise(pd.DataFrame({"line": [], "raw": []}), "empty").trades
+
+
+def with_usd_rates(trades: pd.DataFrame, rates: pd.DataFrame) -> pd.DataFrame:
+    """`trades` with the USD rates the source did not give filled in from `rates` (columns
+    date, currency, usd_per_unit): for each trade without a rate, that currency's rate on the
+    trade date or the latest before it (`fx_source` "given"). Rates the source gave stay."""
+    missing = {"date", "currency", "usd_per_unit"} - set(rates.columns)
+    if missing:
+        raise ValueError(
+            f"the rates table lacks {', '.join(sorted(missing))}; give date,currency,usd_per_unit."
+        )
+    out = trades.copy()
+    need = out["fx_rate"].isna()
+    if not need.any():
+        return out
+    table = pd.DataFrame(
+        {
+            "day": pd.to_datetime(rates["date"]).astype("datetime64[ns]"),
+            "currency": rates["currency"].astype(str).str.upper(),
+            "rate": pd.to_numeric(rates["usd_per_unit"], errors="coerce"),
+        }
+    ).dropna()
+    table = table[table["rate"] > 0].sort_values("day")
+    wanted = pd.DataFrame(
+        {
+            "day": out.loc[need, "datetime"]
+            .dt.tz_localize(None)
+            .dt.normalize()
+            .astype("datetime64[ns]"),
+            "currency": out.loc[need, "currency"],
+            "row": np.flatnonzero(need.to_numpy()),
+        }
+    ).sort_values("day")
+    found = pd.merge_asof(wanted, table, on="day", by="currency", direction="backward")
+    found = found.dropna(subset=["rate"])
+    rows = found["row"].to_numpy()
+    out.iloc[rows, out.columns.get_loc("fx_rate")] = found["rate"].to_numpy()
+    if "fx_source" in out:
+        out.iloc[rows, out.columns.get_loc("fx_source")] = "given"
+    return out
