@@ -24,7 +24,7 @@ from ib_async import LimitOrder, MarketOrder, Order, StopLimitOrder, StopOrder
 from . import frames
 from .errors import OrderRejected
 from .gates import session_denial
-from .ledger import now_utc
+from .ledger import OPENING, now_utc
 from .risk import check_orders, order_value_problem
 
 if TYPE_CHECKING:
@@ -664,7 +664,7 @@ def _unexplained_positions(session: Session, ledger) -> pd.DataFrame:
             "price": gap["average_cost"].to_numpy(),
             "currency": gap["currency"].to_numpy(),
             "time": stamp,
-            "source": "opening",
+            "source": OPENING,
             "flag": "opening lot at IBKR's average cost: the ledger has no fills for this position",
         }
     )

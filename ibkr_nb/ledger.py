@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from .config import load_settings
+from .decisions import DECISION_COLUMNS
 from .tax.importers import load_trades
 from .tax.lots import LotResult, match_lots
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE decisions (
@@ -59,6 +60,14 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE commissions (
         exec_id VARCHAR PRIMARY KEY, commission DOUBLE, realized_pnl DOUBLE, currency VARCHAR);
     """,
+    # statements bring other currencies, options and splits: keep them as the tax engine reads them
+    2: """
+    ALTER TABLE fills ADD COLUMN fx_rate DOUBLE DEFAULT 1;
+    ALTER TABLE fills ADD COLUMN kind VARCHAR DEFAULT 'trade';
+    ALTER TABLE fills ADD COLUMN ratio DOUBLE;
+    ALTER TABLE fills ADD COLUMN asset_category VARCHAR DEFAULT 'STK';
+    ALTER TABLE fills ADD COLUMN multiplier DOUBLE DEFAULT 1;
+    """,
 }
 FILL_COLUMNS = [
     "exec_id",
@@ -75,7 +84,15 @@ FILL_COLUMNS = [
     "time",
     "source",
     "flag",
+    "fx_rate",
+    "kind",
+    "ratio",
+    "asset_category",
+    "multiplier",
 ]
+"""``price`` per unit and ``currency`` of the trade; ``fx_rate`` USD per unit of it; ``kind``
+"trade" or "split" (``ratio`` new per old share); ``multiplier`` 100 for US equity options."""
+FILL_DEFAULTS = {"fx_rate": 1.0, "kind": "trade", "asset_category": "STK", "multiplier": 1.0}
 INTENT_COLUMNS = [
     "order_ref",
     "decision_id",
@@ -97,17 +114,6 @@ INTENT_COLUMNS = [
     "reason",
     "created_at",
     "transmitted_at",
-]
-DECISION_TABLE_COLUMNS = [
-    "decision_id",
-    "ticker",
-    "decision",
-    "confidence",
-    "current_price",
-    "stop_loss",
-    "take_profit",
-    "reasoning",
-    "created_at",
 ]
 OPENING = "opening"  # source of a lot the ledger could not explain, booked at IBKR's average cost
 _LOCKED = re.compile(r"lock|being used by another process|Conflicting", re.IGNORECASE)
@@ -143,8 +149,8 @@ class Ledger:
     @contextlib.contextmanager
     def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits (bounded) while another process holds the file."""
-        if read_only and not self.path.exists():
-            read_only = False  # create it (with the schema) on first use
+        if not self._migrated:
+            read_only = False  # the first use creates or migrates the schema
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
@@ -169,29 +175,21 @@ class Ledger:
                 delay = min(delay * 2, 0.25)
         try:
             if not self._migrated:
-                self._migrate(con, read_only)
+                self._migrate(con)
             yield con
         finally:
             con.close()
 
-    def _migrate(self, con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
-        if not read_only:
-            _run(con, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchall()[0][0]
-        version = (
-            con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] if exists else 0
-        )
-        version = version or 0
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Create the schema, or bring an older one up to SCHEMA_VERSION, in one transaction."""
+        _run(con, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+        version = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
         if version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"The ledger {self.path} has schema version {version}, newer than this ibkr-nb "
                 f"({SCHEMA_VERSION}); upgrade ibkr-nb."
             )
         if version < SCHEMA_VERSION:
-            if read_only:
-                return  # a writer will migrate it
             _run(con, "BEGIN TRANSACTION")
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 _run(con, MIGRATIONS[step])
@@ -223,7 +221,7 @@ class Ledger:
 
     def record_decisions(self, decisions: pd.DataFrame) -> int:
         """Store validated decisions (first write of an id wins); returns rows added."""
-        frame = decisions.reindex(columns=DECISION_TABLE_COLUMNS).copy()
+        frame = decisions.reindex(columns=DECISION_COLUMNS).copy()
         frame["recorded_at"] = now_utc()
         return self._insert_new("decisions", frame, "decision_id")
 
@@ -318,6 +316,9 @@ class Ledger:
         frame["time"] = pd.to_datetime(frame["time"], utc=True)
         frame["source"] = frame["source"].astype(object).fillna("session")
         frame["flag"] = frame["flag"].astype(object).fillna("")
+        for name, default in FILL_DEFAULTS.items():
+            frame[name] = frame[name].astype(object if isinstance(default, str) else float)
+            frame[name] = frame[name].fillna(default)
         frame["recorded_at"] = now_utc()
         with self._transaction() as con:
             added = self._insert_new_in(con, "fills", frame, "exec_id")
@@ -351,7 +352,7 @@ class Ledger:
         before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         _run(
             con,
-            f"INSERT INTO {table} SELECT * FROM new_rows "
+            f"INSERT INTO {table} BY NAME SELECT * FROM new_rows "
             f"WHERE {key} NOT IN (SELECT {key} FROM {table})",
         )
         con.unregister("new_rows")
@@ -384,7 +385,8 @@ class Ledger:
             """
             SELECT f.exec_id, f.order_ref, f.order_id, f.perm_id, f.account, f.symbol, f.con_id,
                    f.quantity, f.price, c.commission, c.realized_pnl, f.currency, f.exchange,
-                   f.time, f.source, f.flag, i.decision_id, d.confidence, d.reasoning,
+                   f.time, f.source, f.flag, f.fx_rate, f.kind, f.ratio, f.asset_category,
+                   f.multiplier, i.decision_id, d.confidence, d.reasoning,
                    coalesce(sum(f.quantity) OVER (
                        PARTITION BY f.account, f.symbol ORDER BY f.time, f.exec_id
                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS position_before
@@ -397,11 +399,11 @@ class Ledger:
         )
 
     def positions(self) -> pd.DataFrame:
-        """Net quantity per account and symbol according to the ledger's fills."""
-        return self._query(
-            "SELECT account, symbol, sum(quantity) AS quantity FROM fills "
-            "GROUP BY account, symbol HAVING abs(sum(quantity)) > 1e-9 ORDER BY account, symbol"
-        )
+        """Net quantity per account and symbol according to the ledger's lots (splits included)."""
+        lots = self.lots(wash_sales=False).open_lots
+        held = lots.groupby(["account", "symbol"], as_index=False)["quantity"].sum()
+        held = held[held["quantity"].abs() > 1e-9]
+        return held.sort_values(["account", "symbol"], ignore_index=True)
 
     def known_refs(self, refs) -> pd.DataFrame:
         """Intents among ``refs`` with their status and order id (the idempotency check)."""
@@ -438,14 +440,12 @@ class Ledger:
             trades = con.execute(
                 """
                 SELECT f.exec_id AS trade_id, f.account, f.symbol, f.time AS datetime,
-                       f.quantity, f.price, coalesce(c.commission, 0) AS commission, f.currency
+                       f.quantity, f.price, coalesce(c.commission, 0) AS commission, f.currency,
+                       f.fx_rate, f.kind, f.ratio, f.asset_category, f.multiplier
                 FROM fills f LEFT JOIN commissions c USING (exec_id)
                 ORDER BY f.time, f.exec_id
                 """
             ).df()
-        trades["fx_rate"] = 1.0
-        trades["kind"] = "trade"
-        trades["ratio"] = np.nan
         result = match_lots(trades, method=method, wash_sales=wash_sales)
         self._lots = (key, result)
         return result
@@ -472,71 +472,44 @@ class Ledger:
 
     def import_statement(self, path: str | Path) -> dict:
         """Book an IBKR Flex XML / Activity CSV statement into the fills, deduplicated by IBKR's
-        trade id. Lots that the statement's closed-lot detail shows were bought before its
-        first trade are booked as flagged opening fills. Returns counts and the rejects."""
+        trade id, in the trade's currency with the statement's USD rate. Lots the statement's
+        closed-lot detail shows were bought before its first trade become flagged opening fills;
+        a sale it cannot explain is left out and listed (never booked as a short). Returns
+        ``fills_added``, ``fills_in_statement``, ``opening_lots``, ``unexplained``, ``rejects``."""
         result = load_trades(path)
         trades = result.trades
+        opening = set(result.opening_lots["trade_id"].astype(str))
+        trade_id = trades["trade_id"].astype(str)
         fills = pd.DataFrame(
             {
-                "exec_id": trades["trade_id"].astype(str),
+                "exec_id": trade_id,
                 "account": trades["account"],
                 "symbol": trades["symbol"],
                 "quantity": trades["quantity"].astype(float),
-                "price": trades["price"].astype(float) * trades["fx_rate"].astype(float),
-                "currency": "USD",
+                "price": trades["price"].astype(float),
+                "currency": trades["currency"],
                 "time": trades["datetime"],
                 "source": f"statement:{Path(path).name}",
-                "flag": "",
+                "flag": np.where(
+                    trade_id.isin(opening), "opening lot from the statement's closed-lot detail", ""
+                ),
+                **{c: trades[c] for c in FILL_DEFAULTS if c in trades},
+                "ratio": trades["ratio"],
             }
         )
         commissions = pd.DataFrame(
             {
-                "exec_id": fills["exec_id"],
-                "commission": (
-                    trades["commission"].astype(float) * trades["fx_rate"].astype(float)
-                ).abs(),
+                "exec_id": trade_id,
+                "commission": trades["commission"].astype(float).abs(),
                 "realized_pnl": np.nan,
-                "currency": "USD",
+                "currency": trades["currency"],
             }
         )
-        opening = _opening_fills(result.ibkr_closed_lots, fills, Path(path).name)
-        added = self.record_fills(pd.concat([opening, fills], ignore_index=True), commissions)
+        added = self.record_fills(fills, commissions)
         return {
             "fills_added": added,
-            "fills_in_statement": len(fills),
+            "fills_in_statement": len(fills) - len(opening),
             "opening_lots": len(opening),
+            "unexplained": result.unexplained,
             "rejects": result.rejects,
         }
-
-
-def _opening_fills(closed_lots: pd.DataFrame, fills: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Flagged opening fills for closed lots acquired on a day before the statement's first
-    trade of that symbol (positions bought before the history starts). A lot closed by a sale
-    is long, one closed by a purchase short. Lots carry only their date, so a lot of the same
-    day as the first trade is taken to be that trade (never a phantom position)."""
-    if len(closed_lots) == 0:
-        return pd.DataFrame(columns=FILL_COLUMNS)
-    days = pd.to_datetime(fills["time"]).dt.tz_convert("America/New_York").dt.tz_localize(None)
-    first = days.dt.normalize().groupby(fills["symbol"]).min()
-    lots = closed_lots.copy()
-    acquired = pd.to_datetime(lots["date_acquired"])
-    lots = lots[(acquired < lots["symbol"].map(first)).fillna(False).to_numpy()]
-    closing = lots["trade_id"].astype(str).map(fills.set_index("exec_id")["quantity"])
-    quantity = lots["quantity"].astype(float).abs()
-    acquired = pd.to_datetime(lots["date_acquired"]).dt.tz_localize("America/New_York")
-    return pd.DataFrame(
-        {
-            "exec_id": "lot:"
-            + lots["trade_id"].astype(str)
-            + ":"
-            + lots["date_acquired"].astype(str),
-            "account": lots["account"],
-            "symbol": lots["symbol"],
-            "quantity": quantity * np.where(closing > 0, -1.0, 1.0),
-            "price": lots["cost_basis"].astype(float).abs() / quantity,
-            "currency": "USD",
-            "time": acquired.dt.tz_convert("UTC"),
-            "source": f"statement:{source}",
-            "flag": "opening lot from the statement's closed-lot detail",
-        }
-    )

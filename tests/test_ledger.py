@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ibkr_nb import Ledger, LedgerBusy
-from ibkr_nb.ledger import SCHEMA_VERSION
+from ibkr_nb.ledger import MIGRATIONS, SCHEMA_VERSION
 
 SAMPLES = Path(__file__).parents[1] / "data" / "samples"
 
@@ -135,11 +135,33 @@ def test_import_statement_twice_books_each_trade_once():
     assert booked["commission"].notna().all() and (booked["commission"] >= 0).all()
     # the statement nets to 20 SAP and 1.25 VOO: no phantom lots from its closed-lot detail
     assert first["opening_lots"] == 0
-    assert ledger.positions().set_index("symbol")["quantity"].to_dict() == {"SAP": 20, "VOO": 1.25}
-    assert ledger.open_lots().groupby("symbol")["quantity"].sum().to_dict() == {
-        "SAP": 20,
-        "VOO": 1.25,
-    }
+    held = ledger.positions().set_index("symbol")["quantity"].to_dict()
+    assert held == {"SAP": 20, "VOO": 1.25, "AAPL  240119C00190000": 1.0}  # the call is kept
+    assert ledger.open_lots().groupby("symbol")["quantity"].sum().to_dict() == held
+    # SAP is a EUR trade: the ledger keeps its currency and rate, the lot's basis is in USD
+    sap = booked[booked.symbol == "SAP"].iloc[0]
+    assert (sap.currency, sap.fx_rate) == ("EUR", pytest.approx(1.0975))
+    sap_lot = ledger.open_lots().query("symbol == 'SAP'").iloc[0]
+    assert sap_lot.cost_basis == pytest.approx((20 * sap.price + sap.commission) * 1.0975)
+
+
+def test_a_version_1_ledger_is_migrated_in_place(tmp_path):
+    """A ledger written by the first schema gains the instrument and currency columns, and its
+    fills read back with their defaults."""
+    path = tmp_path / "v1.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE schema_version (version INTEGER)")
+        con.execute(MIGRATIONS[1])
+        con.execute("INSERT INTO schema_version VALUES (1)")
+        con.execute(
+            "INSERT INTO fills VALUES ('e1', 'r1', 1, 1, 'DU1', 'AAPL', 1, 10, 100, 'USD', "
+            "'SMART', TIMESTAMPTZ '2026-01-05 15:00:00+00', 'session', '', now())"
+        )
+    ledger = Ledger(path)
+    assert ledger.schema_version == SCHEMA_VERSION
+    fill = ledger.fills().iloc[0]
+    assert (fill.fx_rate, fill.kind, fill.asset_category, fill.multiplier) == (1, "trade", "STK", 1)
+    assert ledger.open_lots().quantity.tolist() == [10]
 
 
 def test_import_books_lots_bought_before_the_history_as_flagged_openings(tmp_path):
