@@ -15,7 +15,9 @@ the file, does its work in one transaction and closes it, retrying on a lock for
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,7 +31,7 @@ from .config import load_settings
 from .tax.importers import load_trades
 from .tax.lots import LotResult, match_lots
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE decisions (
@@ -59,6 +61,9 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE commissions (
         exec_id VARCHAR PRIMARY KEY, commission DOUBLE, realized_pnl DOUBLE, currency VARCHAR);
     """,
+    # the process that is sending an intent (host:pid), so that two notebooks running the same
+    # decisions at once send each order once
+    2: "ALTER TABLE intents ADD COLUMN owner VARCHAR;",
 }
 FILL_COLUMNS = [
     "exec_id",
@@ -97,6 +102,7 @@ INTENT_COLUMNS = [
     "reason",
     "created_at",
     "transmitted_at",
+    "owner",
 ]
 DECISION_TABLE_COLUMNS = [
     "decision_id",
@@ -126,6 +132,32 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def process_owner() -> str:
+    """This process as an intent's owner: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process that owns an intent still runs. Unknown owners (none recorded, or
+    on another host) count as gone only when none is recorded: another host's kernel is
+    assumed alive, since it cannot be checked from here."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed kernel nobody has reaped yet is a zombie: gone as well
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class Ledger:
     """The DuckDB ledger at ``path`` (default ``IBKR_NB_DB``); getters return DataFrames."""
 
@@ -143,8 +175,8 @@ class Ledger:
     @contextlib.contextmanager
     def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits (bounded) while another process holds the file."""
-        if read_only and not self.path.exists():
-            read_only = False  # create it (with the schema) on first use
+        if read_only and not self._migrated:
+            read_only = False  # first use: create the file or bring its schema up to date
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
@@ -169,29 +201,21 @@ class Ledger:
                 delay = min(delay * 2, 0.25)
         try:
             if not self._migrated:
-                self._migrate(con, read_only)
+                self._migrate(con)
             yield con
         finally:
             con.close()
 
-    def _migrate(self, con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
-        if not read_only:
-            _run(con, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchall()[0][0]
-        version = (
-            con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] if exists else 0
-        )
-        version = version or 0
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Bring the file's schema up to SCHEMA_VERSION (a read-write connection)."""
+        _run(con, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+        version = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
         if version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"The ledger {self.path} has schema version {version}, newer than this ibkr-nb "
                 f"({SCHEMA_VERSION}); upgrade ibkr-nb."
             )
         if version < SCHEMA_VERSION:
-            if read_only:
-                return  # a writer will migrate it
             _run(con, "BEGIN TRANSACTION")
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 _run(con, MIGRATIONS[step])
@@ -227,14 +251,37 @@ class Ledger:
         frame["recorded_at"] = now_utc()
         return self._insert_new("decisions", frame, "decision_id")
 
-    def record_intents(self, intents: pd.DataFrame) -> int:
-        """Write order intents *before* transmission (status ``pending``); an ``order_ref``
-        already present is left as it is. Returns rows added."""
+    def record_intents(self, intents: pd.DataFrame) -> list[str]:
+        """Write order intents *before* transmission and claim them for this process, in one
+        transaction; returns the ``order_ref`` values this process may transmit.
+
+        A new intent is written ``pending``, owned by this process. One already present is
+        claimed only while it is ``pending`` or ``transmitted`` (not acknowledged by the
+        broker) and its owner is this process or one that no longer runs (a crashed kernel);
+        an intent that another live process is sending is left to it, so two notebooks
+        running the same decisions at once send each order once.
+        """
+        me = process_owner()
         frame = intents.reindex(columns=INTENT_COLUMNS).copy()
         frame["status"] = frame["status"].astype(object).fillna("pending")
         created = pd.to_datetime(frame["created_at"], utc=True).astype("datetime64[us, UTC]")
         frame["created_at"] = created.where(created.notna(), pd.Timestamp(now_utc()))
-        return self._insert_new("intents", frame, "order_ref")
+        frame["owner"] = me
+        refs = frame["order_ref"].astype(str).tolist()
+        with self._transaction() as con:
+            self._insert_new_in(con, "intents", frame, "order_ref")
+            rows = con.execute(
+                "SELECT order_ref, owner FROM intents WHERE status IN ('pending', 'transmitted') "
+                "AND order_ref IN (SELECT unnest(?::VARCHAR[]))",
+                [refs],
+            ).fetchall()
+            claimed = [ref for ref, owner in rows if owner == me or not owner_alive(owner)]
+            _run(
+                con,
+                "UPDATE intents SET owner = ? WHERE order_ref IN (SELECT unnest(?::VARCHAR[]))",
+                [me, claimed],
+            )
+        return [ref for ref in refs if ref in set(claimed)]
 
     def mark_intent(self, order_ref, status: str, **values) -> None:
         """Set the status (transmitted, acknowledged, rejected, ...) of one intent or many, in

@@ -450,3 +450,40 @@ def test_two_processes_on_one_ledger_both_succeed(own_gateway, tmp_path):
         assert set(PARENT_REFS) <= set(ledger.intents()["order_ref"])
     finally:
         broker.close()
+
+
+def test_two_processes_running_the_same_decisions_at_once_send_each_order_once(
+    own_gateway, tmp_path
+):
+    path = tmp_path / "decisions.json"
+    path.write_text(json.dumps(DECISIONS))
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(CRASH_CLIENT),
+                str(own_gateway.port),
+                str(61 + n),
+                str(path),
+                "none",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
+    outputs = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+        outputs.append(out)
+    broker = Broker(own_gateway)
+    try:
+        assert_each_order_once(broker, [*PARENT_REFS, "ai-aapl:stop", "ai-aapl:target"])
+        assert_every_fill_once_in_the_ledger(broker, ibkr_nb.Ledger())
+        for ref in PARENT_REFS:  # one process filled it, the other left it alone
+            lines = [line for out in outputs for line in out.splitlines() if f" {ref} " in line]
+            assert sum("Filled" in line for line in lines) == 1, lines
+    finally:
+        broker.close()

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ibkr_nb import Ledger, LedgerBusy
-from ibkr_nb.ledger import SCHEMA_VERSION
+from ibkr_nb.ledger import MIGRATIONS, SCHEMA_VERSION, owner_alive, process_owner
 
 SAMPLES = Path(__file__).parents[1] / "data" / "samples"
 
@@ -63,6 +63,20 @@ def test_migrates_an_old_file_once_and_keeps_its_data(tmp_path):
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM schema_version").fetchall()[0][0] == SCHEMA_VERSION
         assert con.execute("SELECT * FROM notes").fetchall() == [("keep me",)]
+
+
+def test_migrates_a_version_1_ledger_and_keeps_its_intents(tmp_path):
+    path = tmp_path / "v1.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(MIGRATIONS[1])
+        con.execute("CREATE TABLE schema_version (version INTEGER)")
+        con.execute("INSERT INTO schema_version VALUES (1)")
+        con.execute("INSERT INTO intents (order_ref, status) VALUES ('old-1', 'pending')")
+    ledger = Ledger(path)
+    assert ledger.schema_version == 2
+    intents = ledger.intents()
+    assert intents["order_ref"].tolist() == ["old-1"] and intents["owner"].isna().all()
+    assert ledger.record_intents(pd.DataFrame({"order_ref": ["old-1"]})) == ["old-1"]
 
 
 def test_a_newer_schema_asks_for_an_upgrade(tmp_path):
@@ -219,3 +233,29 @@ def test_two_processes_writing_at_once_lose_nothing(private_ledger):
         assert w.returncode == 0 and out.strip() == "done", err[-2000:]
     got = Ledger().fills()
     assert len(got) == 4 + 2 * 25 * 20 and got["exec_id"].is_unique
+
+
+def intent(ref: str) -> pd.DataFrame:
+    return pd.DataFrame({"order_ref": [ref], "symbol": ["XYZ"], "quantity": [1.0]})
+
+
+def test_intents_are_claimed_by_one_live_process(private_ledger):
+    ledger = Ledger()
+    assert ledger.record_intents(intent("k1")) == ["k1"]
+    assert ledger.record_intents(intent("k1")) == ["k1"]  # this process again: still ours
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        other = f"{process_owner().rpartition(':')[0]}:{sleeper.pid}"
+        assert owner_alive(other)
+        with duckdb.connect(str(private_ledger)) as con:
+            con.execute("UPDATE intents SET owner = ? WHERE order_ref = 'k1'", [other])
+        assert ledger.record_intents(intent("k1")) == []  # a live notebook is sending it
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not owner_alive(other)
+    assert ledger.record_intents(intent("k1")) == ["k1"]  # its kernel died: taken over
+    ledger.mark_intent("k1", "acknowledged", order_id=7)
+    assert ledger.record_intents(intent("k1")) == []  # the broker has it: never again
+    assert ledger.intents().set_index("order_ref").loc["k1", "order_id"] == 7
+    assert owner_alive("another-host:1") and not owner_alive(None)
