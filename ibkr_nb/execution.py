@@ -594,6 +594,7 @@ def place_spec(session: Session, spec: OrderSpec, *, allow_live: bool, wait: flo
                     "quantity": spec.quantity,
                     "limit_price": spec.limit_price if spec.limit_price is not None else math.nan,
                     "stop_loss": spec.stop_loss if spec.stop_loss is not None else math.nan,
+                    "take_profit": spec.take_profit if spec.take_profit is not None else math.nan,
                 }
             ]
         ),

@@ -584,7 +584,8 @@ def check_orders(
 ) -> pd.DataFrame:
     """The plan's limits applied to orders as given (manual orders, widget tickets).
 
-    ``orders``: ``symbol``, signed ``quantity``, optional ``limit_price``, ``stop_loss``.
+    ``orders``: ``symbol``, signed ``quantity``, optional ``limit_price``, ``stop_loss``,
+    ``take_profit`` (checked against the limit price, else the quote).
     Returns ``orders`` with ``reference_price``, ``notional``, ``pct_nav``, ``rule`` and
     ``reason`` (empty where every limit passes). An order that only shrinks a position passes
     the exposure limits; the per-order caps and the trading state apply to every order.
@@ -617,6 +618,17 @@ def check_orders(
         reason[new] = text[new] if isinstance(text, np.ndarray) else text
 
     deny(~(np.isfinite(ref) & (ref > 0)), "PRICE", "PRICE: no limit price and no quote to check")
+    target = o["take_profit"].astype(float).to_numpy() if "take_profit" in o else np.full(n, np.nan)
+    deny(
+        np.isfinite(stop) & (side * (ref - stop) <= 0),
+        "STOP_LOSS",
+        "STOP_LOSS: the stop loss is on the wrong side of the price; it would trigger at once",
+    )
+    deny(
+        np.isfinite(target) & (side * (target - ref) <= 0),
+        "TAKE_PROFIT",
+        "TAKE_PROFIT: the take profit is on the wrong side of the price; it would fill at once",
+    )
     if limits.trading_state == TradingState.HALTED:
         deny(np.ones(n, bool), "TRADING_STATE", "TRADING_STATE: HALTED, no new orders")
     if limits.trading_state == TradingState.REDUCING:

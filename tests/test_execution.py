@@ -272,6 +272,13 @@ def test_manual_orders_are_held_to_the_risk_limits(gateway, private_ledger):
         with pytest.raises(OrderRejected) as info:
             s.place_order("AAPL", 1, 250.0)
         assert info.value.rule == "MAX_SLIPPAGE_PCT"
+        for legs, rule in [
+            ({"stop_loss": 250.0}, "STOP_LOSS"),  # a market buy stopped out at once
+            ({"take_profit": 150.0}, "TAKE_PROFIT"),
+        ]:
+            with pytest.raises(OrderRejected) as info:
+                s.place_order("AAPL", 10, **legs)
+            assert info.value.rule == rule
         assert len(s.ledger.intents()) == intents and len(s.executions()) == executions
 
 

@@ -273,22 +273,31 @@ QUOTE = pd.DataFrame({"symbol": ["XYZ"], "last": [100.0]})
 
 
 @pytest.mark.parametrize(
-    ("quantity", "limit", "held", "limits", "rule"),
+    ("quantity", "limit", "held", "limits", "rule", "legs"),
     [
-        (200, np.nan, 0, replace(LIMITS, max_order_notional=1e6), "MAX_POSITION_PCT"),
-        (50, np.nan, 0, LIMITS, ""),
-        (-200, np.nan, 200, LIMITS, ""),  # shrinks a position: the exposure caps do not apply
-        (600, np.nan, 0, replace(LIMITS, max_position_pct=1.0), "MAX_ORDER_NOTIONAL"),
-        (-600, np.nan, 600, LIMITS, "MAX_ORDER_NOTIONAL"),  # a sale too is one order
-        (10, 105.0, 0, LIMITS, "MAX_SLIPPAGE_PCT"),
-        (-10, np.nan, 0, replace(LIMITS, allow_short=False), "ALLOW_SHORT"),
-        (10, np.nan, 0, replace(LIMITS, trading_state=TradingState.HALTED), "TRADING_STATE"),
-        (10, np.nan, 0, replace(LIMITS, trading_state=TradingState.REDUCING), "TRADING_STATE"),
-        (-10, np.nan, 40, replace(LIMITS, trading_state=TradingState.REDUCING), ""),
+        (200, np.nan, 0, replace(LIMITS, max_order_notional=1e6), "MAX_POSITION_PCT", {}),
+        (50, np.nan, 0, LIMITS, "", {}),
+        (-200, np.nan, 200, LIMITS, "", {}),  # shrinks a position: the exposure caps do not apply
+        (600, np.nan, 0, replace(LIMITS, max_position_pct=1.0), "MAX_ORDER_NOTIONAL", {}),
+        (-600, np.nan, 600, LIMITS, "MAX_ORDER_NOTIONAL", {}),  # a sale too is one order
+        (10, 105.0, 0, LIMITS, "MAX_SLIPPAGE_PCT", {}),
+        (-10, np.nan, 0, replace(LIMITS, allow_short=False), "ALLOW_SHORT", {}),
+        (10, np.nan, 0, replace(LIMITS, trading_state=TradingState.HALTED), "TRADING_STATE", {}),
+        (10, np.nan, 0, replace(LIMITS, trading_state=TradingState.REDUCING), "TRADING_STATE", {}),
+        (-10, np.nan, 40, replace(LIMITS, trading_state=TradingState.REDUCING), "", {}),
+        (10, np.nan, 0, LIMITS, "STOP_LOSS", {"stop_loss": 101.0}),  # a market buy: the quote
+        (-10, np.nan, 40, LIMITS, "STOP_LOSS", {"stop_loss": 99.0}),
+        (10, 100.5, 0, LIMITS, "TAKE_PROFIT", {"take_profit": 100.0}),
+        (-10, np.nan, 40, LIMITS, "TAKE_PROFIT", {"take_profit": 101.0}),
+        (10, np.nan, 0, LIMITS, "", {"stop_loss": 95.0, "take_profit": 110.0}),
     ],
 )
-def test_check_orders_applies_the_limits_to_manual_orders(quantity, limit, held, limits, rule):
-    orders = pd.DataFrame({"symbol": ["XYZ"], "quantity": [quantity], "limit_price": [limit]})
+def test_check_orders_applies_the_limits_to_manual_orders(
+    quantity, limit, held, limits, rule, legs
+):
+    orders = pd.DataFrame(
+        {"symbol": ["XYZ"], "quantity": [quantity], "limit_price": [limit], **legs}
+    )
     positions = pd.DataFrame({"symbol": ["XYZ"], "quantity": [float(held)]})
     row = check_orders(orders, positions, ACCOUNT, limits, quotes=QUOTE).iloc[0]
     assert row["rule"] == rule
