@@ -223,6 +223,20 @@ def test_a_ticker_the_broker_does_not_know_is_a_rejected_row(gateway, private_le
         assert list(result.loc[["ai-ko", "ai-xom"], "status"]) == ["Filled", "Filled"]
 
 
+def test_trailing_stop_legs_reach_the_gateway(gateway, session, broker):
+    rows = session.place_order("KO", 10, 61.8, stop_loss=60.0, trail="2%", order_ref="tr")
+    assert rows["order_ref"].tolist() == ["tr", "tr:stop"]
+    plan = session.plan(decisions().iloc[[0]], trail_percent=3.0)
+    assert plan["trail_percent"].iloc[0] == 3.0
+    session.execute(plan, dry_run=False)
+    trades = broker.ib.reqAllOpenOrders()
+    legs = {t.order.orderRef: t.order for t in trades}
+    assert (legs["tr:stop"].orderType, legs["tr:stop"].trailingPercent) == ("TRAIL", 2.0)
+    assert (legs["ai-aapl:stop"].orderType, legs["ai-aapl:stop"].trailingPercent) == ("TRAIL", 3.0)
+    assert legs["ai-aapl:target"].orderType == "LMT"
+    assert_each_order_once(broker, ["tr", "tr:stop", "ai-aapl", "ai-aapl:stop", "ai-aapl:target"])
+
+
 def test_gateway_rejection_is_a_rejected_row_and_an_error(gateway, session):
     gateway.reject_next_order("Simulated margin call")
     plan = session.plan(decisions().iloc[[1, 3]])
