@@ -237,6 +237,28 @@ def test_trailing_stop_legs_reach_the_gateway(gateway, session, broker):
     assert_each_order_once(broker, ["tr", "tr:stop", "ai-aapl", "ai-aapl:stop", "ai-aapl:target"])
 
 
+def test_results_say_when_an_order_waits_for_the_open_or_keeps_working(private_ledger):
+    night = CLOCK.replace(hour=3)  # 22:00 in New York the evening before: market closed
+    with (
+        PaperGateway(port=0, seed=SEED, clock_start=night, fixed_clock=True) as gw,
+        ibkr_nb.connect(port=gw.port, client_id=40) as s,
+    ):
+        plan = s.plan(decisions().iloc[[1]])
+        result = s.execute(plan, dry_run=False, wait=0.5)
+        assert result["status"].iloc[0] == "PreSubmitted"
+        assert result["reason"].iloc[0] == "waiting for the market to open"
+    with (
+        PaperGateway(port=0, seed=SEED, clock_start=CLOCK, fixed_clock=True) as gw,
+        ibkr_nb.connect(port=gw.port, client_id=40) as s,
+    ):
+        plan = s.plan(decisions().iloc[[3]])  # the same ledger: ai-ko was sent above
+        plan.loc[0, "limit_price"] = round(plan.loc[0, "reference_price"] * 0.99, 2)  # rests
+        result = s.execute(plan, dry_run=False, wait=0.5)
+        assert result["status"].iloc[0] == "Submitted"
+        assert result["reason"].iloc[0] == "working after 0.5 s"
+        assert result["filled"].iloc[0] == 0 and result["remaining"].iloc[0] == plan["quantity"][0]
+
+
 def test_gateway_rejection_is_a_rejected_row_and_an_error(gateway, session):
     gateway.reject_next_order("Simulated margin call")
     plan = session.plan(decisions().iloc[[1, 3]])
