@@ -259,6 +259,36 @@ def test_results_say_when_an_order_waits_for_the_open_or_keeps_working(private_l
         assert result["filled"].iloc[0] == 0 and result["remaining"].iloc[0] == plan["quantity"][0]
 
 
+def test_partial_fills_are_reported_and_reconcile_books_the_rest(gateway, private_ledger, broker):
+    big = {**DECISIONS[1], "confidence": 100}
+    limits = {
+        "max_position_size": 5e5,
+        "max_position_pct": 1.0,
+        "max_order_notional": 1e6,
+        "max_batch_notional": 1e6,
+    }
+    with ibkr_nb.connect(port=gateway.port, client_id=42, **limits) as s:
+        plan = s.plan(pd.DataFrame([big]))
+        quantity = plan["quantity"].iloc[0]
+        result = s.execute(plan, dry_run=False, wait=0.5).iloc[0]
+        assert 0 < result["filled"] < quantity, result
+        assert result["remaining"] == quantity - result["filled"]
+        assert result["status"] == "Submitted" and result["reason"] == "working after 0.5 s"
+        for _ in range(200):
+            gateway.advance_clock(5)
+            if broker.executions()["quantity"].sum() >= quantity:
+                break
+        assert broker.executions()["quantity"].sum() == quantity
+        s.reconcile()
+        fills = s.ledger.fills()
+        mine = fills[fills["order_ref"] == "ai-ko"]
+        assert mine["quantity"].sum() == quantity and len(mine) > 1
+        assert (mine["decision_id"] == "ai-ko").all() and mine["commission"].notna().all()
+        assert_every_fill_once_in_the_ledger(broker, s.ledger)
+        s.reconcile()
+        assert len(s.ledger.fills()) == len(fills)
+
+
 def test_gateway_rejection_is_a_rejected_row_and_an_error(gateway, session):
     gateway.reject_next_order("Simulated margin call")
     plan = session.plan(decisions().iloc[[1, 3]])
