@@ -5,7 +5,6 @@ two processes on one ledger). In each: no fill lost, no order duplicated."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -432,14 +431,20 @@ def test_dropped_again_while_resending_then_run_again(gateway, session):
     broker.close()
 
 
-def run_client(port: int, client_id: int, decisions_file: Path, moment: str, env=None):
-    return subprocess.run(
+def start_client(port: int, client_id: int, decisions_file: Path, moment: str = "none"):
+    """A kernel in a subprocess (tests/crash_client.py) on this test's ledger."""
+    return subprocess.Popen(
         [sys.executable, str(CRASH_CLIENT), str(port), str(client_id), str(decisions_file), moment],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        env=env or os.environ.copy(),
     )
+
+
+def finish(process) -> str:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode in (0, -9), err[-2000:]
+    return out
 
 
 @pytest.fixture
@@ -466,8 +471,9 @@ MOMENTS = [
 def test_a_killed_kernel_then_reconcile_and_rerun(own_gateway, tmp_path, moment):
     decisions_file = tmp_path / "decisions.json"
     decisions_file.write_text(json.dumps(DECISIONS))
-    crashed = run_client(own_gateway.port, 41, decisions_file, moment)
-    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    crashed = start_client(own_gateway.port, 41, decisions_file, moment)
+    finish(crashed)
+    assert crashed.returncode == -9
     broker = Broker(own_gateway)
     try:
         with ibkr_nb.connect(port=own_gateway.port, client_id=41, timeout=5) as s:
@@ -491,29 +497,13 @@ def test_a_killed_kernel_then_reconcile_and_rerun(own_gateway, tmp_path, moment)
 
 
 def test_two_processes_on_one_ledger_both_succeed(own_gateway, tmp_path):
-    halves = [DECISIONS[:2], DECISIONS[2:]]
-    procs = []
-    for n, half in enumerate(halves):
-        path = tmp_path / f"d{n}.json"
+    paths = [tmp_path / "d0.json", tmp_path / "d1.json"]
+    for path, half in zip(paths, [DECISIONS[:2], DECISIONS[2:]], strict=True):
         path.write_text(json.dumps(half))
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    str(CRASH_CLIENT),
-                    str(own_gateway.port),
-                    str(51 + n),
-                    str(path),
-                    "none",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+    procs = [start_client(own_gateway.port, 51 + n, path) for n, path in enumerate(paths)]
     for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err[-2000:]
+        finish(p)
+        assert p.returncode == 0
     broker = Broker(own_gateway)
     try:
         ledger = ibkr_nb.Ledger()
@@ -530,27 +520,9 @@ def test_two_processes_running_the_same_decisions_at_once_send_each_order_once(
 ):
     path = tmp_path / "decisions.json"
     path.write_text(json.dumps(DECISIONS))
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(CRASH_CLIENT),
-                str(own_gateway.port),
-                str(61 + n),
-                str(path),
-                "none",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(2)
-    ]
-    outputs = []
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err[-2000:]
-        outputs.append(out)
+    procs = [start_client(own_gateway.port, 61 + n, path) for n in range(2)]
+    outputs = [finish(p) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
     broker = Broker(own_gateway)
     try:
         assert_each_order_once(broker, [*PARENT_REFS, "ai-aapl:stop", "ai-aapl:target"])
