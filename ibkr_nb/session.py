@@ -476,8 +476,8 @@ class Session:
             self.account_summary(),
             self.limits,
             quotes=quotes,
-            lots=lots.open_lots,
-            realized=lots.realized,
+            lots=lots.open_lots[lots.open_lots["account"] == self.account],  # this account's
+            realized=lots.realized,  # wash sales count across all of the taxpayer's accounts
             traded_today=self.ledger.notional_sent(),
             today=self.ib.reqCurrentTime(),
             tradable=known,

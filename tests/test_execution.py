@@ -288,6 +288,27 @@ def test_partial_fills_are_reported_and_reconcile_books_the_rest(gateway, privat
         assert len(s.ledger.fills()) == len(fills)
 
 
+def test_estimated_gain_of_a_sale_uses_this_accounts_lots(gateway, session):
+    session.reconcile()  # the paper account's MSFT gets an opening lot at IBKR's average cost
+    other = pd.DataFrame(
+        {
+            "exec_id": ["other-1"],
+            "account": ["U999"],
+            "symbol": ["MSFT"],
+            "quantity": [1000.0],
+            "price": [1.0],
+            "currency": ["USD"],
+            "time": [pd.Timestamp("2020-01-02 15:00", tz="UTC")],
+        }
+    )
+    session.ledger.record_fills(other)  # another account's old, cheap MSFT
+    row = session.plan(decisions().iloc[[2]]).iloc[0]
+    average = session.positions().set_index("symbol").loc["MSFT", "average_cost"]
+    sold = -row["quantity"]
+    assert row["est_realized_lt"] == 0
+    assert row["est_realized_st"] == pytest.approx(sold * (row["reference_price"] - average), 0.01)
+
+
 def test_gateway_rejection_is_a_rejected_row_and_an_error(gateway, session):
     gateway.reject_next_order("Simulated margin call")
     plan = session.plan(decisions().iloc[[1, 3]])
