@@ -461,13 +461,15 @@ class Ledger:
             [refs],
         )
 
-    def notional_sent(self, day: datetime | None = None) -> float:
-        """Sum of |notional| of intents transmitted on ``day`` (UTC date; default today)."""
+    def notional_sent(self, day: datetime | None = None, account: str | None = None) -> float:
+        """Sum of |notional| of intents transmitted on ``day`` (UTC date; default today), of
+        ``account`` (default: every account in the ledger)."""
         day = (day or now_utc()).astimezone(UTC).date()
         value = self._query(
             "SELECT coalesce(sum(abs(notional)), 0) AS n FROM intents WHERE status <> 'pending' "
-            "AND status <> 'rejected' AND CAST(timezone('UTC', transmitted_at) AS DATE) = ?",
-            [day],
+            "AND status <> 'rejected' AND CAST(timezone('UTC', transmitted_at) AS DATE) = ? "
+            "AND (? IS NULL OR account = ?)",
+            [day, account, account],
         )["n"].iloc[0]
         return float(value)
 

@@ -478,7 +478,7 @@ class Session:
             quotes=quotes,
             lots=lots.open_lots[lots.open_lots["account"] == self.account],  # this account's
             realized=lots.realized,  # wash sales count across all of the taxpayer's accounts
-            traded_today=self.ledger.notional_sent(),
+            traded_today=self.ledger.notional_sent(account=self.account),
             today=self.ib.reqCurrentTime(),
             tradable=known,
             **kwargs,

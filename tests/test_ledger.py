@@ -259,3 +259,21 @@ def test_intents_are_claimed_by_one_live_process(private_ledger):
     assert ledger.record_intents(intent("k1")) == []  # the broker has it: never again
     assert ledger.intents().set_index("order_ref").loc["k1", "order_id"] == 7
     assert owner_alive("another-host:1") and not owner_alive(None)
+
+
+def test_notional_sent_today_per_account():
+    ledger = Ledger()
+    rows = pd.DataFrame(
+        {
+            "order_ref": ["a", "b", "c"],
+            "account": ["DU1", "DU1", "DU2"],
+            "notional": [100.0, 50.0, 7.0],
+        }
+    )
+    refs = ledger.record_intents(rows)
+    ledger.mark_intent(refs, "acknowledged", transmitted_at=pd.Timestamp.now(tz="UTC"))
+    ledger.mark_intent("b", "rejected")
+    assert ledger.notional_sent() == 107.0
+    assert ledger.notional_sent(account="DU1") == 100.0
+    yesterday = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1)
+    assert ledger.notional_sent(day=yesterday.to_pydatetime()) == 0.0
