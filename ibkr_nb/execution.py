@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -513,6 +514,15 @@ def execute_plan(
             "reason": row.reason,
         }
     specs = specs_from_plan(plan)
+    counts = Counter(s.order_ref for s in specs)
+    repeated = sorted(ref for ref, count in counts.items() if count > 1)
+    if repeated:
+        raise OrderRejected(
+            "ORDER_REF",
+            f"ORDER_REF: the plan has planned rows with the same order_ref ({', '.join(repeated)}), "
+            "so they would be one order twice; nothing was sent. Give each decision its own "
+            "decision_id (a concatenated plan repeats them).",
+        )
     denial = session_gate(session, allow_live)
     at_broker = executor.broker_refs() if specs and not denial else {}
     sent_before = executor.already_sent([s.order_ref for s in specs], at_broker)

@@ -155,6 +155,16 @@ def test_the_same_plan_three_times_places_each_order_once(gateway, session, brok
     assert_every_fill_once_in_the_ledger(broker, session.ledger)
 
 
+def test_a_plan_with_a_repeated_order_ref_sends_nothing(gateway, session, broker):
+    plan = session.plan(decisions().iloc[[1, 3]])
+    doubled = pd.concat([plan, plan], ignore_index=True)
+    with pytest.raises(OrderRejected) as info:
+        session.execute(doubled, dry_run=False)
+    assert info.value.rule == "ORDER_REF" and "ai-ko, ai-xom" in str(info.value)
+    assert broker.executions().empty and session.ledger.intents().empty
+    assert (session.execute(plan, dry_run=False)["status"] == "Filled").all()
+
+
 def test_a_lost_ledger_still_never_sends_twice(gateway, session, broker, private_ledger):
     plan = session.plan(decisions())
     session.execute(plan, dry_run=False)
