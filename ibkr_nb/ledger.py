@@ -31,7 +31,7 @@ from .config import load_settings
 from .tax.importers import load_trades
 from .tax.lots import LotResult, match_lots
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE decisions (
@@ -64,6 +64,12 @@ MIGRATIONS: dict[int, str] = {
     # the process that is sending an intent (host:pid), so that two notebooks running the same
     # decisions at once send each order once
     2: "ALTER TABLE intents ADD COLUMN owner VARCHAR;",
+    # stock splits from imported statements: not fills, but the lots need them
+    3: """
+    CREATE TABLE splits (
+        split_id VARCHAR PRIMARY KEY, account VARCHAR, symbol VARCHAR, time TIMESTAMPTZ,
+        ratio DOUBLE, source VARCHAR, recorded_at TIMESTAMPTZ);
+    """,
 }
 FILL_COLUMNS = [
     "exec_id",
@@ -444,11 +450,12 @@ class Ledger:
         )
 
     def positions(self) -> pd.DataFrame:
-        """Net quantity per account and symbol according to the ledger's fills."""
-        return self._query(
-            "SELECT account, symbol, sum(quantity) AS quantity FROM fills "
-            "GROUP BY account, symbol HAVING abs(sum(quantity)) > 1e-9 ORDER BY account, symbol"
-        )
+        """Net quantity per account and symbol: the open lots of the ledger's fills (so that
+        splits count)."""
+        lots = self.lots().open_lots
+        held = lots.groupby(["account", "symbol"], as_index=False)["quantity"].sum()
+        held = held[held["quantity"].abs() > 1e-9]
+        return held.sort_values(["account", "symbol"], ignore_index=True)
 
     def known_refs(self, refs) -> pd.DataFrame:
         """Intents among ``refs`` with their status and order id (the idempotency check)."""
@@ -479,7 +486,9 @@ class Ledger:
         """The tax engine over the ledger's fills (recomputed when fills change)."""
         with self._connect(read_only=True) as con:
             version = con.execute(
-                "SELECT count(*), max(recorded_at), (SELECT count(*) FROM commissions) FROM fills"
+                "SELECT count(*), max(recorded_at), (SELECT count(*) FROM commissions), "
+                "(SELECT sum(commission) FROM commissions), (SELECT count(*) FROM splits) "
+                "FROM fills"
             ).fetchall()[0]
             key = (tuple(version), method, wash_sales)
             if self._lots is not None and self._lots[0] == key:
@@ -487,14 +496,16 @@ class Ledger:
             trades = con.execute(
                 """
                 SELECT f.exec_id AS trade_id, f.account, f.symbol, f.time AS datetime,
-                       f.quantity, f.price, coalesce(c.commission, 0) AS commission, f.currency
+                       f.quantity, f.price, coalesce(c.commission, 0) AS commission, f.currency,
+                       'trade' AS kind, NULL::DOUBLE AS ratio
                 FROM fills f LEFT JOIN commissions c USING (exec_id)
-                ORDER BY f.time, f.exec_id
+                UNION ALL
+                SELECT split_id, account, symbol, time, 0.0, NULL, 0.0, 'USD', 'split', ratio
+                FROM splits
+                ORDER BY datetime, trade_id
                 """
             ).df()
         trades["fx_rate"] = 1.0
-        trades["kind"] = "trade"
-        trades["ratio"] = np.nan
         result = match_lots(trades, method=method, wash_sales=wash_sales)
         self._lots = (key, result)
         return result
@@ -521,10 +532,13 @@ class Ledger:
 
     def import_statement(self, path: str | Path) -> dict:
         """Book an IBKR Flex XML / Activity CSV statement into the fills, deduplicated by IBKR's
-        trade id. Lots that the statement's closed-lot detail shows were bought before its
-        first trade are booked as flagged opening fills. Returns counts and the rejects."""
+        trade id, and its stock splits into the splits the lots apply. Lots that the
+        statement's closed-lot detail shows were bought before its first trade are booked as
+        flagged opening fills. Returns counts and the rejects."""
         result = load_trades(path)
-        trades = result.trades
+        split = (result.trades["kind"] == "split").to_numpy()
+        trades = result.trades[~split]
+        splits = result.trades[split]
         fills = pd.DataFrame(
             {
                 "exec_id": trades["trade_id"].astype(str),
@@ -550,9 +564,21 @@ class Ledger:
         )
         opening = _opening_fills(result.ibkr_closed_lots, fills, Path(path).name)
         added = self.record_fills(pd.concat([opening, fills], ignore_index=True), commissions)
+        split_rows = pd.DataFrame(
+            {
+                "split_id": splits["trade_id"].astype(str),
+                "account": splits["account"],
+                "symbol": splits["symbol"],
+                "time": pd.to_datetime(splits["datetime"], utc=True),
+                "ratio": splits["ratio"].astype(float),
+                "source": f"statement:{Path(path).name}",
+                "recorded_at": now_utc(),
+            }
+        )
         return {
             "fills_added": added,
             "fills_in_statement": len(fills),
+            "splits_added": self._insert_new("splits", split_rows, "split_id"),
             "opening_lots": len(opening),
             "rejects": result.rejects,
         }

@@ -73,7 +73,7 @@ def test_migrates_a_version_1_ledger_and_keeps_its_intents(tmp_path):
         con.execute("INSERT INTO schema_version VALUES (1)")
         con.execute("INSERT INTO intents (order_ref, status) VALUES ('old-1', 'pending')")
     ledger = Ledger(path)
-    assert ledger.schema_version == 2
+    assert ledger.schema_version == SCHEMA_VERSION
     intents = ledger.intents()
     assert intents["order_ref"].tolist() == ["old-1"] and intents["owner"].isna().all()
     assert ledger.record_intents(pd.DataFrame({"order_ref": ["old-1"]})) == ["old-1"]
@@ -103,9 +103,12 @@ def test_commissions_are_joined_even_when_they_come_later():
     ledger.record_fills(BUY_BUY_SELL)
     assert ledger.fills()["commission"].isna().all()
     ledger.record_commissions(COMMISSIONS)
+    basis = ledger.open_lots().set_index("lot_id")["cost_basis"]
     ledger.record_commissions(commissions(("e1", 1.25)))  # a corrected report replaces
     got = ledger.fills().set_index("exec_id")["commission"]
     assert got.to_dict() == {"e1": 1.25, "e2": 1.0, "e3": 1.0, "e4": 1.0}
+    again = ledger.open_lots().set_index("lot_id")["cost_basis"]  # the lots follow
+    assert again["e1"] == pytest.approx(basis["e1"] + 0.25 * 2 / 10)
 
 
 def test_position_before_each_fill_per_symbol():
@@ -154,6 +157,21 @@ def test_import_statement_twice_books_each_trade_once():
         "SAP": 20,
         "VOO": 1.25,
     }
+
+
+def test_import_a_statement_with_a_split_keeps_the_lots_working():
+    """trades.csv: 10 NVDA at 850, a 10:1 split, 50 sold: 50 shares remain at 85.01 each."""
+    ledger = Ledger()
+    result = ledger.import_statement(SAMPLES / "trades.csv")
+    assert result["splits_added"] == 1
+    assert "S0001" not in set(ledger.fills()["exec_id"])  # a split is not a fill
+    nvda = ledger.open_lots().query("symbol == 'NVDA'")
+    assert nvda["quantity"].tolist() == [50.0]
+    assert nvda["cost_basis"].iloc[0] == pytest.approx((10 * 850 + 1) / 2)
+    held = ledger.positions().set_index("symbol")["quantity"].to_dict()
+    assert held == {"NVDA": 50, "SAP": 20, "VOO": 1.25}
+    assert ledger.import_statement(SAMPLES / "trades.csv")["splits_added"] == 0
+    assert len(ledger.realized()) > 0
 
 
 def test_import_books_lots_bought_before_the_history_as_flagged_openings(tmp_path):
