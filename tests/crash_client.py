@@ -5,7 +5,7 @@
 The ledger and kill-switch paths come from ``IBKR_NB_DB`` / ``IBKR_KILL_SWITCH``. ``MOMENT``
 names where the process kills itself with SIGKILL (no cleanup, no flush, as when a kernel dies):
 
-intent        after the first intents are written, before anything is transmitted
+intent        after the batch's intents are written and claimed, before anything is transmitted
 transmit-N    right after the N-th ``placeOrder`` (the legs of a bracket count one each; a
               parent is held by the broker until its last leg is transmitted)
 acknowledged  after the first intent is marked acknowledged (fills not yet written)
