@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ibkr_nb.execution")
 
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")
+ANOTHER_SESSION = "another live session (notebook) is sending this orderRef right now"
 RETRY_AFTER_DROP = range(3)  # waits for a batch's final states: the first, two after a drop
 RESULT_COLUMNS = [
     "decision_id",
@@ -269,25 +271,31 @@ class Executor:
             for ref, order_type, qty, prices in spec.legs()
         ]
 
-    def send(self, orders: list[tuple[OrderSpec, float]]) -> list[_Sent]:
-        """Write the intents of every ``(spec, position_before)`` in one transaction, then
-        transmit each parent and its legs, then mark them transmitted in one transaction (a
-        DuckDB file costs tens of ms per open, too much per order)."""
+    def send(self, orders: list[tuple[OrderSpec, float]]) -> tuple[list[_Sent], list[OrderSpec]]:
+        """Write and claim the intents of every ``(spec, position_before)`` in one transaction,
+        transmit each claimed parent and its legs, then mark them transmitted in one
+        transaction (a DuckDB file costs tens of ms per open, too much per order). Returns the
+        sent orders and the specs left alone because another live session is sending them."""
         session = self.session
         contracts = [spec.contract or session.contract(spec.symbol) for spec, _ in orders]
-        self.ledger.record_intents(
-            pd.DataFrame(
-                [
-                    row
-                    for (spec, before), contract in zip(orders, contracts, strict=True)
-                    for row in self.intent_rows(spec, contract, before)
-                ]
+        claimed = set(
+            self.ledger.record_intents(
+                pd.DataFrame(
+                    [
+                        row
+                        for (spec, before), contract in zip(orders, contracts, strict=True)
+                        for row in self.intent_rows(spec, contract, before)
+                    ]
+                )
             )
         )
+        mine = [
+            (s, c) for (s, _), c in zip(orders, contracts, strict=True) if s.order_ref in claimed
+        ]
         batch = []
-        for number, ((spec, _), contract) in enumerate(zip(orders, contracts, strict=True), 1):
+        for number, (spec, contract) in enumerate(mine, 1):
             self.progress(
-                f"[{number}/{len(orders)}] {spec.order_ref}: {spec.quantity:+g} {spec.symbol}"
+                f"[{number}/{len(mine)}] {spec.order_ref}: {spec.quantity:+g} {spec.symbol}"
             )
             batch.append(self.transmit(spec, contract))
         placed = [t.order for sent in batch for t in sent.trades]
@@ -297,7 +305,7 @@ class Executor:
             order_id=[o.orderId for o in placed],
             transmitted_at=now_utc(),
         )
-        return batch
+        return batch, [spec for spec, _ in orders if spec.order_ref not in claimed]
 
     def transmit(self, spec: OrderSpec, contract) -> _Sent:
         """Place the parent and its legs (only the last leg transmits the bracket)."""
@@ -323,11 +331,9 @@ class Executor:
         for sent in lost:
             log.warning("order %s never reached the broker; sending it again", sent.spec.order_ref)
         if lost:
-            for sent, again in zip(
-                lost, self.send([(s.spec, math.nan) for s in lost]), strict=True
-            ):
-                sent.trades = again.trades
-        if lost:
+            again, _ = self.send([(s.spec, math.nan) for s in lost])  # claimed: ours already
+            for sent, resent in zip(lost, again, strict=True):
+                sent.trades = resent.trades
             self.wait_final(lost, timeout)
             at_broker = self.broker_refs()
         for sent in batch:  # after a reconnect the broker's state lives in new Trade objects
@@ -509,6 +515,15 @@ def execute_plan(
             "reason": row.reason,
         }
     specs = specs_from_plan(plan)
+    counts = Counter(s.order_ref for s in specs)
+    repeated = sorted(ref for ref, count in counts.items() if count > 1)
+    if repeated:
+        raise OrderRejected(
+            "ORDER_REF",
+            f"ORDER_REF: the plan has planned rows with the same order_ref ({', '.join(repeated)}), "
+            "so they would be one order twice; nothing was sent. Give each decision its own "
+            "decision_id (a concatenated plan repeats them).",
+        )
     denial = session_gate(session, allow_live)
     at_broker = executor.broker_refs() if specs and not denial else {}
     sent_before = executor.already_sent([s.order_ref for s in specs], at_broker)
@@ -545,7 +560,11 @@ def execute_plan(
             )
             continue
         to_send.append((spec, _position(plan, spec)))
-    batch = executor.send(to_send) if to_send else []
+    batch, elsewhere = executor.send(to_send) if to_send else ([], [])
+    for spec in elsewhere:
+        rows[spec.order_ref] = spec_row(
+            spec, status="duplicate", reason=f"not sent: {ANOTHER_SESSION}"
+        )
     if batch:
         executor.settle(batch, wait)
         for result in result_rows(batch, wait):
@@ -586,6 +605,7 @@ def place_spec(session: Session, spec: OrderSpec, *, allow_live: bool, wait: flo
                     "quantity": spec.quantity,
                     "limit_price": spec.limit_price if spec.limit_price is not None else math.nan,
                     "stop_loss": spec.stop_loss if spec.stop_loss is not None else math.nan,
+                    "take_profit": spec.take_profit if spec.take_profit is not None else math.nan,
                 }
             ]
         ),
@@ -600,7 +620,11 @@ def place_spec(session: Session, spec: OrderSpec, *, allow_live: bool, wait: flo
     session.what_if(contract, build_order(order_type, qty, prices, session.account, spec))
     position = session.positions()
     before = float(position.loc[position["symbol"] == contract.symbol, "quantity"].sum())
-    [sent] = executor.send([(spec, before)])
+    sent_now, elsewhere = executor.send([(spec, before)])
+    if elsewhere:
+        log.warning("order %s not sent: %s", spec.order_ref, ANOTHER_SESSION)
+        return frames.orders_frame([])
+    [sent] = sent_now
     executor.settle([sent], wait)
     parent = sent.trades[0]
     errors = [entry.message for entry in parent.log if entry.errorCode]

@@ -15,7 +15,9 @@ the file, does its work in one transaction and closes it, retrying on a lock for
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,7 +32,7 @@ from .decisions import DECISION_COLUMNS
 from .tax.importers import load_trades
 from .tax.lots import LotResult, match_lots
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE decisions (
@@ -60,11 +62,18 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE commissions (
         exec_id VARCHAR PRIMARY KEY, commission DOUBLE, realized_pnl DOUBLE, currency VARCHAR);
     """,
-    # statements bring other currencies, options and splits: keep them as the tax engine reads them
-    2: """
+    # the process that is sending an intent (host:pid), so that two notebooks running the same
+    # decisions at once send each order once
+    2: "ALTER TABLE intents ADD COLUMN owner VARCHAR;",
+    # stock splits from imported statements: not fills, but the lots need them
+    3: """
+    CREATE TABLE splits (
+        split_id VARCHAR PRIMARY KEY, account VARCHAR, symbol VARCHAR, time TIMESTAMPTZ,
+        ratio DOUBLE, source VARCHAR, recorded_at TIMESTAMPTZ);
+    """,
+    # statements bring other currencies and options: keep them as the tax engine reads them
+    4: """
     ALTER TABLE fills ADD COLUMN fx_rate DOUBLE DEFAULT 1;
-    ALTER TABLE fills ADD COLUMN kind VARCHAR DEFAULT 'trade';
-    ALTER TABLE fills ADD COLUMN ratio DOUBLE;
     ALTER TABLE fills ADD COLUMN asset_category VARCHAR DEFAULT 'STK';
     ALTER TABLE fills ADD COLUMN multiplier DOUBLE DEFAULT 1;
     """,
@@ -85,14 +94,12 @@ FILL_COLUMNS = [
     "source",
     "flag",
     "fx_rate",
-    "kind",
-    "ratio",
     "asset_category",
     "multiplier",
 ]
-"""``price`` per unit and ``currency`` of the trade; ``fx_rate`` USD per unit of it; ``kind``
-"trade" or "split" (``ratio`` new per old share); ``multiplier`` 100 for US equity options."""
-FILL_DEFAULTS = {"fx_rate": 1.0, "kind": "trade", "asset_category": "STK", "multiplier": 1.0}
+"""``price`` per unit and ``currency`` of the trade; ``fx_rate`` USD per unit of it;
+``multiplier`` 100 for US equity options."""
+FILL_DEFAULTS = {"fx_rate": 1.0, "asset_category": "STK", "multiplier": 1.0}
 INTENT_COLUMNS = [
     "order_ref",
     "decision_id",
@@ -114,6 +121,7 @@ INTENT_COLUMNS = [
     "reason",
     "created_at",
     "transmitted_at",
+    "owner",
 ]
 OPENING = "opening"  # source of a lot the ledger could not explain, booked at IBKR's average cost
 _LOCKED = re.compile(r"lock|being used by another process|Conflicting", re.IGNORECASE)
@@ -130,6 +138,32 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def process_owner() -> str:
+    """This process as an intent's owner: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process that owns an intent still runs. Unknown owners (none recorded, or
+    on another host) count as gone only when none is recorded: another host's kernel is
+    assumed alive, since it cannot be checked from here."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed kernel nobody has reaped yet is a zombie: gone as well
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class Ledger:
@@ -149,8 +183,8 @@ class Ledger:
     @contextlib.contextmanager
     def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits (bounded) while another process holds the file."""
-        if not self._migrated:
-            read_only = False  # the first use creates or migrates the schema
+        if read_only and not self._migrated:
+            read_only = False  # first use: create the file or bring its schema up to date
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
@@ -181,7 +215,7 @@ class Ledger:
             con.close()
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create the schema, or bring an older one up to SCHEMA_VERSION, in one transaction."""
+        """Bring the file's schema up to SCHEMA_VERSION (a read-write connection)."""
         _run(con, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
         version = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
         if version > SCHEMA_VERSION:
@@ -225,14 +259,37 @@ class Ledger:
         frame["recorded_at"] = now_utc()
         return self._insert_new("decisions", frame, "decision_id")
 
-    def record_intents(self, intents: pd.DataFrame) -> int:
-        """Write order intents *before* transmission (status ``pending``); an ``order_ref``
-        already present is left as it is. Returns rows added."""
+    def record_intents(self, intents: pd.DataFrame) -> list[str]:
+        """Write order intents *before* transmission and claim them for this process, in one
+        transaction; returns the ``order_ref`` values this process may transmit.
+
+        A new intent is written ``pending``, owned by this process. One already present is
+        claimed only while it is ``pending`` or ``transmitted`` (not acknowledged by the
+        broker) and its owner is this process or one that no longer runs (a crashed kernel);
+        an intent that another live process is sending is left to it, so two notebooks
+        running the same decisions at once send each order once.
+        """
+        me = process_owner()
         frame = intents.reindex(columns=INTENT_COLUMNS).copy()
         frame["status"] = frame["status"].astype(object).fillna("pending")
         created = pd.to_datetime(frame["created_at"], utc=True).astype("datetime64[us, UTC]")
         frame["created_at"] = created.where(created.notna(), pd.Timestamp(now_utc()))
-        return self._insert_new("intents", frame, "order_ref")
+        frame["owner"] = me
+        refs = frame["order_ref"].astype(str).tolist()
+        with self._transaction() as con:
+            self._insert_new_in(con, "intents", frame, "order_ref")
+            rows = con.execute(
+                "SELECT order_ref, owner FROM intents WHERE status IN ('pending', 'transmitted') "
+                "AND order_ref IN (SELECT unnest(?::VARCHAR[]))",
+                [refs],
+            ).fetchall()
+            claimed = [ref for ref, owner in rows if owner == me or not owner_alive(owner)]
+            _run(
+                con,
+                "UPDATE intents SET owner = ? WHERE order_ref IN (SELECT unnest(?::VARCHAR[]))",
+                [me, claimed],
+            )
+        return [ref for ref in refs if ref in set(claimed)]
 
     def mark_intent(self, order_ref, status: str, **values) -> None:
         """Set the status (transmitted, acknowledged, rejected, ...) of one intent or many, in
@@ -385,8 +442,8 @@ class Ledger:
             """
             SELECT f.exec_id, f.order_ref, f.order_id, f.perm_id, f.account, f.symbol, f.con_id,
                    f.quantity, f.price, c.commission, c.realized_pnl, f.currency, f.exchange,
-                   f.time, f.source, f.flag, f.fx_rate, f.kind, f.ratio, f.asset_category,
-                   f.multiplier, i.decision_id, d.confidence, d.reasoning,
+                   f.time, f.source, f.flag, f.fx_rate, f.asset_category, f.multiplier,
+                   i.decision_id, d.confidence, d.reasoning,
                    coalesce(sum(f.quantity) OVER (
                        PARTITION BY f.account, f.symbol ORDER BY f.time, f.exec_id
                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS position_before
@@ -399,8 +456,9 @@ class Ledger:
         )
 
     def positions(self) -> pd.DataFrame:
-        """Net quantity per account and symbol according to the ledger's lots (splits included)."""
-        lots = self.lots(wash_sales=False).open_lots
+        """Net quantity per account and symbol: the open lots of the ledger's fills (so that
+        splits count)."""
+        lots = self.lots().open_lots
         held = lots.groupby(["account", "symbol"], as_index=False)["quantity"].sum()
         held = held[held["quantity"].abs() > 1e-9]
         return held.sort_values(["account", "symbol"], ignore_index=True)
@@ -416,13 +474,15 @@ class Ledger:
             [refs],
         )
 
-    def notional_sent(self, day: datetime | None = None) -> float:
-        """Sum of |notional| of intents transmitted on ``day`` (UTC date; default today)."""
+    def notional_sent(self, day: datetime | None = None, account: str | None = None) -> float:
+        """Sum of |notional| of intents transmitted on ``day`` (UTC date; default today), of
+        ``account`` (default: every account in the ledger)."""
         day = (day or now_utc()).astimezone(UTC).date()
         value = self._query(
             "SELECT coalesce(sum(abs(notional)), 0) AS n FROM intents WHERE status <> 'pending' "
-            "AND status <> 'rejected' AND CAST(timezone('UTC', transmitted_at) AS DATE) = ?",
-            [day],
+            "AND status <> 'rejected' AND CAST(timezone('UTC', transmitted_at) AS DATE) = ? "
+            "AND (? IS NULL OR account = ?)",
+            [day, account, account],
         )["n"].iloc[0]
         return float(value)
 
@@ -432,7 +492,9 @@ class Ledger:
         """The tax engine over the ledger's fills (recomputed when fills change)."""
         with self._connect(read_only=True) as con:
             version = con.execute(
-                "SELECT count(*), max(recorded_at), (SELECT count(*) FROM commissions) FROM fills"
+                "SELECT count(*), max(recorded_at), (SELECT count(*) FROM commissions), "
+                "(SELECT sum(commission) FROM commissions), (SELECT count(*) FROM splits) "
+                "FROM fills"
             ).fetchall()[0]
             key = (tuple(version), method, wash_sales)
             if self._lots is not None and self._lots[0] == key:
@@ -441,9 +503,14 @@ class Ledger:
                 """
                 SELECT f.exec_id AS trade_id, f.account, f.symbol, f.time AS datetime,
                        f.quantity, f.price, coalesce(c.commission, 0) AS commission, f.currency,
-                       f.fx_rate, f.kind, f.ratio, f.asset_category, f.multiplier
+                       'trade' AS kind, NULL::DOUBLE AS ratio, f.fx_rate, f.asset_category,
+                       f.multiplier
                 FROM fills f LEFT JOIN commissions c USING (exec_id)
-                ORDER BY f.time, f.exec_id
+                UNION ALL
+                SELECT split_id, account, symbol, time, 0.0, NULL, 0.0, 'USD', 'split', ratio,
+                       1.0, 'STK', 1.0
+                FROM splits
+                ORDER BY datetime, trade_id
                 """
             ).df()
         result = match_lots(trades, method=method, wash_sales=wash_sales)
@@ -471,15 +538,20 @@ class Ledger:
     # -- imports -----------------------------------------------------------------------------
 
     def import_statement(self, path: str | Path) -> dict:
-        """Book an IBKR Flex XML / Activity CSV statement into the fills, deduplicated by IBKR's
-        trade id, in the trade's currency with the statement's USD rate. Lots the statement's
-        closed-lot detail shows were bought before its first trade become flagged opening fills;
-        a sale it cannot explain is left out and listed (never booked as a short). Returns
-        ``fills_added``, ``fills_in_statement``, ``opening_lots``, ``unexplained``, ``rejects``."""
+        """Book an IBKR Flex XML / Activity CSV statement: fills deduplicated by IBKR's trade id,
+        in the trade's currency with the statement's USD rate, and stock splits into the splits
+        the lots apply. Lots the statement's closed-lot detail shows were bought before its
+        history are flagged opening fills (the importer's pre-history lots); a sale it cannot
+        explain is left out and listed, never booked as a short. Returns ``fills_added``,
+        ``fills_in_statement``, ``splits_added``, ``opening_lots``, ``unexplained``,
+        ``rejects``."""
         result = load_trades(path)
-        trades = result.trades
+        split = (result.trades["kind"] == "split").to_numpy()
+        trades = result.trades[~split]
+        splits = result.trades[split]
         opening = set(result.opening_lots["trade_id"].astype(str))
         trade_id = trades["trade_id"].astype(str)
+        source = f"statement:{Path(path).name}"
         fills = pd.DataFrame(
             {
                 "exec_id": trade_id,
@@ -489,12 +561,11 @@ class Ledger:
                 "price": trades["price"].astype(float),
                 "currency": trades["currency"],
                 "time": trades["datetime"],
-                "source": f"statement:{Path(path).name}",
+                "source": source,
                 "flag": np.where(
                     trade_id.isin(opening), "opening lot from the statement's closed-lot detail", ""
                 ),
                 **{c: trades[c] for c in FILL_DEFAULTS if c in trades},
-                "ratio": trades["ratio"],
             }
         )
         commissions = pd.DataFrame(
@@ -506,9 +577,21 @@ class Ledger:
             }
         )
         added = self.record_fills(fills, commissions)
+        split_rows = pd.DataFrame(
+            {
+                "split_id": splits["trade_id"].astype(str),
+                "account": splits["account"],
+                "symbol": splits["symbol"],
+                "time": pd.to_datetime(splits["datetime"], utc=True),
+                "ratio": splits["ratio"].astype(float),
+                "source": source,
+                "recorded_at": now_utc(),
+            }
+        )
         return {
             "fills_added": added,
             "fills_in_statement": len(fills) - len(opening),
+            "splits_added": self._insert_new("splits", split_rows, "split_id"),
             "opening_lots": len(opening),
             "unexplained": result.unexplained,
             "rejects": result.rejects,

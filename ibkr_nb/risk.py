@@ -192,6 +192,7 @@ def cap_reason(rule: str, limits: RiskLimits) -> str:
     return f"{rule}: " + CAP_TEXT[rule].format(value)
 
 
+@np.errstate(all="ignore")  # NaN / inf / tiny prices are rejected by rule, not warned about
 def plan_orders(
     decisions: pd.DataFrame,
     positions: pd.DataFrame | None,
@@ -225,81 +226,16 @@ def plan_orders(
     here too (``validate_decisions``) and a bad one is a ``rejected`` row whose reason starts
     with ``DECISION:``; nothing in the table makes this raise.
     """
-    raw = decisions.reset_index(drop=True)
-    valid, invalid = validate_decisions(raw)
-    plan = _plan(
-        valid,
-        positions,
-        account,
-        limits,
-        quotes=quotes,
-        lots=lots,
-        realized=realized,
-        traded_today=traded_today,
-        today=today,
-        collar_pct=collar_pct,
-        trail_percent=trail_percent,
-        tradable=tradable,
-    )
-    if len(invalid) == 0:
-        return plan
-    bad = invalid["row"].to_numpy() - 1
-    plan.index = np.setdiff1d(np.arange(len(raw)), bad)
-    return pd.concat([plan, _invalid_rows(invalid).set_axis(bad)]).sort_index(ignore_index=True)
-
-
-def _invalid_rows(invalid: pd.DataFrame) -> pd.DataFrame:
-    """Rejected plan rows for decisions that failed validation (their reasons kept)."""
-    ref = as_text(invalid["decision_id"])
-    rows = pd.DataFrame(
-        {
-            "decision_id": ref,
-            "symbol": as_text(invalid["ticker"]).str.upper(),
-            "decision": as_text(invalid["decision"]).str.upper(),
-            "confidence": as_numbers(invalid["confidence"]).astype(float),
-            "action": "",
-            "quantity": 0.0,
-            "order_type": "",
-            "notional": 0.0,
-            "pct_nav": 0.0,
-            "est_commission": 0.0,
-            "wash_sale_warning": "",
-            "status": "rejected",
-            "reason": "DECISION: " + invalid["reason"].astype(str),
-            "order_ref": ref,
-        }
-    )
-    return rows.reindex(columns=PLAN_COLUMNS)
-
-
-@np.errstate(all="ignore")  # NaN / inf / tiny prices are rejected by rule, not warned about
-def _plan(
-    decisions: pd.DataFrame,
-    positions: pd.DataFrame | None,
-    account,
-    limits: RiskLimits | None = None,
-    *,
-    quotes: pd.DataFrame | None = None,
-    lots: pd.DataFrame | None = None,
-    realized: pd.DataFrame | None = None,
-    traded_today: float = 0.0,
-    today: date | datetime | None = None,
-    collar_pct: float = 0.002,
-    trail_percent: float | None = None,
-    tradable=None,
-) -> pd.DataFrame:
-    """``plan_orders`` on validated decisions."""
     limits = limits or RiskLimits.from_settings()
     acct = Account.of(account)
     today = pd.Timestamp(today or pd.Timestamp.now(tz="UTC")).date()
-    d = decisions.reset_index(drop=True)
+    d, invalid = validate_decisions(decisions)  # a bad row is a rejected row, never an error
     n = len(d)
     symbol = d["ticker"].astype(str)
     action_in = d["decision"].to_numpy(dtype=object)  # validated: upper case
     confidence = d["confidence"].astype(float).to_numpy()
     decided_price = d["current_price"].astype(float)
-    stop = d["stop_loss"].astype(float).to_numpy() if "stop_loss" in d else np.full(n, np.nan)
-    target = d["take_profit"].astype(float).to_numpy() if "take_profit" in d else np.full(n, np.nan)
+    stop, target = d["stop_loss"].to_numpy(float), d["take_profit"].to_numpy(float)
     ref = reference_prices(symbol, decided_price, quotes)
     position = symbol.map(_positions_by_symbol(positions)).fillna(0.0).to_numpy()
 
@@ -414,14 +350,42 @@ def _plan(
         },
         columns=PLAN_COLUMNS,
     )
-    return plan
+    if len(invalid) == 0:
+        return plan
+    bad = invalid["row"].to_numpy() - 1
+    plan.index = np.setdiff1d(np.arange(len(decisions)), bad)
+    return pd.concat([plan, _invalid_rows(invalid).set_axis(bad)]).sort_index(ignore_index=True)
+
+
+def _invalid_rows(invalid: pd.DataFrame) -> pd.DataFrame:
+    """Rejected plan rows for decisions that failed validation (their reasons kept)."""
+    ref = as_text(invalid["decision_id"])
+    rows = pd.DataFrame(
+        {
+            "decision_id": ref,
+            "symbol": as_text(invalid["ticker"]).str.upper(),
+            "decision": as_text(invalid["decision"]).str.upper(),
+            "confidence": as_numbers(invalid["confidence"]).astype(float),
+            "action": "",
+            "quantity": 0.0,
+            "order_type": "",
+            "notional": 0.0,
+            "pct_nav": 0.0,
+            "est_commission": 0.0,
+            "wash_sale_warning": "",
+            "status": "rejected",
+            "reason": "DECISION: " + invalid["reason"].astype(str),
+            "order_ref": ref,
+        }
+    )
+    return rows.reindex(columns=PLAN_COLUMNS)
 
 
 def _superseded(d: pd.DataFrame) -> np.ndarray:
     """All but the latest decision (then the most confident) per symbol."""
     if len(d) == 0:
         return np.zeros(0, dtype=bool)
-    created = d["created_at"] if "created_at" in d else pd.Series(0, index=d.index)
+    created = d["created_at"]
     order = pd.DataFrame(
         {"s": d["ticker"], "t": created, "c": d["confidence"], "i": d.index}
     ).sort_values(["s", "t", "c", "i"])
@@ -584,7 +548,8 @@ def check_orders(
 ) -> pd.DataFrame:
     """The plan's limits applied to orders as given (manual orders, widget tickets).
 
-    ``orders``: ``symbol``, signed ``quantity``, optional ``limit_price``, ``stop_loss``.
+    ``orders``: ``symbol``, signed ``quantity``, optional ``limit_price``, ``stop_loss``,
+    ``take_profit`` (checked against the limit price, else the quote).
     Returns ``orders`` with ``reference_price``, ``notional``, ``pct_nav``, ``rule`` and
     ``reason`` (empty where every limit passes). An order that only shrinks a position passes
     the exposure limits; the per-order caps and the trading state apply to every order.
@@ -617,6 +582,17 @@ def check_orders(
         reason[new] = text[new] if isinstance(text, np.ndarray) else text
 
     deny(~(np.isfinite(ref) & (ref > 0)), "PRICE", "PRICE: no limit price and no quote to check")
+    target = o["take_profit"].astype(float).to_numpy() if "take_profit" in o else np.full(n, np.nan)
+    deny(
+        np.isfinite(stop) & (side * (ref - stop) <= 0),
+        "STOP_LOSS",
+        "STOP_LOSS: the stop loss is on the wrong side of the price; it would trigger at once",
+    )
+    deny(
+        np.isfinite(target) & (side * (target - ref) <= 0),
+        "TAKE_PROFIT",
+        "TAKE_PROFIT: the take profit is on the wrong side of the price; it would fill at once",
+    )
     if limits.trading_state == TradingState.HALTED:
         deny(np.ones(n, bool), "TRADING_STATE", "TRADING_STATE: HALTED, no new orders")
     if limits.trading_state == TradingState.REDUCING:

@@ -559,9 +559,9 @@ class Session:
             self.account_summary(),
             self.limits,
             quotes=quotes,
-            lots=lots.open_lots,
-            realized=lots.realized,
-            traded_today=self.ledger.notional_sent(),
+            lots=lots.open_lots[lots.open_lots["account"] == self.account],  # this account's
+            realized=lots.realized,  # wash sales count across all of the taxpayer's accounts
+            traded_today=self.ledger.notional_sent(account=self.account),
             today=self.ib.reqCurrentTime(),
             tradable=known,
             **kwargs,

@@ -5,10 +5,11 @@
 The ledger and kill-switch paths come from ``IBKR_NB_DB`` / ``IBKR_KILL_SWITCH``. ``MOMENT``
 names where the process kills itself with SIGKILL (no cleanup, no flush, as when a kernel dies):
 
-intent        after the first intents are written, before anything is transmitted
+intent        after the batch's intents are written and claimed, before anything is transmitted
 transmit-N    right after the N-th ``placeOrder`` (the legs of a bracket count one each; a
-              parent is held by the broker until its last leg is transmitted)
-acknowledged  after the first intent is marked acknowledged (fills not yet written)
+              parent is held by the broker until its last leg is transmitted; a message that
+              ib_async's 45/s throttle still queues dies with the process)
+acknowledged  after the batch's intents are marked acknowledged (fills not yet written)
 record        before the batch's statuses and fills are written to the ledger
 none          no kill: execute and exit normally
 """

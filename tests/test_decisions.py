@@ -273,6 +273,8 @@ WILD = st.one_of(
     st.sampled_from([1e300, -0.0, 5e-324, 1e-5, 0.0001, 1, 50, 100, 99.999]),
     st.text(max_size=6),
     st.sampled_from(["Ünïcødé", "株", "BUY", "sell", "hold", "AAPL", "NaN", "inf", "-1"]),
+    st.lists(st.integers(), max_size=2),  # JSON can nest
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
 )
 PRICE = st.one_of(WILD, st.floats(min_value=0.0001, max_value=2e6))
 RECORD = st.fixed_dictionaries(
@@ -285,9 +287,7 @@ RECORD = st.fixed_dictionaries(
         "stop_loss": PRICE,
         "take_profit": PRICE,
         "reasoning": WILD,
-        "created_at": st.one_of(
-            st.none(), st.sampled_from(["2026-11-20", "2026-11-21T10:00Z", "x"])
-        ),
+        "created_at": st.one_of(WILD, st.sampled_from(["2026-11-20", "2026-11-21T10:00Z", "x"])),
     }
 )
 LIMITS = RiskLimits(

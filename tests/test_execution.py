@@ -5,7 +5,6 @@ two processes on one ledger). In each: no fill lost, no order duplicated."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -156,6 +155,16 @@ def test_the_same_plan_three_times_places_each_order_once(gateway, session, brok
     assert_every_fill_once_in_the_ledger(broker, session.ledger)
 
 
+def test_a_plan_with_a_repeated_order_ref_sends_nothing(gateway, session, broker):
+    plan = session.plan(decisions().iloc[[1, 3]])
+    doubled = pd.concat([plan, plan], ignore_index=True)
+    with pytest.raises(OrderRejected) as info:
+        session.execute(doubled, dry_run=False)
+    assert info.value.rule == "ORDER_REF" and "ai-ko, ai-xom" in str(info.value)
+    assert broker.executions().empty and session.ledger.intents().empty
+    assert (session.execute(plan, dry_run=False)["status"] == "Filled").all()
+
+
 def test_a_lost_ledger_still_never_sends_twice(gateway, session, broker, private_ledger):
     plan = session.plan(decisions())
     session.execute(plan, dry_run=False)
@@ -223,6 +232,93 @@ def test_a_ticker_the_broker_does_not_know_is_a_rejected_row(gateway, private_le
         assert list(result.loc[["ai-ko", "ai-xom"], "status"]) == ["Filled", "Filled"]
 
 
+def test_trailing_stop_legs_reach_the_gateway(gateway, session, broker):
+    rows = session.place_order("KO", 10, 61.8, stop_loss=60.0, trail="2%", order_ref="tr")
+    assert rows["order_ref"].tolist() == ["tr", "tr:stop"]
+    plan = session.plan(decisions().iloc[[0]], trail_percent=3.0)
+    assert plan["trail_percent"].iloc[0] == 3.0
+    session.execute(plan, dry_run=False)
+    trades = broker.ib.reqAllOpenOrders()
+    legs = {t.order.orderRef: t.order for t in trades}
+    assert (legs["tr:stop"].orderType, legs["tr:stop"].trailingPercent) == ("TRAIL", 2.0)
+    assert (legs["ai-aapl:stop"].orderType, legs["ai-aapl:stop"].trailingPercent) == ("TRAIL", 3.0)
+    assert legs["ai-aapl:target"].orderType == "LMT"
+    assert_each_order_once(broker, ["tr", "tr:stop", "ai-aapl", "ai-aapl:stop", "ai-aapl:target"])
+
+
+def test_results_say_when_an_order_waits_for_the_open_or_keeps_working(private_ledger):
+    night = CLOCK.replace(hour=3)  # 22:00 in New York the evening before: market closed
+    with (
+        PaperGateway(port=0, seed=SEED, clock_start=night, fixed_clock=True) as gw,
+        ibkr_nb.connect(port=gw.port, client_id=40) as s,
+    ):
+        plan = s.plan(decisions().iloc[[1]])
+        result = s.execute(plan, dry_run=False, wait=0.5)
+        assert result["status"].iloc[0] == "PreSubmitted"
+        assert result["reason"].iloc[0] == "waiting for the market to open"
+    with (
+        PaperGateway(port=0, seed=SEED, clock_start=CLOCK, fixed_clock=True) as gw,
+        ibkr_nb.connect(port=gw.port, client_id=40) as s,
+    ):
+        plan = s.plan(decisions().iloc[[3]])  # the same ledger: ai-ko was sent above
+        plan.loc[0, "limit_price"] = round(plan.loc[0, "reference_price"] * 0.99, 2)  # rests
+        result = s.execute(plan, dry_run=False, wait=0.5)
+        assert result["status"].iloc[0] == "Submitted"
+        assert result["reason"].iloc[0] == "working after 0.5 s"
+        assert result["filled"].iloc[0] == 0 and result["remaining"].iloc[0] == plan["quantity"][0]
+
+
+def test_partial_fills_are_reported_and_reconcile_books_the_rest(gateway, private_ledger, broker):
+    big = {**DECISIONS[1], "confidence": 100}
+    limits = {
+        "max_position_size": 5e5,
+        "max_position_pct": 1.0,
+        "max_order_notional": 1e6,
+        "max_batch_notional": 1e6,
+    }
+    with ibkr_nb.connect(port=gateway.port, client_id=42, **limits) as s:
+        plan = s.plan(pd.DataFrame([big]))
+        quantity = plan["quantity"].iloc[0]
+        result = s.execute(plan, dry_run=False, wait=0.5).iloc[0]
+        assert 0 < result["filled"] < quantity, result
+        assert result["remaining"] == quantity - result["filled"]
+        assert result["status"] == "Submitted" and result["reason"] == "working after 0.5 s"
+        for _ in range(200):
+            gateway.advance_clock(5)
+            if broker.executions()["quantity"].sum() >= quantity:
+                break
+        assert broker.executions()["quantity"].sum() == quantity
+        s.reconcile()
+        fills = s.ledger.fills()
+        mine = fills[fills["order_ref"] == "ai-ko"]
+        assert mine["quantity"].sum() == quantity and len(mine) > 1
+        assert (mine["decision_id"] == "ai-ko").all() and mine["commission"].notna().all()
+        assert_every_fill_once_in_the_ledger(broker, s.ledger)
+        s.reconcile()
+        assert len(s.ledger.fills()) == len(fills)
+
+
+def test_estimated_gain_of_a_sale_uses_this_accounts_lots(gateway, session):
+    session.reconcile()  # the paper account's MSFT gets an opening lot at IBKR's average cost
+    other = pd.DataFrame(
+        {
+            "exec_id": ["other-1"],
+            "account": ["U999"],
+            "symbol": ["MSFT"],
+            "quantity": [1000.0],
+            "price": [1.0],
+            "currency": ["USD"],
+            "time": [pd.Timestamp("2020-01-02 15:00", tz="UTC")],
+        }
+    )
+    session.ledger.record_fills(other)  # another account's old, cheap MSFT
+    row = session.plan(decisions().iloc[[2]]).iloc[0]
+    average = session.positions().set_index("symbol").loc["MSFT", "average_cost"]
+    sold = -row["quantity"]
+    assert row["est_realized_lt"] == 0
+    assert row["est_realized_st"] == pytest.approx(sold * (row["reference_price"] - average), 0.01)
+
+
 def test_gateway_rejection_is_a_rejected_row_and_an_error(gateway, session):
     gateway.reject_next_order("Simulated margin call")
     plan = session.plan(decisions().iloc[[1, 3]])
@@ -272,6 +368,13 @@ def test_manual_orders_are_held_to_the_risk_limits(gateway, private_ledger):
         with pytest.raises(OrderRejected) as info:
             s.place_order("AAPL", 1, 250.0)
         assert info.value.rule == "MAX_SLIPPAGE_PCT"
+        for legs, rule in [
+            ({"stop_loss": 250.0}, "STOP_LOSS"),  # a market buy stopped out at once
+            ({"take_profit": 150.0}, "TAKE_PROFIT"),
+        ]:
+            with pytest.raises(OrderRejected) as info:
+                s.place_order("AAPL", 10, **legs)
+            assert info.value.rule == rule
         assert len(s.ledger.intents()) == intents and len(s.executions()) == executions
 
 
@@ -359,14 +462,20 @@ def test_dropped_again_while_resending_then_run_again(gateway, session):
     broker.close()
 
 
-def run_client(port: int, client_id: int, decisions_file: Path, moment: str, env=None):
-    return subprocess.run(
+def start_client(port: int, client_id: int, decisions_file: Path, moment: str = "none"):
+    """A kernel in a subprocess (tests/crash_client.py) on this test's ledger."""
+    return subprocess.Popen(
         [sys.executable, str(CRASH_CLIENT), str(port), str(client_id), str(decisions_file), moment],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        env=env or os.environ.copy(),
     )
+
+
+def finish(process) -> str:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode in (0, -9), err[-2000:]
+    return out
 
 
 @pytest.fixture
@@ -393,8 +502,9 @@ MOMENTS = [
 def test_a_killed_kernel_then_reconcile_and_rerun(own_gateway, tmp_path, moment):
     decisions_file = tmp_path / "decisions.json"
     decisions_file.write_text(json.dumps(DECISIONS))
-    crashed = run_client(own_gateway.port, 41, decisions_file, moment)
-    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    crashed = start_client(own_gateway.port, 41, decisions_file, moment)
+    finish(crashed)
+    assert crashed.returncode == -9
     broker = Broker(own_gateway)
     try:
         with ibkr_nb.connect(port=own_gateway.port, client_id=41, timeout=5) as s:
@@ -418,29 +528,13 @@ def test_a_killed_kernel_then_reconcile_and_rerun(own_gateway, tmp_path, moment)
 
 
 def test_two_processes_on_one_ledger_both_succeed(own_gateway, tmp_path):
-    halves = [DECISIONS[:2], DECISIONS[2:]]
-    procs = []
-    for n, half in enumerate(halves):
-        path = tmp_path / f"d{n}.json"
+    paths = [tmp_path / "d0.json", tmp_path / "d1.json"]
+    for path, half in zip(paths, [DECISIONS[:2], DECISIONS[2:]], strict=True):
         path.write_text(json.dumps(half))
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    str(CRASH_CLIENT),
-                    str(own_gateway.port),
-                    str(51 + n),
-                    str(path),
-                    "none",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+    procs = [start_client(own_gateway.port, 51 + n, path) for n, path in enumerate(paths)]
     for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err[-2000:]
+        finish(p)
+        assert p.returncode == 0
     broker = Broker(own_gateway)
     try:
         ledger = ibkr_nb.Ledger()
@@ -448,5 +542,24 @@ def test_two_processes_on_one_ledger_both_succeed(own_gateway, tmp_path):
         assert_every_fill_once_in_the_ledger(broker, ledger)
         assert set(ledger.decisions()["decision_id"]) == set(PARENT_REFS)
         assert set(PARENT_REFS) <= set(ledger.intents()["order_ref"])
+    finally:
+        broker.close()
+
+
+def test_two_processes_running_the_same_decisions_at_once_send_each_order_once(
+    own_gateway, tmp_path
+):
+    path = tmp_path / "decisions.json"
+    path.write_text(json.dumps(DECISIONS))
+    procs = [start_client(own_gateway.port, 61 + n, path) for n in range(2)]
+    outputs = [finish(p) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    broker = Broker(own_gateway)
+    try:
+        assert_each_order_once(broker, [*PARENT_REFS, "ai-aapl:stop", "ai-aapl:target"])
+        assert_every_fill_once_in_the_ledger(broker, ibkr_nb.Ledger())
+        for ref in PARENT_REFS:  # one process filled it, the other left it alone
+            lines = [line for out in outputs for line in out.splitlines() if f" {ref} " in line]
+            assert sum("Filled" in line for line in lines) == 1, lines
     finally:
         broker.close()

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ibkr_nb import Ledger, LedgerBusy
-from ibkr_nb.ledger import MIGRATIONS, SCHEMA_VERSION
+from ibkr_nb.ledger import MIGRATIONS, SCHEMA_VERSION, owner_alive, process_owner
 
 SAMPLES = Path(__file__).parents[1] / "data" / "samples"
 
@@ -65,6 +65,20 @@ def test_migrates_an_old_file_once_and_keeps_its_data(tmp_path):
         assert con.execute("SELECT * FROM notes").fetchall() == [("keep me",)]
 
 
+def test_migrates_a_version_1_ledger_and_keeps_its_intents(tmp_path):
+    path = tmp_path / "v1.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(MIGRATIONS[1])
+        con.execute("CREATE TABLE schema_version (version INTEGER)")
+        con.execute("INSERT INTO schema_version VALUES (1)")
+        con.execute("INSERT INTO intents (order_ref, status) VALUES ('old-1', 'pending')")
+    ledger = Ledger(path)
+    assert ledger.schema_version == SCHEMA_VERSION
+    intents = ledger.intents()
+    assert intents["order_ref"].tolist() == ["old-1"] and intents["owner"].isna().all()
+    assert ledger.record_intents(pd.DataFrame({"order_ref": ["old-1"]})) == ["old-1"]
+
+
 def test_a_newer_schema_asks_for_an_upgrade(tmp_path):
     path = tmp_path / "new.duckdb"
     Ledger(path).record_fills(BUY_BUY_SELL)
@@ -89,9 +103,12 @@ def test_commissions_are_joined_even_when_they_come_later():
     ledger.record_fills(BUY_BUY_SELL)
     assert ledger.fills()["commission"].isna().all()
     ledger.record_commissions(COMMISSIONS)
+    basis = ledger.open_lots().set_index("lot_id")["cost_basis"]
     ledger.record_commissions(commissions(("e1", 1.25)))  # a corrected report replaces
     got = ledger.fills().set_index("exec_id")["commission"]
     assert got.to_dict() == {"e1": 1.25, "e2": 1.0, "e3": 1.0, "e4": 1.0}
+    again = ledger.open_lots().set_index("lot_id")["cost_basis"]  # the lots follow
+    assert again["e1"] == pytest.approx(basis["e1"] + 0.25 * 2 / 10)
 
 
 def test_position_before_each_fill_per_symbol():
@@ -160,8 +177,23 @@ def test_a_version_1_ledger_is_migrated_in_place(tmp_path):
     ledger = Ledger(path)
     assert ledger.schema_version == SCHEMA_VERSION
     fill = ledger.fills().iloc[0]
-    assert (fill.fx_rate, fill.kind, fill.asset_category, fill.multiplier) == (1, "trade", "STK", 1)
+    assert (fill.fx_rate, fill.asset_category, fill.multiplier) == (1, "STK", 1)
     assert ledger.open_lots().quantity.tolist() == [10]
+
+
+def test_import_a_statement_with_a_split_keeps_the_lots_working():
+    """trades.csv: 10 NVDA at 850, a 10:1 split, 50 sold: 50 shares remain at 85.01 each."""
+    ledger = Ledger()
+    result = ledger.import_statement(SAMPLES / "trades.csv")
+    assert result["splits_added"] == 1
+    assert "S0001" not in set(ledger.fills()["exec_id"])  # a split is not a fill
+    nvda = ledger.open_lots().query("symbol == 'NVDA'")
+    assert nvda["quantity"].tolist() == [50.0]
+    assert nvda["cost_basis"].iloc[0] == pytest.approx((10 * 850 + 1) / 2)
+    held = ledger.positions().set_index("symbol")["quantity"].to_dict()
+    assert held == {"NVDA": 50, "SAP": 20, "VOO": 1.25}
+    assert ledger.import_statement(SAMPLES / "trades.csv")["splits_added"] == 0
+    assert len(ledger.realized()) > 0
 
 
 def test_import_books_lots_bought_before_the_history_as_flagged_openings(tmp_path):
@@ -241,3 +273,47 @@ def test_two_processes_writing_at_once_lose_nothing(private_ledger):
         assert w.returncode == 0 and out.strip() == "done", err[-2000:]
     got = Ledger().fills()
     assert len(got) == 4 + 2 * 25 * 20 and got["exec_id"].is_unique
+
+
+def intent(ref: str) -> pd.DataFrame:
+    return pd.DataFrame({"order_ref": [ref], "symbol": ["XYZ"], "quantity": [1.0]})
+
+
+def test_intents_are_claimed_by_one_live_process(private_ledger):
+    ledger = Ledger()
+    assert ledger.record_intents(intent("k1")) == ["k1"]
+    assert ledger.record_intents(intent("k1")) == ["k1"]  # this process again: still ours
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        other = f"{process_owner().rpartition(':')[0]}:{sleeper.pid}"
+        assert owner_alive(other)
+        with duckdb.connect(str(private_ledger)) as con:
+            con.execute("UPDATE intents SET owner = ? WHERE order_ref = 'k1'", [other])
+        assert ledger.record_intents(intent("k1")) == []  # a live notebook is sending it
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not owner_alive(other)
+    assert ledger.record_intents(intent("k1")) == ["k1"]  # its kernel died: taken over
+    ledger.mark_intent("k1", "acknowledged", order_id=7)
+    assert ledger.record_intents(intent("k1")) == []  # the broker has it: never again
+    assert ledger.intents().set_index("order_ref").loc["k1", "order_id"] == 7
+    assert owner_alive("another-host:1") and not owner_alive(None)
+
+
+def test_notional_sent_today_per_account():
+    ledger = Ledger()
+    rows = pd.DataFrame(
+        {
+            "order_ref": ["a", "b", "c"],
+            "account": ["DU1", "DU1", "DU2"],
+            "notional": [100.0, 50.0, 7.0],
+        }
+    )
+    refs = ledger.record_intents(rows)
+    ledger.mark_intent(refs, "acknowledged", transmitted_at=pd.Timestamp.now(tz="UTC"))
+    ledger.mark_intent("b", "rejected")
+    assert ledger.notional_sent() == 107.0
+    assert ledger.notional_sent(account="DU1") == 100.0
+    yesterday = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1)
+    assert ledger.notional_sent(day=yesterday.to_pydatetime()) == 0.0

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ibkr_nb import TradingState, check_orders, plan_orders
 from ibkr_nb.risk import PLAN_COLUMNS, RiskLimits
@@ -273,22 +275,31 @@ QUOTE = pd.DataFrame({"symbol": ["XYZ"], "last": [100.0]})
 
 
 @pytest.mark.parametrize(
-    ("quantity", "limit", "held", "limits", "rule"),
+    ("quantity", "limit", "held", "limits", "rule", "legs"),
     [
-        (200, np.nan, 0, replace(LIMITS, max_order_notional=1e6), "MAX_POSITION_PCT"),
-        (50, np.nan, 0, LIMITS, ""),
-        (-200, np.nan, 200, LIMITS, ""),  # shrinks a position: the exposure caps do not apply
-        (600, np.nan, 0, replace(LIMITS, max_position_pct=1.0), "MAX_ORDER_NOTIONAL"),
-        (-600, np.nan, 600, LIMITS, "MAX_ORDER_NOTIONAL"),  # a sale too is one order
-        (10, 105.0, 0, LIMITS, "MAX_SLIPPAGE_PCT"),
-        (-10, np.nan, 0, replace(LIMITS, allow_short=False), "ALLOW_SHORT"),
-        (10, np.nan, 0, replace(LIMITS, trading_state=TradingState.HALTED), "TRADING_STATE"),
-        (10, np.nan, 0, replace(LIMITS, trading_state=TradingState.REDUCING), "TRADING_STATE"),
-        (-10, np.nan, 40, replace(LIMITS, trading_state=TradingState.REDUCING), ""),
+        (200, np.nan, 0, replace(LIMITS, max_order_notional=1e6), "MAX_POSITION_PCT", {}),
+        (50, np.nan, 0, LIMITS, "", {}),
+        (-200, np.nan, 200, LIMITS, "", {}),  # shrinks a position: the exposure caps do not apply
+        (600, np.nan, 0, replace(LIMITS, max_position_pct=1.0), "MAX_ORDER_NOTIONAL", {}),
+        (-600, np.nan, 600, LIMITS, "MAX_ORDER_NOTIONAL", {}),  # a sale too is one order
+        (10, 105.0, 0, LIMITS, "MAX_SLIPPAGE_PCT", {}),
+        (-10, np.nan, 0, replace(LIMITS, allow_short=False), "ALLOW_SHORT", {}),
+        (10, np.nan, 0, replace(LIMITS, trading_state=TradingState.HALTED), "TRADING_STATE", {}),
+        (10, np.nan, 0, replace(LIMITS, trading_state=TradingState.REDUCING), "TRADING_STATE", {}),
+        (-10, np.nan, 40, replace(LIMITS, trading_state=TradingState.REDUCING), "", {}),
+        (10, np.nan, 0, LIMITS, "STOP_LOSS", {"stop_loss": 101.0}),  # a market buy: the quote
+        (-10, np.nan, 40, LIMITS, "STOP_LOSS", {"stop_loss": 99.0}),
+        (10, 100.5, 0, LIMITS, "TAKE_PROFIT", {"take_profit": 100.0}),
+        (-10, np.nan, 40, LIMITS, "TAKE_PROFIT", {"take_profit": 101.0}),
+        (10, np.nan, 0, LIMITS, "", {"stop_loss": 95.0, "take_profit": 110.0}),
     ],
 )
-def test_check_orders_applies_the_limits_to_manual_orders(quantity, limit, held, limits, rule):
-    orders = pd.DataFrame({"symbol": ["XYZ"], "quantity": [quantity], "limit_price": [limit]})
+def test_check_orders_applies_the_limits_to_manual_orders(
+    quantity, limit, held, limits, rule, legs
+):
+    orders = pd.DataFrame(
+        {"symbol": ["XYZ"], "quantity": [quantity], "limit_price": [limit], **legs}
+    )
     positions = pd.DataFrame({"symbol": ["XYZ"], "quantity": [float(held)]})
     row = check_orders(orders, positions, ACCOUNT, limits, quotes=QUOTE).iloc[0]
     assert row["rule"] == rule
@@ -319,3 +330,78 @@ def test_raw_bad_rows_are_rejected_rows_in_place():
     assert out["reason"].iloc[2].startswith("DECISION: missing decision_id; missing decision")
     assert (out["quantity"].iloc[[1, 2]] == 0).all()
     assert list(out.columns) == PLAN_COLUMNS
+
+
+# -- properties ----------------------------------------------------------------------------
+
+SYMS = ["AAA", "BBB", "CCC", "DDD"]
+
+
+@settings(max_examples=150)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(SYMS),
+            st.sampled_from(["BUY", "SELL", "HOLD"]),
+            st.floats(0, 100),
+            st.floats(0.5, 5_000),
+            st.one_of(st.none(), st.floats(0.01, 0.5)),  # stop distance as a fraction
+        ),
+        max_size=10,
+    ),
+    held=st.dictionaries(st.sampled_from(SYMS), st.integers(-2_000, 2_000), max_size=4),
+    moves=st.dictionaries(st.sampled_from(SYMS), st.floats(-0.05, 0.05), max_size=4),
+    state=st.sampled_from(list(TradingState)),
+    allow_short=st.booleans(),
+    per_batch=st.integers(1, 5),
+    batch_notional=st.floats(1_000, 1e6),
+)
+def test_plan_rules_hold_for_any_batch(
+    rows, held, moves, state, allow_short, per_batch, batch_notional
+):
+    frame = pd.DataFrame(
+        [
+            decision(
+                action,
+                price,
+                conf,
+                ticker=sym,
+                decision_id=f"d{i}",
+                stop_loss=np.nan
+                if dist is None or action == "HOLD"
+                else price * (1 - dist if action == "BUY" else 1 + dist),
+            )
+            for i, (sym, action, conf, price, dist) in enumerate(rows)
+        ],
+        columns=list(decision()),
+    )
+    positions = pd.DataFrame({"symbol": list(held), "quantity": [float(q) for q in held.values()]})
+    last = {r[0]: r[3] * (1 + moves.get(r[0], 0.0)) for r in rows}
+    quotes = pd.DataFrame({"symbol": list(last), "last": list(last.values())})
+    limits = replace(
+        LIMITS,
+        trading_state=state,
+        allow_short=allow_short,
+        max_orders_per_batch=per_batch,
+        max_batch_notional=batch_notional,
+    )
+    out = plan_orders(frame, positions, ACCOUNT, limits, quotes=quotes, today=TODAY)
+    assert len(out) == len(rows)
+    planned = out[out["status"] == "planned"]
+    assert len(planned) <= per_batch and planned["notional"].sum() <= batch_notional + 1e-6
+    assert planned["symbol"].is_unique  # one order per symbol: later decisions supersede
+    assert (planned["action"] == planned["decision"]).all()
+    assert ((planned["quantity"] > 0) == (planned["action"] == "BUY")).all()
+    assert (out.loc[out["decision"] == "HOLD", "status"] == "hold").all()
+    assert (out.loc[out["status"] != "planned", "quantity"] == 0).all()
+    before, after = planned["position_before"], planned["position_after"]
+    if state == TradingState.HALTED:
+        assert planned.empty
+    if state == TradingState.REDUCING:
+        assert (after.abs() <= before.abs()).all() and (after * before >= 0).all()
+    if not allow_short:
+        assert ((after >= 0) | (after >= before)).all()
+    sells = planned[planned["action"] == "SELL"]
+    assert ((sells["position_before"] <= 0) | (sells["position_after"] >= 0)).all()  # no flip
+    slipped = (planned["reference_price"] / planned["limit_price"] - 1).abs()
+    assert (slipped <= 0.01).all()  # marketable, within the collar of the quote
