@@ -236,7 +236,11 @@ def _timestamps(values: pd.Series, missing: pd.Series, now: datetime | None) -> 
     else:
         text = values.astype(object).where(~missing, None)
         out = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-    out = out.astype("datetime64[ns, UTC]")
+    # "1;" parses as the year 1: a time nanoseconds cannot hold is no decision's time
+    inside = (out >= pd.Timestamp.min.tz_localize("UTC")) & (
+        out <= pd.Timestamp.max.tz_localize("UTC")
+    )
+    out = out.where(inside).astype("datetime64[ns, UTC]")
     out[missing] = default
     return out
 

@@ -71,6 +71,7 @@ BAD_ROWS = [
     ("negative stop", row(stop_loss=-1.0), "stop_loss must be > 0"),
     ("bad symbol", row(ticker="$$$"), "ticker is not a symbol"),
     ("bad date", row(created_at="yesterday-ish"), "created_at is not a date"),
+    ("year 1", row(created_at="1;"), "created_at is not a date"),
 ]
 
 
