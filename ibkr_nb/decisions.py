@@ -292,8 +292,18 @@ def decide(
                 continue
             row = dict(answer)
             row.setdefault("ticker", ticker)
-            created = pd.Timestamp(row.get("created_at") or now)
-            created = created.tz_localize("UTC") if created.tzinfo is None else created
+            try:
+                created = pd.Timestamp(row.get("created_at") or now)
+                created = created.tz_localize("UTC") if created.tzinfo is None else created
+                if pd.isna(created):
+                    raise ValueError("no time")
+            except (ValueError, TypeError, OverflowError):
+                failures.append(
+                    _engine_failure(
+                        ticker, f"engine returned created_at={row['created_at']!r}: not a time"
+                    )
+                )
+                continue
             row.setdefault("decision_id", f"{ticker}-{created.tz_convert('UTC'):%Y%m%dT%H%M%S}")
             row["created_at"] = created
             rows.append(row)
