@@ -237,7 +237,11 @@ def _timestamps(values: pd.Series, missing: pd.Series, now: datetime | None) -> 
     else:
         text = values.astype(object).where(~missing, None)
         out = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-    out = out.astype("datetime64[ns, UTC]")
+    # "1;" parses as the year 1: a time nanoseconds cannot hold is no decision's time
+    inside = (out >= pd.Timestamp.min.tz_localize("UTC")) & (
+        out <= pd.Timestamp.max.tz_localize("UTC")
+    )
+    out = out.where(inside).astype("datetime64[ns, UTC]")
     out[missing] = default
     return out
 
@@ -289,8 +293,18 @@ def decide(
                 continue
             row = dict(answer)
             row.setdefault("ticker", ticker)
-            created = pd.Timestamp(row.get("created_at") or now)
-            created = created.tz_localize("UTC") if created.tzinfo is None else created
+            try:
+                created = pd.Timestamp(row.get("created_at") or now)
+                created = created.tz_localize("UTC") if created.tzinfo is None else created
+                if pd.isna(created):
+                    raise ValueError("no time")
+            except (ValueError, TypeError, OverflowError):
+                failures.append(
+                    _engine_failure(
+                        ticker, f"engine returned created_at={row['created_at']!r}: not a time"
+                    )
+                )
+                continue
             row.setdefault("decision_id", f"{ticker}-{created.tz_convert('UTC'):%Y%m%dT%H%M%S}")
             row["created_at"] = created
             rows.append(row)

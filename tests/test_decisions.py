@@ -71,6 +71,7 @@ BAD_ROWS = [
     ("negative stop", row(stop_loss=-1.0), "stop_loss must be > 0"),
     ("bad symbol", row(ticker="$$$"), "ticker is not a symbol"),
     ("bad date", row(created_at="yesterday-ish"), "created_at is not a date"),
+    ("year 1", row(created_at="1;"), "created_at is not a date"),
 ]
 
 
@@ -221,13 +222,16 @@ def test_decide_isolates_a_failing_engine_per_ticker():
             return None
         if ticker == "BAD":
             return {"decision": "BUY", "confidence": 250, "current_price": 10}
+        if ticker == "WHEN":
+            return {"decision": "BUY", "confidence": 50, "current_price": 10, "created_at": "soon"}
         return {"decision": "BUY", "confidence": 70, "current_price": 100.0, "stop_loss": 95}
 
-    tickers = ["AAPL", "BOOM", "SLOW", "JUNK", "NONE", "BAD", "msft"]
+    tickers = ["AAPL", "BOOM", "SLOW", "JUNK", "NONE", "BAD", "WHEN", "msft"]
     valid, rejects = decide(tickers, engine, timeout=0.5, now=NOW)
     assert sorted(valid["ticker"]) == ["AAPL", "MSFT"]
     reasons = dict(zip(rejects["ticker"], rejects["reason"], strict=True))
-    assert set(reasons) == {"BOOM", "SLOW", "JUNK", "NONE", "BAD"}
+    assert set(reasons) == {"BOOM", "SLOW", "JUNK", "NONE", "BAD", "WHEN"}
+    assert "created_at='soon'" in reasons["WHEN"]
     assert "model down" in reasons["BOOM"]
     assert "timed out" in reasons["SLOW"]
     assert "not a dict" in reasons["JUNK"] and "not a dict" in reasons["NONE"]
