@@ -21,7 +21,7 @@ import resource
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -254,10 +254,11 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                     date.fromordinal(day[i]),
                     date.fromordinal(lot.hps),
                 )
-                long_term = (sold_on.year, sold_on.month, sold_on.day) > (
-                    start.year + 1,
-                    start.month,
-                    start.day,
+                held_from = start + timedelta(days=1)  # the day after acquisition
+                long_term = (sold_on.year, sold_on.month, sold_on.day) >= (
+                    held_from.year + 1,
+                    held_from.month,
+                    held_from.day,
                 )
                 realized.append(
                     (
@@ -279,6 +280,8 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "long" if long_term else "short",
                         rows[lot.row].datetime,
                         r.datetime,
+                        0.0,  # permanently_disallowed: no IRA in the generated data
+                        False,  # ira
                     )
                 )
         for lot in book:
