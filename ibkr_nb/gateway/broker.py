@@ -20,9 +20,8 @@ modification and cancel alike; the server sends them as TWS error messages (``co
 Cancelled on the error); a 201 rejection is kept in :meth:`Broker.completed_orders` with status
 "Inactive" (``exc.ticket``). Cancel errors have ``ticket`` None.
 
-Persistence: with ``state_file`` the whole account is rewritten (temp file + ``os.replace``, no
-fsync) after every change; records are serialised once and cached, but the write is still
-O(history): ~1 ms per save at 100 orders, ~4 ms at 1000.
+Persistence: with ``state_file`` the whole account is rewritten after every change
+(:mod:`.persistence`).
 
 Order life (TWS semantics)
 --------------------------
@@ -41,404 +40,71 @@ Order life (TWS semantics)
 * DAY orders are cancelled by the first ``process()`` at or after the 16:00 ET close of their
   session; GTC orders stay.
 
-Margin model (US Reg T, no house add-ons)
------------------------------------------
-``L`` = market value of long positions, ``S`` = absolute market value of short positions, at
-the last price.
-
-* NetLiquidation = EquityWithLoanValue = TotalCashValue + L - S
-* GrossPositionValue = L + S
-* InitMarginReq = 50% L + 50% S; MaintMarginReq = 25% L + 30% S
-* AvailableFunds = EquityWithLoanValue - InitMarginReq
-* ExcessLiquidity = EquityWithLoanValue - MaintMarginReq
-* BuyingPower = 4 x AvailableFunds (floored at 0), IBKR's figure for a margin account
-* An order is rejected (201) when, filled at its estimated price, InitMarginReq after would
-  exceed EquityWithLoanValue after and be higher than before (reducing orders always pass).
-  Other working orders are not counted.
-
-P&L (IBKR average cost)
------------------------
-Average cost includes commissions (buy: (cost + commission) / shares; short: (proceeds -
-commission) / shares). Closing ``n`` shares realizes ``(price - avg) * n`` (long) or
-``(avg - price) * n`` (short) minus the closing share of the commission; a flip closes then
-opens. Unrealized = ``(market price - avg) * quantity``. RealizedPnL counts this account's
-fills since it was created (not the seeded history).
+The account (cash, positions, P&L, account values) is :mod:`.account`, Reg T margin
+:mod:`.margin`, validation :mod:`.validation`, ids :mod:`.ids`, the seeded portfolio
+:mod:`.seed` and the state file :mod:`.persistence`; records, events and errors are
+:mod:`.records` (re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import json
-import math
-import os
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ibkr_nb.commissions import stock_commission
-from ibkr_nb.gateway.market import (
-    ET,
-    UNIVERSE,
-    Instrument,
-    Market,
-    instrument,
-    instrument_by_con_id,
-    locate,
-    next_session_close,
-    session_bounds,
-)
 
-INITIAL_CASH = 1_000_000.0
-ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")
-STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
+from .account import INITIAL_CASH, Account, Position, book_trade
+from .ids import IdAllocator, digest
+from .margin import margin, refusal, what_if_state
+from .market import UNIVERSE, Instrument, Market, locate, next_session_close, session_bounds
+from .persistence import SavedState, StateStore, WorkingRecord
+from .records import (
+    AccountChanged,
+    BrokerError,
+    CommissionRecord,
+    Event,
+    ExecutionRecord,
+    Fill,
+    MarginState,
+    OrderRejected,
+    OrderTicket,
+    OrderUpdate,
+    PositionRow,
+    StateFileError,
+    StateWriteError,
+    TradeRecord,
+    WhatIf,
+)
+from .seed import seed_history
+from .validation import STOP_TYPES, normalise, reject, resolve, validate
+
+__all__ = [
+    "INITIAL_CASH",
+    "AccountChanged",
+    "Broker",
+    "BrokerError",
+    "CommissionRecord",
+    "Event",
+    "ExecutionRecord",
+    "Fill",
+    "MarginState",
+    "OrderRejected",
+    "OrderTicket",
+    "OrderUpdate",
+    "PositionRow",
+    "StateFileError",
+    "StateWriteError",
+    "TradeRecord",
+    "WhatIf",
+    "book_trade",
+]
+
 _EPS = 1e-9
 _EXCHANGE = {"NASDAQ": "ISLAND", "NYSE": "NYSE", "ARCA": "ARCA"}
-STATE_VERSION = 1
-
-
-def book_trade(
-    position: float, avg_cost: float, quantity: float, price: float, fee: float
-) -> tuple[float, float, float | None]:
-    """Apply one trade to a position, IBKR average-cost style.
-
-    ``position``/``quantity`` signed, ``fee`` >= 0. Returns ``(new_position, new_avg_cost,
-    realized)`` where ``realized`` is None when the trade only opens or adds.
-    """
-    if abs(quantity) < _EPS:
-        return position, avg_cost, None
-    side = 1.0 if quantity > 0 else -1.0
-    if abs(position) < _EPS or (position > 0) == (quantity > 0):
-        new = position + quantity
-        avg = (avg_cost * abs(position) + price * abs(quantity) + side * fee) / abs(new)
-        return new, avg, None
-    closed = min(abs(quantity), abs(position))
-    fee_close = fee * closed / abs(quantity)
-    realized = (price - avg_cost) * closed * (1.0 if position > 0 else -1.0) - fee_close
-    new = position + quantity
-    if abs(new) < _EPS:
-        return 0.0, 0.0, realized
-    if (new > 0) == (position > 0):
-        return new, avg_cost, realized
-    opened = abs(quantity) - closed
-    avg = (price * opened + side * (fee - fee_close)) / opened
-    return new, avg, realized
-
-
-# --------------------------------------------------------------------------------------------
-# Orders
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class OrderTicket:
-    """One order as the server decoded it from placeOrder, and as the broker keeps it.
-
-    Field names are ib_async ``Order`` attribute names in snake_case. ``raw`` holds every other
-    field the client sent; the broker never interprets it and the server echoes it back.
-    ``con_id``/``symbol`` identify the stock (either is enough; the broker fills the other).
-    The broker updates ``status``, ``filled``, ``remaining``, ``avg_fill_price``,
-    ``last_fill_price``, ``why_held``, ``trail_stop_price``, ``perm_id``, ``account``,
-    ``submitted_at``, ``commission`` and ``completed_at``.
-    """
-
-    order_id: int
-    client_id: int
-    action: str  # "BUY" / "SELL"
-    total_quantity: float
-    order_type: str  # "MKT", "LMT", "STP", "STP LMT", "TRAIL"
-    con_id: int = 0
-    symbol: str = ""
-    perm_id: int = 0
-    account: str = ""
-    lmt_price: float | None = None
-    aux_price: float | None = None
-    tif: str = "DAY"  # "DAY" / "GTC"
-    oca_group: str = ""
-    oca_type: int = 0
-    order_ref: str = ""
-    transmit: bool = True
-    parent_id: int = 0
-    display_size: int = 0
-    outside_rth: bool = False
-    trailing_percent: float | None = None
-    trail_stop_price: float | None = None
-    what_if: bool = False
-    status: str = "PendingSubmit"
-    filled: float = 0.0
-    remaining: float = 0.0
-    avg_fill_price: float = 0.0
-    last_fill_price: float = 0.0
-    why_held: str = ""
-    submitted_at: datetime | None = None
-    raw: dict = field(default_factory=dict)
-    # additions beyond the ib_async Order names:
-    commission: float = 0.0  # commission charged so far for this order (sum of executions)
-    completed_at: datetime | None = None  # when it reached Filled/Cancelled/Inactive
-
-
-@dataclass(frozen=True)
-class ExecutionRecord:
-    """One fill (TWS ``Execution``). ``side`` is "BOT"/"SLD"; ``time`` is tz-aware UTC.
-
-    ``liquidity`` is TWS ``lastLiquidity``: 1 added (a resting limit order), 2 removed.
-    """
-
-    exec_id: str
-    order_id: int
-    client_id: int
-    perm_id: int
-    account: str
-    con_id: int
-    symbol: str
-    side: str
-    shares: float
-    price: float
-    cum_qty: float
-    avg_price: float
-    time: datetime
-    exchange: str
-    order_ref: str
-    liquidity: int
-
-
-@dataclass(frozen=True)
-class CommissionRecord:
-    """TWS ``CommissionReport`` for one execution; ``realized_pnl`` is None for opening fills."""
-
-    exec_id: str
-    commission: float
-    currency: str = "USD"
-    realized_pnl: float | None = None
-
-
-@dataclass(frozen=True)
-class MarginState:
-    """What-if answer (TWS ``OrderState`` fields in snake_case). Money as floats in USD."""
-
-    status: str
-    init_margin_before: float
-    maint_margin_before: float
-    equity_with_loan_before: float
-    init_margin_change: float
-    maint_margin_change: float
-    equity_with_loan_change: float
-    init_margin_after: float
-    maint_margin_after: float
-    equity_with_loan_after: float
-    commission: float
-    min_commission: float
-    max_commission: float
-    commission_currency: str = "USD"
-    warning_text: str = ""
-
-
-@dataclass(frozen=True)
-class TradeRecord:
-    """One trade in the account's history, for the tax engine.
-
-    ``quantity`` is signed (+ buy, - sell); ``time`` tz-aware UTC; ``commission`` positive USD;
-    ``source`` is "seed" for the seeded portfolio's history and "fill" for executions (then
-    ``exec_id`` names the execution and ``trade_id`` equals it). ``trade_id`` is unique and
-    deterministic.
-    """
-
-    trade_id: str
-    time: datetime
-    symbol: str
-    con_id: int
-    quantity: float
-    price: float
-    commission: float
-    currency: str = "USD"
-    source: str = "seed"
-    exec_id: str = ""
-
-
-@dataclass(frozen=True)
-class PositionRow:
-    """A position (reqPositions) and portfolio row (updatePortfolio).
-
-    ``average_cost`` includes commissions, like IBKR. ``realized_pnl`` counts the fills of this
-    account since it was created (not the seeded history).
-    """
-
-    account: str
-    con_id: int
-    symbol: str
-    quantity: float
-    average_cost: float
-    market_price: float
-    market_value: float
-    unrealized_pnl: float
-    realized_pnl: float
-
-
-# --------------------------------------------------------------------------------------------
-# Events and errors
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OrderUpdate:
-    """An order's status or fields changed (send openOrder + orderStatus). ``ticket`` is a copy.
-
-    When ``ticket.status`` is "Cancelled" the server sends error 202 "Order Canceled - reason:"
-    + ``reason`` ("" for a client's cancel; e.g. "DAY order expired", "OCA group cancelled",
-    "Parent order cancelled", "Bracket sibling filled", "Global cancel").
-    """
-
-    ticket: OrderTicket
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Fill:
-    """An execution (send execDetails then commissionReport)."""
-
-    execution: ExecutionRecord
-    commission: CommissionRecord
-
-
-@dataclass(frozen=True)
-class AccountChanged:
-    """Cash/positions changed (send account values, portfolio and position updates)."""
-
-    con_ids: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class WhatIf:
-    """Answer to a what-if order (send openOrder with this margin state; nothing is stored)."""
-
-    ticket: OrderTicket
-    state: MarginState
-
-
-Event = OrderUpdate | Fill | AccountChanged | WhatIf
-
-
-class BrokerError(Exception):
-    """An error the server reports as a TWS error message: ``code``, ``message``, ``order_id``."""
-
-    def __init__(self, code: int, message: str, order_id: int = -1) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.order_id = order_id
-
-
-class OrderRejected(BrokerError):
-    """An order request was not accepted: placement, modification or cancel.
-
-    ``ticket`` is the rejected ticket (status "Inactive" for 201), None for cancel errors.
-    """
-
-    def __init__(
-        self,
-        code: int,
-        message: str,
-        ticket: OrderTicket | None = None,
-        order_id: int | None = None,
-    ) -> None:
-        if order_id is None:
-            order_id = ticket.order_id if ticket is not None else -1
-        super().__init__(code, message, order_id)
-        self.ticket = ticket
-
-
-class StateFileError(RuntimeError):
-    """The ``--state`` file exists but cannot be read; the message names the file."""
-
-
-def _normalise(ticket: OrderTicket) -> None:
-    """Absent optional prices (None, NaN, TWS's UNSET_DOUBLE 1.7976931348623157e308) -> None;
-    absent flags -> TWS defaults (transmit True, what_if/outside_rth False)."""
-    for name in ("lmt_price", "aux_price", "trailing_percent", "trail_stop_price"):
-        v = getattr(ticket, name)
-        if v is not None and (not math.isfinite(v) or abs(v) >= 1e300):
-            setattr(ticket, name, None)
-    if ticket.transmit is None:
-        ticket.transmit = True
-    ticket.what_if = bool(ticket.what_if)
-    ticket.outside_rth = bool(ticket.outside_rth)
-    ticket.action = (ticket.action or "").upper()
-    ticket.order_type = (ticket.order_type or "").upper()
-    ticket.tif = (ticket.tif or "DAY").upper()
-
-
-def _reject(ticket: OrderTicket, reason: str) -> OrderRejected:
-    return OrderRejected(201, "Order rejected - reason:" + reason, ticket)
-
-
-# --------------------------------------------------------------------------------------------
-# Internal state
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Order:
-    ticket: OrderTicket
-    seq: int
-    transmitted: bool = True
-    triggered: bool = False
-    expires_ts: float | None = None
-    rested: bool = False  # was checked once and not marketable -> fills add liquidity
-
-
-@dataclass
-class _Position:
-    quantity: float = 0.0
-    avg_cost: float = 0.0
-    realized: float = 0.0  # from this account's fills (not seeded history)
-
-
-def _digest(*parts: object) -> int:
-    h = hashlib.blake2b(repr(parts).encode(), digest_size=8)
-    return int.from_bytes(h.digest(), "big")
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return str(obj)
-
-
-def _plain(obj: Any) -> dict:
-    """A dataclass as a shallow dict (datetimes as ISO text) -- much faster than ``asdict``."""
-    out = {}
-    for name in obj.__dataclass_fields__:
-        v = getattr(obj, name)
-        out[name] = v.isoformat() if isinstance(v, datetime) else v
-    return out
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, separators=(",", ":"))
-
-
-def _ticket_from(d: dict) -> OrderTicket:
-    d = dict(d)
-    d["submitted_at"] = _dt(d.get("submitted_at"))
-    d["completed_at"] = _dt(d.get("completed_at"))
-    return OrderTicket(**d)
-
-
-# --------------------------------------------------------------------------------------------
-# The broker
-# --------------------------------------------------------------------------------------------
+_Order = WorkingRecord
 
 
 class Broker:
@@ -464,39 +130,45 @@ class Broker:
         self.clock = market.clock
         self.seed = int(seed)
         self.rth_only = rth_only
-        self.state_file = Path(state_file) if state_file is not None else None
+        self.store = StateStore(state_file)
         if account_id is None:
-            account_id = f"DU{_digest('account', self.seed) % 9_000_000 + 1_000_000}"
+            account_id = f"DU{digest('account', self.seed) % 9_000_000 + 1_000_000}"
         if not account_id.startswith("DU"):
             raise ValueError(
                 f"the paper gateway only runs paper accounts (DU...), not {account_id!r}"
             )
-        self.account_id = account_id
         self._listeners: list[Callable[[Event], None]] = []
         self._working: dict[tuple[int, int], _Order] = {}
         self._completed: list[OrderTicket] = []
-        self._used_ids: dict[int, set[int]] = {}
-        self._max_order_id = 0
+        self._ids = IdAllocator(self.seed)
         self._seq = 0
-        self._perm_base = 1_000_000_000 + _digest("perm", self.seed) % 900_000_000
-        self._perm_next = self._perm_base
-        self._exec_prefix = _digest("exec", self.seed) & 0xFFFFFFFF
-        self._exec_base = _digest("exec-base", self.seed) % 0x80000000
-        self._exec_count = 0
-        self._trades: list[TradeRecord] = []
         self._executions: list[tuple[ExecutionRecord, CommissionRecord]] = []
-        self._positions: dict[int, _Position] = {}
-        self._cash = INITIAL_CASH
         self._reject_next: str | None = None
-        self._ser_trades: list[str] = []
-        self._ser_execs: list[str] = []
-        self._ser_completed: list[str] = []
-        if self.state_file is not None and self.state_file.exists():
-            self._load(self.state_file)
-        else:
-            for trade in self._seed_history():
-                self._book(trade, session=False)
-            self._save()
+        self.account = Account(account_id, market)
+        self.store.acquire()
+        self.restored = self.store.exists()  # True: the account came from the state file
+        try:
+            if self.restored:
+                self._restore(self.store.load())
+            else:
+                for trade in seed_history(market, self.seed, account_id):
+                    self.account.book(trade, session=False)
+                self.store.save(self._saved_state())
+        except BaseException:
+            self.store.release()
+            raise
+
+    def close(self) -> None:
+        """Release the state file's lock (the account stays saved)."""
+        self.store.release()
+
+    @property
+    def account_id(self) -> str:
+        return self.account.account_id
+
+    @property
+    def state_file(self) -> Path | None:
+        return self.store.path
 
     # ---- events ----------------------------------------------------------------------------
 
@@ -521,184 +193,20 @@ class Broker:
     @property
     def next_order_id(self) -> int:
         """Next valid order id (for nextValidId / reqIds): 1 + highest id used by any client."""
-        return self._max_order_id + 1
+        return self._ids.next_order_id
 
-    def _next_perm(self) -> int:
-        perm = self._perm_next
-        self._perm_next += 1
-        return perm
-
-    def _next_exec_id(self) -> str:
-        self._exec_count += 1
-        return f"{self._exec_prefix:08x}.{self._exec_base + self._exec_count:08x}.01.01"
-
-    # ---- seeded portfolio -----------------------------------------------------------------
-
-    def _seed_history(self) -> list[TradeRecord]:
-        """~6 positions in 2-3 lots each: long-term (400-700 days) and short-term (40-330 days)
-        lots, one position bought near its 2-year highs (a loss now), one partial sale."""
-        rng = np.random.Generator(np.random.PCG64([self.seed & ((1 << 64) - 1), 0xB0B]))
-        start = self.clock.now()
-        symbols = sorted(UNIVERSE)
-        order = [symbols[i] for i in rng.permutation(len(symbols))]
-        raw: list[tuple[datetime, str, float]] = []  # (time, symbol, signed qty)
-
-        def trade_time(days_back: float) -> datetime:
-            day = (start - timedelta(days=days_back)).astimezone(ET).date()
-            while day.weekday() >= 5:
-                day -= timedelta(days=1)
-            minute = int(rng.integers(0, 330))
-            return datetime(day.year, day.month, day.day, 10, 0, tzinfo=ET) + timedelta(
-                minutes=minute
-            )
-
-        def shares(when: datetime, symbol: str) -> float:
-            price = self.market.price_at(symbol, when)
-            value = float(rng.uniform(12_000, 45_000))
-            return float(max(5, int(value / price / 5) * 5))
-
-        # the loss position: bought at the highest closes of both windows
-        current = {s: self.market.price_at(s, start) for s in order}
-        loss_symbol = None
-        for sym in order:
-            lt = self._best_close(sym, start, 400, 700)
-            st = self._best_close(sym, start, 40, 330)
-            if lt[1] > current[sym] * 1.05 and st[1] > current[sym] * 1.05:
-                loss_symbol = sym
-                for d, _ in (lt, st):
-                    when = datetime(d.year, d.month, d.day, 15, 30, tzinfo=ET)
-                    raw.append((when, sym, shares(when, sym)))
-                break
-        others = [s for s in order if s != loss_symbol][: 6 - (loss_symbol is not None)]
-        for n, sym in enumerate(others):
-            lt = trade_time(float(rng.uniform(400, 700)))
-            st = trade_time(float(rng.uniform(40, 330)))
-            lt_qty = shares(lt, sym)
-            raw.append((lt, sym, lt_qty))
-            raw.append((st, sym, shares(st, sym)))
-            if rng.random() < 0.5:
-                extra = trade_time(float(rng.uniform(10, 720)))
-                raw.append((extra, sym, shares(extra, sym)))
-            if n == 0:  # one partial sale, 20-60 days ago, of half the long-term lot's size
-                sell = trade_time(float(rng.uniform(20, 60)))
-                raw.append((sell, sym, -float(max(5, int(lt_qty / 2 / 5) * 5))))
-        raw.sort(key=lambda r: (r[0], r[1]))
-        out = []
-        for n, (when, sym, qty) in enumerate(raw, start=1):
-            price = self.market.price_at(sym, when)
-            inst = UNIVERSE[sym]
-            out.append(
-                TradeRecord(
-                    trade_id=f"{self.account_id}-S{n:04d}",
-                    time=when.astimezone(UTC),
-                    symbol=sym,
-                    con_id=inst.con_id,
-                    quantity=qty,
-                    price=price,
-                    commission=stock_commission(qty, price),
-                    source="seed",
-                )
-            )
-        return out
-
-    def _best_close(self, symbol: str, start: datetime, lo_days: int, hi_days: int):
-        first = (start - timedelta(days=hi_days)).date()
-        last = (start - timedelta(days=lo_days)).date()
-        return max(self.market.daily_closes(symbol, first, last), key=lambda r: r[1])
-
-    # ---- booking ---------------------------------------------------------------------------
-
-    def _book(self, trade: TradeRecord, session: bool) -> float | None:
-        pos = self._positions.setdefault(trade.con_id, _Position())
-        pos.quantity, pos.avg_cost, realized = book_trade(
-            pos.quantity, pos.avg_cost, trade.quantity, trade.price, trade.commission
-        )
-        if session and realized is not None:
-            pos.realized += realized
-        self._cash -= trade.quantity * trade.price + trade.commission
-        self._trades.append(trade)
-        return realized
-
-    # ---- validation --------------------------------------------------------------------------
-
-    def _resolve(self, ticket: OrderTicket) -> Instrument:
-        inst = instrument_by_con_id(ticket.con_id) if ticket.con_id else None
-        if inst is None and ticket.symbol:
-            inst = instrument(ticket.symbol)
-        if inst is None or (ticket.con_id and inst.con_id != ticket.con_id):
-            raise OrderRejected(
-                200, "No security definition has been found for the request", ticket
-            )
-        return inst
-
-    def _validate(self, ticket: OrderTicket, inst: Instrument) -> None:
-        if ticket.action not in ("BUY", "SELL"):
-            raise _reject(ticket, f"Invalid action {ticket.action!r}: must be BUY or SELL")
-        q = ticket.total_quantity
-        if q is None or not math.isfinite(q) or q <= 0:
-            raise _reject(ticket, f"Order quantity must be positive, got {q}")
-        if ticket.order_type not in ORDER_TYPES:
-            raise _reject(
-                ticket,
-                f"Unsupported order type {ticket.order_type!r} for this exchange and security "
-                f"type (supported: {', '.join(ORDER_TYPES)})",
-            )
-        if ticket.tif not in ("DAY", "GTC"):
-            raise _reject(ticket, f"Unsupported time in force {ticket.tif!r} (DAY or GTC)")
-        typ = ticket.order_type
-        need = []
-        if typ in ("LMT", "STP LMT"):
-            need.append(("limit price", ticket.lmt_price))
-        if typ in ("STP", "STP LMT"):
-            need.append(("stop price", ticket.aux_price))
-        if typ == "TRAIL":
-            if ticket.trailing_percent is not None and ticket.trailing_percent > 0:
-                if ticket.trailing_percent >= 100:
-                    raise _reject(ticket, "Trailing percent must be below 100")
-            else:
-                need.append(("trailing amount", ticket.aux_price))
-        for name, value in need:
-            if value is None or not math.isfinite(value) or value <= 0:
-                raise _reject(ticket, f"Invalid {name} {value} for a {typ} order")
-            ticks = value / inst.min_tick
-            if abs(ticks - round(ticks)) > 1e-6:
-                raise OrderRejected(
-                    110,
-                    "The price does not conform to the minimum price variation for this contract.",
-                    ticket,
-                )
-
-    # ---- account arithmetic --------------------------------------------------------------
-
-    def _mark(self, con_id: int) -> float:
-        inst = instrument_by_con_id(con_id)
-        return self.market.last_price(inst.symbol) if inst else 0.0
-
-    def _margin(
-        self, cash: float, quantities: dict[int, float], marks: dict[int, float]
-    ) -> tuple[float, float, float, float, float]:
-        """(long value, short value, init, maint, equity with loan)."""
-        long_v = short_v = 0.0
-        for con_id, q in quantities.items():
-            v = q * marks[con_id]
-            if v >= 0:
-                long_v += v
-            else:
-                short_v -= v
-        init = 0.5 * long_v + 0.5 * short_v
-        maint = 0.25 * long_v + 0.30 * short_v
-        return long_v, short_v, init, maint, cash + long_v - short_v
+    # ---- margin ----------------------------------------------------------------------------
 
     def _projection(self, inst: Instrument, signed: float, price: float):
-        """Margin figures before and after filling ``signed`` shares at ``price``."""
-        qty = {c: p.quantity for c, p in self._positions.items() if abs(p.quantity) > _EPS}
-        marks = {c: self._mark(c) for c in qty}
+        """Margin figures before and after filling ``signed`` shares at ``price``, and the fee."""
+        qty = self.account.quantities()
+        marks = {c: self.account.mark(c) for c in qty}
         marks[inst.con_id] = self.market.last_price(inst.symbol)
-        before = self._margin(self._cash, qty, marks)
+        before = margin(self.account.cash, qty, marks)
         fee = stock_commission(signed, price)
         after_qty = dict(qty)
         after_qty[inst.con_id] = after_qty.get(inst.con_id, 0.0) + signed
-        after = self._margin(self._cash - signed * price - fee, after_qty, marks)
+        after = margin(self.account.cash - signed * price - fee, after_qty, marks)
         return before, after, fee
 
     def _estimate_price(self, ticket: OrderTicket, inst: Instrument) -> float:
@@ -713,14 +221,9 @@ class Broker:
     def _check_buying_power(self, ticket: OrderTicket, inst: Instrument) -> None:
         signed = ticket.total_quantity if ticket.action == "BUY" else -ticket.total_quantity
         before, after, _ = self._projection(inst, signed, self._estimate_price(ticket, inst))
-        init_after, elv_after = after[2], after[4]
-        if init_after > elv_after + _EPS and init_after > before[2] + _EPS:
-            raise _reject(
-                ticket,
-                "YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR EQUITY "
-                f"WITH LOAN VALUE [{elv_after:.2f} USD] MUST EXCEED THE INITIAL MARGIN "
-                f"[{init_after:.2f} USD]",
-            )
+        text = refusal(before, after)
+        if text:
+            raise reject(ticket, text)
 
     # ---- orders ----------------------------------------------------------------------------
 
@@ -775,22 +278,22 @@ class Broker:
         off the tick grid, 103 duplicate order id, 105 modification changes contract or side,
         135 unknown parent order.
         """
-        _normalise(ticket)
+        normalise(ticket)
         key = (ticket.client_id, ticket.order_id)
         if ticket.what_if:
             return self._emit(self._what_if(ticket))
         if key in self._working:
             return self._emit(self._modify(self._working[key], ticket))
-        if ticket.order_id in self._used_ids.get(ticket.client_id, ()):
+        if self._ids.is_used(ticket.client_id, ticket.order_id):
             raise OrderRejected(103, "Duplicate order id", ticket)
-        inst = self._resolve(ticket)
+        inst = resolve(ticket)
         ticket.con_id, ticket.symbol = inst.con_id, inst.symbol
         ticket.account = self.account_id
         try:
             if self._reject_next is not None:
                 reason, self._reject_next = self._reject_next, None
-                raise _reject(ticket, reason)
-            self._validate(ticket, inst)
+                raise reject(ticket, reason)
+            validate(ticket, inst)
             if ticket.parent_id:
                 pkey = (ticket.client_id, ticket.parent_id)
                 done = [t for t in self._completed if (t.client_id, t.order_id) == pkey]
@@ -799,22 +302,22 @@ class Broker:
                         135, f"Can't find order with id ={ticket.parent_id}", ticket
                     )
                 if done and done[-1].status != "Filled":
-                    raise _reject(ticket, "Parent order is being cancelled.")
+                    raise reject(ticket, "Parent order is being cancelled.")
             self._check_buying_power(ticket, inst)
         except OrderRejected as exc:
             if exc.code == 201:
-                self._use_id(ticket)
+                self._ids.use(ticket.client_id, ticket.order_id)
                 ticket.status = "Inactive"
                 ticket.remaining = ticket.total_quantity
                 ticket.submitted_at = ticket.completed_at = self.clock.now()
-                ticket.perm_id = self._next_perm()
+                ticket.perm_id = self._ids.next_perm()
                 self._completed.append(copy.copy(ticket))
                 self._save()
             raise
         now = self.clock.now()
-        self._use_id(ticket)
+        self._ids.use(ticket.client_id, ticket.order_id)
         self._seq += 1
-        ticket.perm_id = self._next_perm()
+        ticket.perm_id = self._ids.next_perm()
         ticket.submitted_at = now
         ticket.filled = 0.0
         ticket.remaining = ticket.total_quantity
@@ -831,10 +334,6 @@ class Broker:
             ticket.status = "PendingSubmit"
         self._save()
         return self._emit(events)
-
-    def _use_id(self, ticket: OrderTicket) -> None:
-        self._used_ids.setdefault(ticket.client_id, set()).add(ticket.order_id)
-        self._max_order_id = max(self._max_order_id, ticket.order_id)
 
     def _transmit(self, o: _Order) -> list[Event]:
         """Transmit ``o`` together with its held parent and held siblings/children."""
@@ -887,9 +386,9 @@ class Broker:
             raise OrderRejected(105, "Order being modified does not match original order.", new)
         if new.action != t.action:
             raise OrderRejected(105, "Order being modified does not match original order.", new)
-        self._validate(new, inst)
+        validate(new, inst)
         if new.total_quantity < t.filled - _EPS:
-            raise _reject(new, "The order size cannot be reduced below the filled quantity")
+            raise reject(new, "The order size cannot be reduced below the filled quantity")
         if new.order_type != t.order_type:
             o.triggered = False
             t.trail_stop_price = None
@@ -919,41 +418,15 @@ class Broker:
         return events
 
     def _what_if(self, ticket: OrderTicket) -> list[Event]:
-        inst = self._resolve(ticket)
-        self._validate(ticket, inst)
+        inst = resolve(ticket)
+        validate(ticket, inst)
         t = copy.copy(ticket)
         t.con_id, t.symbol, t.account = inst.con_id, inst.symbol, self.account_id
         t.status = "PreSubmitted"
         t.remaining = t.total_quantity
         signed = t.total_quantity if t.action == "BUY" else -t.total_quantity
-        price = self._estimate_price(t, inst)
-        before, after, fee = self._projection(inst, signed, price)
-        _, _, ib, mb, eb = before
-        _, _, ia, ma, ea = after
-        warning = ""
-        if ia > ea + _EPS and ia > ib + _EPS:
-            warning = (
-                "YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR EQUITY "
-                f"WITH LOAN VALUE [{ea:.2f} USD] MUST EXCEED THE INITIAL MARGIN [{ia:.2f} USD]"
-            )
-        r = lambda x: round(x, 2)  # noqa: E731
-        state = MarginState(
-            status="PreSubmitted",
-            init_margin_before=r(ib),
-            maint_margin_before=r(mb),
-            equity_with_loan_before=r(eb),
-            init_margin_change=r(ia - ib),
-            maint_margin_change=r(ma - mb),
-            equity_with_loan_change=r(ea - eb),
-            init_margin_after=r(ia),
-            maint_margin_after=r(ma),
-            equity_with_loan_after=r(ea),
-            commission=fee,
-            min_commission=fee,
-            max_commission=fee,
-            warning_text=warning,
-        )
-        return [WhatIf(t, state)]
+        before, after, fee = self._projection(inst, signed, self._estimate_price(t, inst))
+        return [WhatIf(t, what_if_state(before, after, fee))]
 
     def cancel_order(self, order_id: int, client_id: int) -> list[Event]:
         """Cancel a working (or held) order -> OrderUpdate(Cancelled) (+ its bracket children).
@@ -1127,7 +600,7 @@ class Broker:
         total_fee = stock_commission(cum, avg)
         fee = round(max(0.0, total_fee - t.commission), 8)
         signed = qty if t.action == "BUY" else -qty
-        exec_id = self._next_exec_id()
+        exec_id = self._ids.next_exec_id()
         trade = TradeRecord(
             trade_id=exec_id,
             time=now,
@@ -1139,7 +612,7 @@ class Broker:
             source="fill",
             exec_id=exec_id,
         )
-        realized = self._book(trade, session=True)
+        realized = self.account.book(trade, session=True)
         touched.add(t.con_id)
         t.filled = cum
         t.remaining = max(0.0, t.total_quantity - cum)
@@ -1217,214 +690,69 @@ class Broker:
 
     def trade_history(self) -> list[TradeRecord]:
         """Seeded lot history followed by every fill, oldest first."""
-        return list(self._trades)
+        return list(self.account.trades)
 
     @property
     def cash(self) -> float:
-        return self._cash
-
-    def _row(self, con_id: int, p: _Position) -> PositionRow:
-        """A position valued at the last price at ``clock.now()`` (flat: quantity 0, cost 0)."""
-        inst = instrument_by_con_id(con_id)
-        mark = self.market.last_price(inst.symbol)
-        flat = abs(p.quantity) < _EPS
-        return PositionRow(
-            account=self.account_id,
-            con_id=con_id,
-            symbol=inst.symbol,
-            quantity=0.0 if flat else p.quantity,
-            average_cost=0.0 if flat else p.avg_cost,
-            market_price=mark,
-            market_value=0.0 if flat else p.quantity * mark,
-            unrealized_pnl=0.0 if flat else (mark - p.avg_cost) * p.quantity,
-            realized_pnl=p.realized,
-        )
+        """Cash balance in USD."""
+        return self.account.cash
 
     def positions(self) -> list[PositionRow]:
         """Non-zero positions, by symbol, valued at the last price at ``clock.now()``."""
-        rows = [self._row(c, p) for c, p in self._positions.items() if abs(p.quantity) >= _EPS]
-        return sorted(rows, key=lambda r: r.symbol)
+        return self.account.position_list()
 
     def portfolio(self) -> list[PositionRow]:
         """Same rows as :meth:`positions`, plus closed positions with realized P&L today."""
-        rows = [
-            self._row(c, p)
-            for c, p in self._positions.items()
-            if abs(p.quantity) >= _EPS or abs(p.realized) > _EPS
-        ]
-        return sorted(rows, key=lambda r: r.symbol)
+        return self.account.portfolio()
 
     def position_rows(self, con_ids) -> list[PositionRow]:
-        """The rows of these contracts, flat ones included (quantity 0), as TWS reports a
-        position a fill has just closed."""
-        return [self._row(c, self._positions.get(c, _Position())) for c in con_ids]
+        """The rows of these contracts, flat ones included (quantity 0)."""
+        return self.account.position_rows(con_ids)
 
     def account_values(self) -> dict[str, float]:
-        """Account summary tags -> value in USD (see the module docstring for the model)."""
-        rows = self.positions()
-        long_v = sum(r.market_value for r in rows if r.quantity > 0)
-        short_v = -sum(r.market_value for r in rows if r.quantity < 0)
-        init = 0.5 * long_v + 0.5 * short_v
-        maint = 0.25 * long_v + 0.30 * short_v
-        nlv = self._cash + long_v - short_v
-        available = nlv - init
-        excess = nlv - maint
-        unrealized = sum(r.unrealized_pnl for r in rows)
-        realized = sum(p.realized for p in self._positions.values())
-        values = {
-            "NetLiquidation": nlv,
-            "TotalCashValue": self._cash,
-            "SettledCash": self._cash,
-            "AccruedCash": 0.0,
-            "GrossPositionValue": long_v + short_v,
-            "StockMarketValue": long_v - short_v,
-            "EquityWithLoanValue": nlv,
-            "InitMarginReq": init,
-            "MaintMarginReq": maint,
-            "FullInitMarginReq": init,
-            "FullMaintMarginReq": maint,
-            "AvailableFunds": available,
-            "FullAvailableFunds": available,
-            "ExcessLiquidity": excess,
-            "FullExcessLiquidity": excess,
-            "BuyingPower": max(0.0, 4.0 * available),
-            "Cushion": excess / nlv if nlv else 0.0,
-            "Leverage": (long_v + short_v) / nlv if nlv else 0.0,
-            "RealizedPnL": realized,
-            "UnrealizedPnL": unrealized,
-        }
-        return {
-            k: round(v, 2) if k not in ("Cushion", "Leverage") else round(v, 6)
-            for k, v in values.items()
-        }
+        """Account summary tags -> value in USD (see :meth:`.account.Account.values`)."""
+        return self.account.values()
 
     # ---- persistence -------------------------------------------------------------------------
 
-    def _state_json(self) -> str:
-        """The state document. Trades, executions and completed orders never change once
-        recorded, so each is serialised once and cached; only the rest is re-encoded."""
-
-        def extend(cache: list[str], items: list, encode) -> str:
-            if len(cache) > len(items):
-                cache.clear()
-            for item in items[len(cache) :]:
-                cache.append(encode(item))
-            return ",".join(cache)
-
-        dumps = _dumps
-        trades = extend(self._ser_trades, self._trades, lambda t: dumps(_plain(t)))
-        execs = extend(
-            self._ser_execs,
-            self._executions,
-            lambda ec: "[" + dumps(_plain(ec[0])) + "," + dumps(_plain(ec[1])) + "]",
-        )
-        completed = extend(self._ser_completed, self._completed, lambda t: dumps(_plain(t)))
-        head = {
-            "version": STATE_VERSION,
-            "account_id": self.account_id,
-            "seed": self.seed,
-            "initial_cash": INITIAL_CASH,
-            "working": [
-                {
-                    "ticket": _plain(o.ticket),
-                    "seq": o.seq,
-                    "transmitted": o.transmitted,
-                    "triggered": o.triggered,
-                    "expires_ts": o.expires_ts,
-                    "rested": o.rested,
-                }
-                for o in sorted(self._working.values(), key=lambda w: w.seq)
-            ],
-            "used_ids": {str(c): sorted(ids) for c, ids in self._used_ids.items()},
-            "counters": {
-                "seq": self._seq,
-                "perm_next": self._perm_next,
-                "exec_count": self._exec_count,
-                "max_order_id": self._max_order_id,
-            },
-            "reject_next": self._reject_next,
-            "session_realized": {
-                str(c): p.realized for c, p in self._positions.items() if p.realized
-            },
-        }
-        return (
-            dumps(head)[:-1]
-            + f',"trades":[{trades}],"executions":[{execs}],"completed":[{completed}]}}'
+    def _saved_state(self) -> SavedState:
+        counters = self._ids.state()
+        del counters["used_ids"]
+        return SavedState(
+            account_id=self.account_id,
+            seed=self.seed,
+            initial_cash=INITIAL_CASH,
+            trades=self.account.trades,
+            executions=self._executions,
+            working=sorted(self._working.values(), key=lambda w: w.seq),
+            completed=self._completed,
+            used_ids=self._ids.used,
+            counters={"seq": self._seq, **counters},
+            reject_next=self._reject_next,
+            session_realized={c: p.realized for c, p in self.account.positions.items()},
         )
 
     def _save(self) -> None:
-        """Write the state file atomically (temp file in the same directory + rename)."""
-        if self.state_file is None:
+        """Write the state file (nothing without one). When the write fails, the account goes
+        back to the last saved state and :class:`StateWriteError` is raised: nothing is
+        half-booked."""
+        if self.store.path is None:
             return
-        path = self.state_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = self._state_json()
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            self.store.save(self._saved_state())
+        except OSError as exc:
+            self._restore(self.store.load())
+            raise StateWriteError(self.store.path, exc) from exc
 
-    def _load(self, path: Path) -> None:
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-                raise ValueError(f"not a version-{STATE_VERSION} gateway state")
-            account = state["account_id"]
-            if not isinstance(account, str) or not account.startswith("DU"):
-                raise ValueError(f"account {account!r} is not a paper account (DU...)")
-            trade_names = {f.name for f in fields(TradeRecord)}
-            trades = []
-            for d in state["trades"]:
-                d = {k: v for k, v in d.items() if k in trade_names}
-                d["time"] = _dt(d["time"])
-                trades.append(TradeRecord(**d))
-            executions = []
-            for e, c in state["executions"]:
-                e = dict(e)
-                e["time"] = _dt(e["time"])
-                executions.append((ExecutionRecord(**e), CommissionRecord(**c)))
-            working = {}
-            for w in state["working"]:
-                t = _ticket_from(w["ticket"])
-                working[(t.client_id, t.order_id)] = _Order(
-                    ticket=t,
-                    seq=int(w["seq"]),
-                    transmitted=bool(w["transmitted"]),
-                    triggered=bool(w["triggered"]),
-                    expires_ts=w["expires_ts"],
-                    rested=bool(w["rested"]),
-                )
-            completed = [_ticket_from(d) for d in state["completed"]]
-            used = {int(c): set(map(int, ids)) for c, ids in state["used_ids"].items()}
-            counters = state["counters"]
-            initial_cash = float(state["initial_cash"])
-            session_realized = {
-                int(c): float(v) for c, v in state.get("session_realized", {}).items()
-            }
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StateFileError(
-                f"cannot read the gateway state file {path}: {exc}. Fix or delete the file to "
-                "start a fresh seeded account."
-            ) from exc
-        self.account_id = account
-        self._cash = initial_cash
-        self._positions = {}
-        self._trades = []
-        for t in trades:
-            self._book(t, session=False)
-        for c, r in session_realized.items():
-            self._positions.setdefault(c, _Position()).realized = r
-        self._executions = executions
-        self._working = working
-        self._completed = completed
-        self._used_ids = used
-        self._seq = int(counters["seq"])
-        self._perm_next = int(counters["perm_next"])
-        self._exec_count = int(counters["exec_count"])
-        self._max_order_id = int(counters["max_order_id"])
-        self._reject_next = state.get("reject_next")
+    def _restore(self, state: SavedState) -> None:
+        self.account = Account(state.account_id, self.market, state.initial_cash)
+        for t in state.trades:
+            self.account.book(t, session=False)
+        for c, r in state.session_realized.items():
+            self.account.positions.setdefault(c, Position()).realized = r
+        self._executions = state.executions
+        self._working = {(w.ticket.client_id, w.ticket.order_id): w for w in state.working}
+        self._completed = state.completed
+        self._ids.restore(state.used_ids, state.counters)
+        self._seq = state.counters["seq"]
+        self._reject_next = state.reject_next

@@ -1,4 +1,8 @@
-"""A deterministic simulated US stock market: instruments, a clock, quotes and historical bars.
+"""A deterministic simulated market: a clock, quotes and historical bars.
+
+Stocks, FX pairs and indices follow their own seeded paths (below); futures and options are
+priced from their underlying at the same instant (see ``pricing``): a future at its
+cost-of-carry fair value, an option by Black-Scholes on a seeded volatility surface.
 
 Price model
 -----------
@@ -40,6 +44,12 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from .instruments import DIVIDEND_YIELD, LISTED, Instrument, instrument
+from .instruments import UNIVERSE as UNIVERSE
+from .instruments import instrument_by_con_id as instrument_by_con_id
+from .instruments import matching_symbols as matching_symbols
+from .pricing import RATE, VolSurface, black_scholes, forward_price, vol_surface
+
 ET = ZoneInfo("America/New_York")
 RTH_OPEN_SECOND = 9 * 3600 + 30 * 60  # 09:30 ET, seconds after midnight
 RTH_CLOSE_SECOND = 16 * 3600  # 16:00 ET
@@ -55,110 +65,6 @@ _PROFILE = 1.0 + 2.0 * np.exp(-_MINUTE / 20.0) + 1.5 * np.exp(-(_MINUTE[-1] - _M
 _PROFILE /= _PROFILE.sum()
 _AVG_TRADE_SIZE = 150  # shares per trade, for bar trade counts
 _MAX_BARS = 50_000
-
-
-# --------------------------------------------------------------------------------------------
-# Instruments
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Instrument:
-    """A US stock or ETF traded on SMART in USD (fields as in TWS contract details)."""
-
-    symbol: str
-    con_id: int
-    primary_exchange: str
-    long_name: str
-    min_tick: float
-    industry: str
-    category: str
-    subcategory: str
-    base_price: float
-    annual_vol: float
-    avg_volume: int
-
-
-def _i(symbol, con_id, exch, name, industry, category, sub, price, vol, avg_vol) -> Instrument:
-    return Instrument(
-        symbol, con_id, exch, name, 0.01, industry, category, sub, price, vol, avg_vol
-    )
-
-
-_TECH, _COMM, _FIN = "Technology", "Communications", "Financial"
-_CNC, _CC = "Consumer, Non-cyclical", "Consumer, Cyclical"
-
-# fmt: off
-UNIVERSE: dict[str, Instrument] = {
-    i.symbol: i
-    for i in (
-        _i("AAPL", 265598, "NASDAQ", "APPLE INC", _TECH, "Computers", "Computers", 190.0, 0.25, 55_000_000),
-        _i("MSFT", 272093, "NASDAQ", "MICROSOFT CORP", _TECH, "Software", "Software", 410.0, 0.24, 20_000_000),
-        _i("IBM", 8314, "NYSE", "INTL BUSINESS MACHINES CORP", _TECH, "Computers", "Computer Services", 180.0, 0.22, 4_000_000),
-        _i("SPY", 756733, "ARCA", "SPDR S&P 500 ETF TRUST", "Funds", "Equity Fund", "Growth&Income-Large Cap", 520.0, 0.15, 70_000_000),
-        _i("QQQ", 320227571, "NASDAQ", "INVESCO QQQ TRUST SERIES 1", "Funds", "Equity Fund", "Growth-Large Cap", 450.0, 0.20, 40_000_000),
-        _i("AMZN", 3691937, "NASDAQ", "AMAZON.COM INC", _COMM, "Internet", "E-Commerce/Products", 180.0, 0.30, 40_000_000),
-        _i("NVDA", 4815747, "NASDAQ", "NVIDIA CORP", _TECH, "Semiconductors", "Electronic Compo-Semicon", 120.0, 0.50, 250_000_000),
-        _i("TSLA", 76792991, "NASDAQ", "TESLA INC", _CC, "Auto Manufacturers", "Auto-Cars/Light Trucks", 220.0, 0.55, 90_000_000),
-        _i("GOOGL", 208813719, "NASDAQ", "ALPHABET INC-CL A", _COMM, "Internet", "Web Portals/ISP", 165.0, 0.28, 25_000_000),
-        _i("META", 107113386, "NASDAQ", "META PLATFORMS INC-CLASS A", _COMM, "Internet", "Internet Content-Entmnt", 500.0, 0.35, 15_000_000),
-        _i("JPM", 1520593, "NYSE", "JPMORGAN CHASE & CO", _FIN, "Banks", "Money Center Banks", 200.0, 0.22, 9_000_000),
-        _i("JNJ", 8719, "NYSE", "JOHNSON & JOHNSON", _CNC, "Pharmaceuticals", "Medical-Drugs", 155.0, 0.15, 7_000_000),
-        _i("XOM", 13977, "NYSE", "EXXON MOBIL CORP", "Energy", "Oil&Gas", "Oil Comp-Integrated", 115.0, 0.24, 16_000_000),
-        _i("KO", 8894, "NYSE", "COCA-COLA CO/THE", _CNC, "Beverages", "Beverages-Non-alcoholic", 62.0, 0.14, 13_000_000),
-        _i("PEP", 11017, "NASDAQ", "PEPSICO INC", _CNC, "Beverages", "Beverages-Non-alcoholic", 170.0, 0.15, 5_000_000),
-        _i("WMT", 13824, "NASDAQ", "WALMART INC", _CC, "Retail", "Retail-Discount", 65.0, 0.17, 15_000_000),
-        _i("PG", 15016, "NYSE", "PROCTER & GAMBLE CO/THE", _CNC, "Cosmetics/Personal Care", "Cosmetics&Toiletries", 165.0, 0.15, 6_000_000),
-        _i("DIS", 6459, "NYSE", "WALT DISNEY CO/THE", _COMM, "Media", "Multimedia", 100.0, 0.26, 9_000_000),
-        _i("INTC", 270639, "NASDAQ", "INTEL CORP", _TECH, "Semiconductors", "Electronic Compo-Semicon", 30.0, 0.38, 45_000_000),
-        _i("CSCO", 268084, "NASDAQ", "CISCO SYSTEMS INC", _COMM, "Telecommunications", "Networking Products", 50.0, 0.20, 18_000_000),
-        _i("BAC", 10098, "NYSE", "BANK OF AMERICA CORP", _FIN, "Banks", "Super-Regional Banks-US", 38.0, 0.25, 35_000_000),
-        _i("NFLX", 15124833, "NASDAQ", "NETFLIX INC", _COMM, "Internet", "Internet Content-Entmnt", 650.0, 0.35, 3_500_000),
-        _i("AMD", 4391, "NASDAQ", "ADVANCED MICRO DEVICES", _TECH, "Semiconductors", "Electronic Compo-Semicon", 150.0, 0.48, 50_000_000),
-        _i("ORCL", 272800, "NYSE", "ORACLE CORP", _TECH, "Software", "Enterprise Software/Serv", 130.0, 0.28, 8_000_000),
-    )
-}
-# fmt: on
-_BY_CON_ID: dict[int, Instrument] = {i.con_id: i for i in UNIVERSE.values()}
-
-
-def instrument(symbol: str) -> Instrument | None:
-    """The instrument for ``symbol`` (case-insensitive), or None if it is not in the universe."""
-    return UNIVERSE.get(symbol.strip().upper()) if symbol else None
-
-
-def instrument_by_con_id(con_id: int) -> Instrument | None:
-    """The instrument with this IBKR conId, or None."""
-    return _BY_CON_ID.get(con_id)
-
-
-def matching_symbols(pattern: str, limit: int = 16) -> list[Instrument]:
-    """Instruments whose symbol or long name matches ``pattern``, best first, at most 16.
-
-    Rank: exact symbol, symbol prefix, a word of the name starts with it, symbol contains it,
-    name contains it; ties by symbol.
-    """
-    p = pattern.strip().upper()
-    if not p:
-        return []
-    ranked = []
-    for inst in UNIVERSE.values():
-        name = inst.long_name.upper()
-        if inst.symbol == p:
-            rank = 0
-        elif inst.symbol.startswith(p):
-            rank = 1
-        elif any(w.startswith(p) for w in re.split(r"[\s\-/.&]+", name)):
-            rank = 2
-        elif p in inst.symbol:
-            rank = 3
-        elif p in name:
-            rank = 4
-        else:
-            continue
-        ranked.append((rank, inst.symbol, inst))
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in ranked[:limit]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,6 +206,18 @@ def next_session_close(when: datetime) -> datetime:
     if et.weekday() < 5 and when.timestamp() < close:
         return datetime.fromtimestamp(close, UTC)
     return datetime.fromtimestamp(session_bounds(idx + 1 if et.weekday() < 5 else idx)[1], UTC)
+
+
+@lru_cache(maxsize=4096)
+def _expiry_ts(expiry: str) -> float:
+    """POSIX time of 16:00 ET on ``expiry`` (YYYYMMDD)."""
+    d = datetime.strptime(expiry, "%Y%m%d").date()
+    return datetime(d.year, d.month, d.day, 16, tzinfo=ET).timestamp()
+
+
+def years_to_expiry(expiry: str, ts: float) -> float:
+    """Calendar years from POSIX ``ts`` to 16:00 ET on ``expiry`` (0 once expired)."""
+    return max(_expiry_ts(expiry) - ts, 0.0) / (365.0 * 86400.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,6 +364,7 @@ class Market:
             np.random.default_rng([self.seed, 0xB00C]).integers(0, 3, BOOK_JITTER_LEN) * 400
         ).tolist()
         self._version: dict[int, int] = {}
+        self._surfaces: dict[int, VolSurface] = {}
 
     # ---- random streams ------------------------------------------------------------------
 
@@ -623,7 +542,7 @@ class Market:
     # ---- public API ----------------------------------------------------------------------
 
     def _inst(self, symbol: str) -> Instrument:
-        inst = UNIVERSE.get(symbol) or instrument(symbol)
+        inst = LISTED.get(symbol) or instrument(symbol)
         if inst is None:
             raise KeyError(f"unknown symbol {symbol!r}")
         return inst
@@ -639,6 +558,8 @@ class Market:
     def _quote(self, inst: Instrument, ts: float) -> Quote:
         """Prices move on the one-second grid; displayed sizes also move each quarter second
         (unchanged on the whole second), so a stream carries about four updates a second."""
+        if inst.underlying:
+            return self._derived_quote(inst, ts)
         idx, s = _LOCATOR.locate(ts)
         v = self._view(inst, idx)
         k = v.inv_tick
@@ -668,6 +589,8 @@ class Market:
     def price_at(self, symbol: str, when: datetime) -> float:
         """The last trade price at any time ``when`` (cheap: no order-book arrays are built)."""
         inst = self._inst(symbol)
+        if inst.underlying:
+            return self._derived_quote(inst, _to_utc(when).timestamp()).last
         idx, s = _LOCATOR.locate(_to_utc(when).timestamp())
         key = (inst.con_id, idx)
         v = self._views.get(key)
@@ -680,9 +603,68 @@ class Market:
     def last_price(self, symbol: str) -> float:
         """The last trade price at ``clock.now()``."""
         inst = self._inst(symbol)
+        if inst.underlying:
+            return self._derived_quote(inst, self.clock.timestamp()).last
         idx, s = _LOCATOR.locate(self.clock.timestamp())
         v = self._view(inst, idx)
         return v.last[s] / v.inv_tick
+
+    # ---- derivatives ---------------------------------------------------------------------
+
+    def fair_value(self, inst: Instrument, spot: float, ts: float) -> float:
+        """Model price of a future or option when its underlying is at ``spot`` at ``ts``."""
+        years = years_to_expiry(inst.expiry, ts)
+        q = DIVIDEND_YIELD.get(inst.underlying, 0.0)
+        if inst.sec_type == "FUT":
+            return forward_price(spot, years, RATE, q)
+        sigma = self.implied_vol_at(inst, spot, ts)
+        return black_scholes(inst.right, spot, inst.strike, years, sigma, RATE, q).price
+
+    def implied_vol_at(self, inst: Instrument, spot: float, ts: float) -> float:
+        """The surface volatility of option ``inst`` with its underlying at ``spot``."""
+        under = LISTED[inst.underlying]
+        years = years_to_expiry(inst.expiry, ts)
+        forward = forward_price(spot, years, RATE, DIVIDEND_YIELD.get(inst.underlying, 0.0))
+        surface = self._surfaces.get(under.con_id)
+        if surface is None:
+            surface = self._surfaces[under.con_id] = vol_surface(
+                self.seed, under.con_id, under.annual_vol
+            )
+        return surface.vol(inst.strike, forward, years)
+
+    def _derived_quote(self, inst: Instrument, ts: float) -> Quote:
+        """A future or option quoted around its fair value: a spread of one tick (futures) or
+        about 1 % (options, at least one tick), seeded sizes in contracts."""
+        under = self._quote(LISTED[inst.underlying], ts)
+        spot = (under.bid + under.ask) / 2.0
+        tick = inst.min_tick
+        fair = self.fair_value(inst, spot, ts) / tick
+        close = round(self.fair_value(inst, under.close, ts - 86400.0) / tick)
+        opening = round(self.fair_value(inst, under.open, ts) / tick)
+        spread = 1 if inst.sec_type == "FUT" else max(1, round(0.01 * fair))
+        bid = max(0, math.floor(fair - spread / 2.0))
+        ask = bid + spread
+        last = min(max(round(fair), bid), ask)
+        _, s = _LOCATOR.locate(ts)
+        jitter = self._book_jitter[(s * 4 + int((ts % 1.0) * 4) + inst.con_id) % BOOK_JITTER_LEN]
+        size_unit = 10 if inst.sec_type == "OPT" else 1
+        k = round(1.0 / tick)
+        return Quote(
+            inst.symbol,
+            inst.con_id,
+            bid / k,
+            ask / k,
+            last / k,
+            size_unit * (1 + (inst.con_id + s) % 20) + jitter // 100,
+            size_unit * (1 + (inst.con_id + 7 * s) % 20) + jitter // 200,
+            size_unit,
+            s // 30 + inst.con_id % 50,
+            opening / k,
+            max(opening, last, close) / k,
+            min(opening, last, close) / k,
+            close / k,
+            datetime.fromtimestamp(ts, UTC),
+        )
 
     def daily_closes(self, symbol: str, first: date, last: date) -> list[tuple[date, float]]:
         """(date, close) for every session from ``first`` to ``last`` inclusive (no overrides)."""

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from xml.sax.saxutils import quoteattr
 
-from .broker import TradeRecord
 from .market import ET, instrument
+from .records import TradeRecord
 
 
 def _number(value: float) -> str:

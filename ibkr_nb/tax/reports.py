@@ -1,5 +1,5 @@
-"""Tax reports from a `LotResult`: Form 8949 rows, Schedule D totals, files, figures, and a
-reconciliation with IBKR's own realized P&L.
+"""Tax reports from a `LotResult`: Form 8949 rows, Schedule D totals, files, and a
+reconciliation with IBKR's own realized P&L (the figures are in `ibkr_nb.plots`).
 
 Money stays at full precision in the engine; Form 8949 figures are rounded to cents here
 (half away from zero), and `gain_loss` on a form row is recomputed from the rounded
@@ -287,64 +287,6 @@ def write_duckdb(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
     finally:
         con.close()
     return path
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def fig_realized_by_month(result: LotResult):
-    """Plotly bar chart: realized gain (USD, after wash-sale adjustments) per month and term."""
-    import plotly.express as px
-
-    realized = result.realized
-    frame = (
-        realized.assign(month=realized["date_sold"].dt.to_period("M").dt.to_timestamp())
-        .groupby(["month", "term"], as_index=False)["gain_loss"]
-        .sum()
-    )
-    fig = px.bar(
-        frame,
-        x="month",
-        y="gain_loss",
-        color="term",
-        barmode="relative",
-        labels={"gain_loss": "realized gain (USD)", "month": "month sold"},
-        title="Realized gain by month and term",
-    )
-    return fig
-
-
-def fig_wash_sale_effect(result: LotResult):
-    """Plotly chart per month: realized gain as reported vs. as if there were no wash-sale
-    rule, and the disallowed losses still deferred (carried in open lots) at month end."""
-    import plotly.graph_objects as go
-
-    realized = result.realized
-    month = realized["date_sold"].dt.to_period("M").dt.to_timestamp()
-    raw = realized["proceeds"] - realized["cost_basis"] + realized["wash_sale_adjustment"]
-    frame = (
-        pd.DataFrame(
-            {
-                "month": month,
-                "reported": realized["gain_loss"],
-                "without": raw,
-                "deferred": realized["adjustment_amount"] - realized["wash_sale_adjustment"],
-            }
-        )
-        .groupby("month")
-        .sum()
-    )
-    fig = go.Figure()
-    fig.add_bar(x=frame.index, y=frame["without"], name="without wash-sale rule")
-    fig.add_bar(x=frame.index, y=frame["reported"], name="reported (after wash sales)")
-    fig.add_scatter(
-        x=frame.index,
-        y=frame["deferred"].cumsum(),
-        name="losses deferred (cumulative)",
-        mode="lines+markers",
-    )
-    fig.update_layout(barmode="group", title="Effect of wash sales", yaxis_title="USD")
-    return fig
 
 
 # --------------------------------------------------------------------------- reconciliation

@@ -1,0 +1,85 @@
+"""Order validation: what a ticket must satisfy before the broker accepts it (TWS codes).
+
+Pure functions on an :class:`OrderTicket`; they raise :class:`OrderRejected` with the code TWS
+uses (200 unknown contract, 201 bad order, 110 price off the tick grid).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .market import Instrument, instrument, instrument_by_con_id
+from .records import OrderRejected, OrderTicket
+
+ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")
+STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
+
+
+def normalise(ticket: OrderTicket) -> None:
+    """Absent optional prices (None, NaN, TWS's UNSET_DOUBLE 1.7976931348623157e308) -> None;
+    absent flags -> TWS defaults (transmit True, what_if/outside_rth False)."""
+    for name in ("lmt_price", "aux_price", "trailing_percent", "trail_stop_price"):
+        v = getattr(ticket, name)
+        if v is not None and (not math.isfinite(v) or abs(v) >= 1e300):
+            setattr(ticket, name, None)
+    if ticket.transmit is None:
+        ticket.transmit = True
+    ticket.what_if = bool(ticket.what_if)
+    ticket.outside_rth = bool(ticket.outside_rth)
+    ticket.action = (ticket.action or "").upper()
+    ticket.order_type = (ticket.order_type or "").upper()
+    ticket.tif = (ticket.tif or "DAY").upper()
+
+
+def reject(ticket: OrderTicket, reason: str) -> OrderRejected:
+    """A 201 rejection with TWS's text prefix."""
+    return OrderRejected(201, "Order rejected - reason:" + reason, ticket)
+
+
+def resolve(ticket: OrderTicket) -> Instrument:
+    """The ticket's instrument by conId or symbol; 200 when unknown or the two disagree."""
+    inst = instrument_by_con_id(ticket.con_id) if ticket.con_id else None
+    if inst is None and ticket.symbol:
+        inst = instrument(ticket.symbol)
+    if inst is None or (ticket.con_id and inst.con_id != ticket.con_id):
+        raise OrderRejected(200, "No security definition has been found for the request", ticket)
+    return inst
+
+
+def validate(ticket: OrderTicket, inst: Instrument) -> None:
+    """Action, quantity, order type, time in force and the prices the order type needs."""
+    if ticket.action not in ("BUY", "SELL"):
+        raise reject(ticket, f"Invalid action {ticket.action!r}: must be BUY or SELL")
+    q = ticket.total_quantity
+    if q is None or not math.isfinite(q) or q <= 0:
+        raise reject(ticket, f"Order quantity must be positive, got {q}")
+    if ticket.order_type not in ORDER_TYPES:
+        raise reject(
+            ticket,
+            f"Unsupported order type {ticket.order_type!r} for this exchange and security "
+            f"type (supported: {', '.join(ORDER_TYPES)})",
+        )
+    if ticket.tif not in ("DAY", "GTC"):
+        raise reject(ticket, f"Unsupported time in force {ticket.tif!r} (DAY or GTC)")
+    typ = ticket.order_type
+    need = []
+    if typ in ("LMT", "STP LMT"):
+        need.append(("limit price", ticket.lmt_price))
+    if typ in ("STP", "STP LMT"):
+        need.append(("stop price", ticket.aux_price))
+    if typ == "TRAIL":
+        if ticket.trailing_percent is not None and ticket.trailing_percent > 0:
+            if ticket.trailing_percent >= 100:
+                raise reject(ticket, "Trailing percent must be below 100")
+        else:
+            need.append(("trailing amount", ticket.aux_price))
+    for name, value in need:
+        if value is None or not math.isfinite(value) or value <= 0:
+            raise reject(ticket, f"Invalid {name} {value} for a {typ} order")
+        ticks = value / inst.min_tick
+        if abs(ticks - round(ticks)) > 1e-6:
+            raise OrderRejected(
+                110,
+                "The price does not conform to the minimum price variation for this contract.",
+                ticket,
+            )
