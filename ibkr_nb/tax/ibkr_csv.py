@@ -37,6 +37,7 @@ from ibkr_nb.tax.trades import (
     TradeFileError,
     finalise,
     parse_datetimes,
+    per_unique,
     to_number,
 )
 
@@ -272,11 +273,15 @@ def _column(frame: pd.DataFrame, name: str, default: str = "") -> pd.Series:
 
 
 def has_code(code: pd.Series, value: str) -> np.ndarray:
-    return (
-        (";" + code.str.replace(",", ";", regex=False) + ";")
-        .str.contains(f";{value};", regex=False)
-        .to_numpy()
+    """Rows whose IBKR code list ("C;P", "A;C", ...) holds `value` (worked out once per
+    distinct code list)."""
+    found = per_unique(
+        code,
+        lambda v: (";" + v.str.replace(",", ";", regex=False) + ";").str.contains(
+            f";{value};", regex=False
+        ),
     )
+    return found.to_numpy(dtype=bool)
 
 
 def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ) -> ImportResult:
@@ -297,7 +302,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     account = _column(f, "Account")
     account = account.where(account != "", default_account)
     category_name = _column(f, "Asset Category", "Stocks")
-    category = category_name.map(CATEGORIES).fillna(category_name)
+    category = per_unique(category_name, lambda v: v.map(CATEGORIES).fillna(v))
     symbol, when = _column(f, "Symbol"), _column(f, "Date/Time")
     quantity_text = _column(f, "Quantity").str.replace(",", "", regex=False)
     price_text = _column(f, "T. Price")
@@ -305,7 +310,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     pnl = to_number(_column(f, "Realized P/L"))
     comm_text = _column(f, "Comm/Fee")
     comm = to_number(comm_text.where(comm_text != "", "0"))
-    currency = _column(f, "Currency", "USD").str.upper()
+    currency = per_unique(_column(f, "Currency", "USD"), lambda v: v.str.upper())
     code = _column(f, "Code")
     has = {c: has_code(code, c) for c in ("C", "O", "Ca", "Ex", "A", "Ep")}
     realizes = (pnl.fillna(0) != 0).to_numpy()
