@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ibkr_nb.tax.lots import OPEN_LOT_COLUMNS, REALIZED_COLUMNS, match_lots
+from ibkr_nb.tax.trades import TRADE_COLUMNS  # trade_id .. commission first
 
 SEED = 20240101
 YEARS = 10
@@ -167,21 +168,7 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     trades = trades.assign(
         multiplier=trades.get("multiplier", 1.0), fx_rate=trades.get("fx_rate", 1.0)
     )
-    rows = list(
-        trades[
-            [
-                "trade_id",
-                "account",
-                "symbol",
-                "datetime",
-                "quantity",
-                "price",
-                "commission",
-                "multiplier",
-                "fx_rate",
-            ]
-        ].itertuples(index=False)
-    )
+    rows = list(trades[[*TRADE_COLUMNS[:7], "multiplier", "fx_rate"]].itertuples(index=False))
     day = [r.datetime.toordinal() for r in rows]
     by_symbol: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
