@@ -328,3 +328,24 @@ def test_bad_numbers_and_dates_are_rejected_and_the_rest_kept(quantity, price, w
     assert statement.trades["symbol"].tolist() == ["Y"]
     assert reason in statement.rejects["reason"].iloc[0]
     assert statement.rejects["line"].tolist() == [2]
+
+
+def test_an_activity_statement_split_keeps_the_basis_and_other_actions_are_rejected():
+    text = (
+        ACTIVITY_HEADER
+        + 'Trades,Data,Order,Stocks,USD,X,"2024-01-02, 10:00:00",-,10,400,-4000,-1,4001,0,O\n'
+        + 'Trades,Data,Order,Stocks,USD,X,"2024-07-05, 10:00:00",-,-40,110,4400,-1,-4001,398,C\n'
+        + "Corporate Actions,Header,Asset Category,Currency,Report Date,Date/Time,Description,"
+        "Quantity,Proceeds,Value,Realized P/L,Code\n"
+        + 'Corporate Actions,Data,Stocks,USD,2024-06-10,"2024-06-07, 20:25:00",'
+        '"X(US0000000001) Split 4 for 1 (X, X INC, US0000000001)",30,0,0,0,\n'
+        + 'Corporate Actions,Data,Stocks,USD,2024-08-01,"2024-08-01, 20:25:00",'
+        '"Y(US0000000002) Spinoff  1 for 10 (Z, Z INC, US0000000003)",5,0,0,0,\n'
+    )
+    statement = from_activity_csv(text)
+    assert statement.trades["kind"].tolist() == ["trade", "trade", "split"]
+    assert statement.unexplained.empty
+    result = match_lots(statement.trades, wash_sales=False)
+    assert result.open_lots.empty and result.realized["gain_loss"].sum() == pytest.approx(398.0)
+    assert reconcile_statement(statement)["status"].tolist() == ["match"]
+    assert statement.rejects["reason"].str.contains("Spinoff").tolist() == [True]
