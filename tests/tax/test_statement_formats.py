@@ -126,6 +126,19 @@ def test_executions_of_a_position_held_before_the_session():
     result = match_lots(from_executions(executions, prior_positions=prior).trades)
     assert result.realized["position"].tolist() == ["long"]
     assert result.realized["gain_loss"].sum() == pytest.approx(600 - 1 - 550)
+    more = pd.concat(  # a buy of the held symbol adds to it; the sale takes the old lot first
+        [
+            executions.assign(
+                exec_id="e0", quantity=5.0, time=executions["time"] - pd.Timedelta("1h")
+            ),
+            executions,
+        ]
+    )
+    imported = from_executions(more, prior_positions=prior)
+    assert imported.unexplained.empty
+    again = match_lots(imported.trades, wash_sales=False)
+    assert again.realized["lot_id"].tolist() == ["prior:DU1:KO"]
+    assert again.open_lots["quantity"].tolist() == [5.0]
 
 
 def test_fx_rate_to_base_in_a_eur_account():
