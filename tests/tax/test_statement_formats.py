@@ -362,3 +362,32 @@ def test_an_activity_statement_split_keeps_the_basis_and_other_actions_are_rejec
     assert result.open_lots.empty and result.realized["gain_loss"].sum() == pytest.approx(398.0)
     assert reconcile_statement(statement)["status"].tolist() == ["match"]
     assert statement.rejects["reason"].str.contains("Spinoff").tolist() == [True]
+
+
+def test_overlapping_statements_merge_into_one_history_without_double_lots():
+    from ibkr_nb.tax.history import merge_imports
+
+    first = from_flex_xml(
+        flex(
+            trade("1", "X", "20230301;100000", "10", "10", "O"),
+            trade("5", "Y", "20230601;100000", "3", "20", "O"),
+        )
+    )
+    lot = (
+        '<Lot accountId="U1" symbol="X" tradeID="2" openDateTime="20230301;100000" '
+        'quantity="10" cost="101" levelOfDetail="CLOSED_LOT" />'
+    )
+    second = from_flex_xml(
+        flex(
+            trade("5", "Y", "20230601;100000", "3", "20", "O"),  # in both statements
+            trade("2", "X", "20240301;100000", "-10", "12", "C", pnl="18"),
+            lot,
+        )
+    )
+    assert len(second.opening_lots) == 1  # alone, the 2024 statement needs the 2023 lot
+    merged = merge_imports([first, second])
+    assert merged.opening_lots.empty and merged.unexplained.empty
+    assert sorted(merged.trades["trade_id"]) == ["1", "2", "5"]
+    result = match_lots(merged.trades, wash_sales=False)
+    assert result.realized[["lot_id", "gain_loss"]].values.tolist() == [["1", 18.0]]
+    assert reconcile_statement(merged)["status"].tolist() == ["match"]
