@@ -196,7 +196,9 @@ def bench_ledger(n: int) -> None:
     print(f"== ledger: {n:,} fills on 2,000 symbols ({size:.0f} MB file)")
     print(f"   record_fills (with commissions): {inserted:.2f} s, {added:,} added")
     print(f"   target <= 10 s: {ratio(inserted, 10.0)}")
-    print(f"   open_lots(): {lot_time:.2f} s ({len(lots):,} open lots); again (cached) {cached:.2f} s")
+    print(
+        f"   open_lots(): {lot_time:.2f} s ({len(lots):,} open lots); again (cached) {cached:.2f} s"
+    )
     print(f"   target <= 3 s: {ratio(lot_time, 3.0)}")
 
 

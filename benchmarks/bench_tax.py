@@ -21,12 +21,13 @@ import resource
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
 from ibkr_nb.tax.lots import OPEN_LOT_COLUMNS, REALIZED_COLUMNS, match_lots
+from ibkr_nb.tax.trades import TRADE_COLUMNS  # trade_id .. commission first
 
 SEED = 20240101
 YEARS = 10
@@ -167,21 +168,7 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     trades = trades.assign(
         multiplier=trades.get("multiplier", 1.0), fx_rate=trades.get("fx_rate", 1.0)
     )
-    rows = list(
-        trades[
-            [
-                "trade_id",
-                "account",
-                "symbol",
-                "datetime",
-                "quantity",
-                "price",
-                "commission",
-                "multiplier",
-                "fx_rate",
-            ]
-        ].itertuples(index=False)
-    )
+    rows = list(trades[[*TRADE_COLUMNS[:7], "multiplier", "fx_rate"]].itertuples(index=False))
     day = [r.datetime.toordinal() for r in rows]
     by_symbol: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
@@ -254,10 +241,11 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                     date.fromordinal(day[i]),
                     date.fromordinal(lot.hps),
                 )
-                long_term = (sold_on.year, sold_on.month, sold_on.day) > (
-                    start.year + 1,
-                    start.month,
-                    start.day,
+                held_from = start + timedelta(days=1)  # the day after acquisition
+                long_term = (sold_on.year, sold_on.month, sold_on.day) >= (
+                    held_from.year + 1,
+                    held_from.month,
+                    held_from.day,
                 )
                 realized.append(
                     (
@@ -279,6 +267,8 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "long" if long_term else "short",
                         rows[lot.row].datetime,
                         r.datetime,
+                        0.0,  # permanently_disallowed: no IRA in the generated data
+                        False,  # ira
                     )
                 )
         for lot in book:

@@ -7,6 +7,8 @@ Activity Statement `Trades` rows:
   orders (the `Trade` rows repeat them); one without books the `Trade` rows. Never both.
 - `Code`: C closing, O opening, Ca cancelled (the row and the trade it cancels are dropped),
   A assigned, Ep expired, Ex exercised. A row with no C/O code that realizes P/L is closing.
+- `Corporate Actions` rows "X(ISIN) Split a for b" become split rows; others are rejected
+  with the reason (their lots need adjusting by hand).
 - `Comm/Fee` is negative in the statement (negated here); the multiplier is `Proceeds` over
   quantity x price (100 for US equity options).
 - The account comes from an `Account` column or the `Account Information` section; the base
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 
 import numpy as np
@@ -37,6 +40,7 @@ from ibkr_nb.tax.trades import (
     TradeFileError,
     finalise,
     parse_datetimes,
+    per_unique,
     to_number,
 )
 
@@ -46,6 +50,7 @@ SECTION_NAMES = {
     "Информация о счете": "Account Information",
     "Информация о счёте": "Account Information",
     "Отчет": "Statement",
+    "Корпоративные действия": "Corporate Actions",
 }
 COLUMN_NAMES = {
     "Класс актива": "Asset Category",
@@ -67,6 +72,7 @@ COLUMN_NAMES = {
     "Название поля": "Field Name",
     "Значение поля": "Field Value",
     "Базовая валюта": "Base Currency",
+    "Описание": "Description",
 }
 CATEGORIES = {
     "Stocks": "STK",
@@ -219,9 +225,11 @@ def _fields(line: str) -> list[str]:
 
 def _trades_blocks(text: str):
     """Scan a statement once: the Trades `Data` lines per header, the account, the base
-    currency and the currencies of `Total` rows."""
+    currency, the currencies of `Total` rows and the `Corporate Actions` rows (as dicts)."""
     blocks: list[tuple[list[str], list[int], list[str]]] = []
     account, base, totals = "", "", set()
+    actions: list[tuple[int, str, dict]] = []
+    action_header: list[str] = []
     for line_no, line in enumerate(io.StringIO(text), start=1):
         line = line.rstrip("\r\n")
         if not line:
@@ -237,6 +245,12 @@ def _trades_blocks(text: str):
                 account = full[3].split(" ")[0]
             elif name == "Base Currency":
                 base = full[3].strip().upper()
+        if section == "Corporate Actions":
+            full = [COLUMN_NAMES.get(h.strip(), h.strip()) for h in _fields(line)]
+            if rec[1] == "Header":
+                action_header = full
+            elif rec[1] == "Data" and action_header:
+                actions.append((line_no, line, dict(zip(action_header, full, strict=False))))
         if rec[0] not in _TRADES_NAMES:
             continue
         if rec[1] == "Header":
@@ -248,7 +262,50 @@ def _trades_blocks(text: str):
         elif rec[1] == "Data" and blocks:
             blocks[-1][1].append(line_no)
             blocks[-1][2].append(line)
-    return blocks, account, base, totals
+    return blocks, account, base, totals, actions
+
+
+_SPLIT_TEXT = re.compile(
+    r"^\s*([^(]+?)\s*\(.*?\bSPLIT\s+(\d+(?:\.\d+)?)\s+FOR\s+(\d+(?:\.\d+)?)", re.IGNORECASE
+)
+
+
+def _corporate_actions(
+    actions: list[tuple[int, str, dict]], account: str
+) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """Split rows from the `Corporate Actions` section ("AAPL(US...) Split 4 for 1 (...)"),
+    one per account, symbol and date; other actions go to rejects with their reason."""
+    rows: dict[str, dict] = {}
+    refused: list[tuple[dict, str]] = []
+    for line_no, line, a in actions:
+        description = a.get("Description", "")
+        acc = a.get("Account", "") or account
+        when = a.get("Date/Time", "") or a.get("Report Date", "")
+        base = {"account": acc, "datetime": when, "line": line_no, "raw": line}
+        m = _SPLIT_TEXT.match(description)
+        if m and float(m[3]) > 0:
+            symbol = m[1]
+            trade_id = f"split:{acc}:{symbol}:{when[:10]}"
+            rows.setdefault(
+                trade_id,
+                {
+                    **base,
+                    "trade_id": trade_id,
+                    "symbol": symbol,
+                    "kind": "split",
+                    "ratio": float(m[2]) / float(m[3]),
+                    "commission": 0.0,
+                    "currency": a.get("Currency", "USD"),
+                },
+            )
+        elif description and a.get("DataDiscriminator", "") not in ("Total", "SubTotal"):
+            refused.append(
+                (
+                    {**base, "symbol": description.split("(")[0].strip()},
+                    f"corporate action '{description[:60]}' is not booked; adjust the lots by hand",
+                )
+            )
+    return list(rows.values()), refused
 
 
 def _read_block(header: list[str], lines: list[str]) -> pd.DataFrame:
@@ -272,16 +329,20 @@ def _column(frame: pd.DataFrame, name: str, default: str = "") -> pd.Series:
 
 
 def has_code(code: pd.Series, value: str) -> np.ndarray:
-    return (
-        (";" + code.str.replace(",", ";", regex=False) + ";")
-        .str.contains(f";{value};", regex=False)
-        .to_numpy()
+    """Rows whose IBKR code list ("C;P", "A;C", ...) holds `value` (worked out once per
+    distinct code list)."""
+    found = per_unique(
+        code,
+        lambda v: (";" + v.str.replace(",", ";", regex=False) + ";").str.contains(
+            f";{value};", regex=False
+        ),
     )
+    return found.to_numpy(dtype=bool)
 
 
 def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ) -> ImportResult:
     """Trades from an IBKR Activity Statement CSV (see the module docstring)."""
-    blocks, default_account, base_currency, total_currencies = _trades_blocks(text)
+    blocks, default_account, base_currency, total_currencies, actions = _trades_blocks(text)
     if not blocks:
         raise TradeFileError(
             f"{source}: the Activity Statement has no Trades section; include Trades when exporting it."
@@ -297,7 +358,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     account = _column(f, "Account")
     account = account.where(account != "", default_account)
     category_name = _column(f, "Asset Category", "Stocks")
-    category = category_name.map(CATEGORIES).fillna(category_name)
+    category = per_unique(category_name, lambda v: v.map(CATEGORIES).fillna(v))
     symbol, when = _column(f, "Symbol"), _column(f, "Date/Time")
     quantity_text = _column(f, "Quantity").str.replace(",", "", regex=False)
     price_text = _column(f, "T. Price")
@@ -305,7 +366,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     pnl = to_number(_column(f, "Realized P/L"))
     comm_text = _column(f, "Comm/Fee")
     comm = to_number(comm_text.where(comm_text != "", "0"))
-    currency = _column(f, "Currency", "USD").str.upper()
+    currency = per_unique(_column(f, "Currency", "USD"), lambda v: v.str.upper())
     code = _column(f, "Code")
     has = {c: has_code(code, c) for c in ("C", "O", "Ca", "Ex", "A", "Ep")}
     realizes = (pnl.fillna(0) != 0).to_numpy()
@@ -382,7 +443,10 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
         base_currency = unused.pop() if len(unused) == 1 else ""
     accounts = set(rows["account"]) | {default_account}
     base = {acc: base_currency for acc in accounts if base_currency}
-    return stage_result(rows, realized, lots, source, tz, base, refused)
+    splits, not_booked = _corporate_actions(actions, default_account)
+    if splits:
+        rows = pd.concat([rows, pd.DataFrame(splits)], ignore_index=True)
+    return stage_result(rows, realized, lots, source, tz, base, [*refused, *not_booked])
 
 
 def from_transaction_history(

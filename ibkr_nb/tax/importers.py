@@ -86,10 +86,14 @@ def from_executions(
     if prior_positions is None or prior_positions.empty:
         return finalise(stage, "executions", tz)
     prior = prior_positions.reset_index(drop=True)
-    held = set(zip(prior["account"], prior["symbol"], strict=True))
+    side = {
+        (a, s): np.sign(q)
+        for a, s, q in zip(prior["account"], prior["symbol"], prior["quantity"], strict=True)
+    }
+    # a trade against a listed position's side closes it; one with it adds to it
     stage["open_close"] = [
-        "C" if (a, s) in held else ""
-        for a, s in zip(stage["account"], stage["symbol"], strict=True)
+        "" if (a, s) not in side else "C" if np.sign(q) == -side[(a, s)] else "O"
+        for a, s, q in zip(stage["account"], stage["symbol"], stage["quantity"], strict=True)
     ]
     result = finalise(stage, "executions", tz)
     first = result.trades["datetime"].min() if len(result.trades) else pd.Timestamp.now(tz)

@@ -315,7 +315,8 @@ def reconcile_ibkr(
 
     `status` is "match", "differs" (by more than `tolerance` USD, or another quantity),
     "missing_in_ibkr" or "missing_in_ours"; `result[result.status != "match"]` lists every
-    difference. Our figures are USD; IBKR's are as the statement gives them (USD accounts).
+    difference. IBKR's figures are in the trade currency: for trades in other currencies pass
+    a result matched with `fx_rate` 1, or use `reconcile_statement`, which does.
     """
     if result.method != "fifo":
         raise ValueError(

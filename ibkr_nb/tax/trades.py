@@ -149,6 +149,14 @@ def to_number(values: pd.Series) -> pd.Series:
     return pd.to_numeric(cleaned, errors="coerce").astype(float)
 
 
+def per_unique(values: pd.Series, fn) -> pd.Series:
+    """`fn` (Series -> Series) applied to the distinct values only, spread back to every row:
+    fast for columns with few distinct values, and rows share one object per value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    mapped = fn(pd.Series(uniques, dtype=values.dtype if values.dtype == "str" else object))
+    return pd.Series(mapped.to_numpy().take(codes), index=values.index, dtype=mapped.dtype)
+
+
 def parse_datetimes(values: pd.Series, tz: str = DEFAULT_TZ) -> pd.Series:
     """Timezone-aware timestamps in `tz`; NaT where a value cannot be parsed or lies outside
     the years 1900-2200.
@@ -186,34 +194,38 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     n = len(stage)
     empty = pd.Series([None] * n, index=stage.index, dtype=object)
     col = {c: stage.get(c, empty) for c in [*TRADE_COLUMNS, *EXTRA_COLUMNS]}
-    kind = text(col["kind"]).str.lower().replace("", "trade")
+    kind = per_unique(col["kind"], lambda v: text(v).str.lower().replace("", "trade"))
     is_split = kind == "split"
-    symbol = text(col["symbol"])
+    symbol = per_unique(col["symbol"], text)
     dt = parse_datetimes(col["datetime"], tz)
     quantity = to_number(col["quantity"])
     price = to_number(col["price"])
-    if col["commission"].dtype.kind in "fiu":  # numbers already (IBKR statements)
-        commission = col["commission"].astype(float)
-        commission_text = commission.astype("str")
+    numeric_commission = col["commission"].dtype.kind in "fiu"  # IBKR statements: numbers
+    commission_text = None if numeric_commission else text(col["commission"])
+    commission = (
+        col["commission"].astype(float)
+        if numeric_commission
+        else to_number(commission_text.where(commission_text != "", "0"))
+    )
+    currency = per_unique(col["currency"], lambda v: text(v).str.upper().replace("", "USD"))
+    if col["fx_rate"].dtype.kind in "fiu":
+        fx_rate = col["fx_rate"].astype(float)
     else:
-        commission_text = text(col["commission"])
-        commission = to_number(commission_text.where(commission_text != "", "0"))
-    currency = text(col["currency"]).str.upper().replace("", "USD")
-    fx_text = text(col["fx_rate"])
-    fx_rate = to_number(fx_text.where(fx_text != "", "nan"))
+        fx_text = text(col["fx_rate"])
+        fx_rate = to_number(fx_text.where(fx_text != "", "nan"))
     fx_rate = fx_rate.where(currency != "USD", 1.0)
     fx_given = fx_rate.notna()
-    source_text = text(col["fx_source"])
+    source_text = per_unique(col["fx_source"], text)
     fx_source = source_text.where(source_text != "", "given").where(fx_given, "none")
-    fx_source = fx_source.where(currency != "USD", "USD")
+    fx_source = per_unique(fx_source.where(currency != "USD", "USD"), lambda v: v)
     multiplier = to_number(col["multiplier"]).fillna(1.0)
     ratio = to_number(col["ratio"])
     trade_id = text(col["trade_id"])
     trade_id = trade_id.where(trade_id != "", source + ":" + stage["line"].astype("str"))
-    account = text(col["account"])
-    category = text(col["asset_category"]).str.upper().replace("", "STK")
-    open_close = text(col["open_close"]).str.upper()
-    action = text(col["action"]).str.lower()
+    account = per_unique(col["account"], text)
+    category = per_unique(col["asset_category"], lambda v: text(v).str.upper().replace("", "STK"))
+    open_close = per_unique(col["open_close"], lambda v: text(v).str.upper())
+    action = per_unique(col["action"], lambda v: text(v).str.lower())
 
     def finite(values: pd.Series) -> pd.Series:
         return pd.Series(np.isfinite(values.to_numpy()), index=values.index)
@@ -234,7 +246,10 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     reasons: list[tuple[pd.Series, object]] = [
         (~kind.isin(["trade", "split"]), quoted("unknown kind", kind)),
         (dt.isna(), quoted("unparseable or out-of-range date", text(col["datetime"]))),
-        (~symbol.str.match(SYMBOL_RE), quoted("unknown symbol format", symbol)),
+        (
+            ~per_unique(symbol, lambda v: v.str.match(SYMBOL_RE)),
+            quoted("unknown symbol format", symbol),
+        ),
         (
             ~is_split & quantity.isna(),
             not_a_number("quantity", col["quantity"]),
@@ -251,7 +266,12 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
         ),
         (~is_split & price.notna() & ~finite(price), "price is infinite"),
         (~is_split & (price < 0), shown("negative price ", price)),
-        (commission.isna(), lambda m: "commission '" + commission_text[m] + "' is not a number"),
+        (
+            commission.isna(),
+            "commission is missing or not a number"
+            if commission_text is None
+            else lambda m: "commission '" + commission_text[m] + "' is not a number",
+        ),
         (commission.notna() & ~finite(commission), "commission is infinite"),
         (commission < 0, shown("negative commission ", commission)),
         (fx_given & ~(finite(fx_rate) & (fx_rate > 0)), "fx_rate must be a positive number"),

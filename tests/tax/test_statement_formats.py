@@ -126,6 +126,19 @@ def test_executions_of_a_position_held_before_the_session():
     result = match_lots(from_executions(executions, prior_positions=prior).trades)
     assert result.realized["position"].tolist() == ["long"]
     assert result.realized["gain_loss"].sum() == pytest.approx(600 - 1 - 550)
+    more = pd.concat(  # a buy of the held symbol adds to it; the sale takes the old lot first
+        [
+            executions.assign(
+                exec_id="e0", quantity=5.0, time=executions["time"] - pd.Timedelta("1h")
+            ),
+            executions,
+        ]
+    )
+    imported = from_executions(more, prior_positions=prior)
+    assert imported.unexplained.empty
+    again = match_lots(imported.trades, wash_sales=False)
+    assert again.realized["lot_id"].tolist() == ["prior:DU1:KO"]
+    assert again.open_lots["quantity"].tolist() == [5.0]
 
 
 def test_fx_rate_to_base_in_a_eur_account():
@@ -328,3 +341,53 @@ def test_bad_numbers_and_dates_are_rejected_and_the_rest_kept(quantity, price, w
     assert statement.trades["symbol"].tolist() == ["Y"]
     assert reason in statement.rejects["reason"].iloc[0]
     assert statement.rejects["line"].tolist() == [2]
+
+
+def test_an_activity_statement_split_keeps_the_basis_and_other_actions_are_rejected():
+    text = (
+        ACTIVITY_HEADER
+        + 'Trades,Data,Order,Stocks,USD,X,"2024-01-02, 10:00:00",-,10,400,-4000,-1,4001,0,O\n'
+        + 'Trades,Data,Order,Stocks,USD,X,"2024-07-05, 10:00:00",-,-40,110,4400,-1,-4001,398,C\n'
+        + "Corporate Actions,Header,Asset Category,Currency,Report Date,Date/Time,Description,"
+        "Quantity,Proceeds,Value,Realized P/L,Code\n"
+        + 'Corporate Actions,Data,Stocks,USD,2024-06-10,"2024-06-07, 20:25:00",'
+        '"X(US0000000001) Split 4 for 1 (X, X INC, US0000000001)",30,0,0,0,\n'
+        + 'Corporate Actions,Data,Stocks,USD,2024-08-01,"2024-08-01, 20:25:00",'
+        '"Y(US0000000002) Spinoff  1 for 10 (Z, Z INC, US0000000003)",5,0,0,0,\n'
+    )
+    statement = from_activity_csv(text)
+    assert statement.trades["kind"].tolist() == ["trade", "trade", "split"]
+    assert statement.unexplained.empty
+    result = match_lots(statement.trades, wash_sales=False)
+    assert result.open_lots.empty and result.realized["gain_loss"].sum() == pytest.approx(398.0)
+    assert reconcile_statement(statement)["status"].tolist() == ["match"]
+    assert statement.rejects["reason"].str.contains("Spinoff").tolist() == [True]
+
+
+def test_overlapping_statements_merge_into_one_history_without_double_lots():
+    from ibkr_nb.tax.history import merge_imports
+
+    first = from_flex_xml(
+        flex(
+            trade("1", "X", "20230301;100000", "10", "10", "O"),
+            trade("5", "Y", "20230601;100000", "3", "20", "O"),
+        )
+    )
+    lot = (
+        '<Lot accountId="U1" symbol="X" tradeID="2" openDateTime="20230301;100000" '
+        'quantity="10" cost="101" levelOfDetail="CLOSED_LOT" />'
+    )
+    second = from_flex_xml(
+        flex(
+            trade("5", "Y", "20230601;100000", "3", "20", "O"),  # in both statements
+            trade("2", "X", "20240301;100000", "-10", "12", "C", pnl="18"),
+            lot,
+        )
+    )
+    assert len(second.opening_lots) == 1  # alone, the 2024 statement needs the 2023 lot
+    merged = merge_imports([first, second])
+    assert merged.opening_lots.empty and merged.unexplained.empty
+    assert sorted(merged.trades["trade_id"]) == ["1", "2", "5"]
+    result = match_lots(merged.trades, wash_sales=False)
+    assert result.realized[["lot_id", "gain_loss"]].values.tolist() == [["1", 18.0]]
+    assert reconcile_statement(merged)["status"].tolist() == ["match"]

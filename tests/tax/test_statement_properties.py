@@ -110,5 +110,7 @@ def test_generated_statements_realize_what_a_reference_fifo_does(steps, held_bef
     assert imported.unexplained.empty, imported.unexplained.to_string()
     realized = match_lots(imported.trades, wash_sales=False).realized
     total = float((realized["proceeds"] - realized["cost_basis"]).sum())
-    assert total == pytest.approx(expected, abs=1e-6 * (1 + abs(expected)))
+    # within a hundredth of a cent: the engine counts micro-shares of the latest split era,
+    # so a reverse split after a fractional sale rounds it to that resolution
+    assert total == pytest.approx(expected, abs=1e-4, rel=1e-9)
     assert (realized["position"] == "long").all()
