@@ -59,7 +59,14 @@ from ibkr_nb.commissions import stock_commission
 from .account import INITIAL_CASH, Account, Position, book_trade
 from .ids import IdAllocator, digest
 from .margin import margin, refusal, what_if_state
-from .market import UNIVERSE, Instrument, Market, locate, next_session_close, session_bounds
+from .market import (
+    Instrument,
+    Market,
+    instrument,
+    locate,
+    next_session_close,
+    session_bounds,
+)
 from .persistence import SavedState, StateStore, WorkingRecord
 from .records import (
     AccountChanged,
@@ -351,7 +358,7 @@ class Broker:
         t = o.ticket
         if t.order_type != "TRAIL" or t.trail_stop_price is not None or not self._active(o):
             return
-        inst = UNIVERSE[t.symbol]
+        inst = instrument(t.symbol)
         last = self.market.last_price(t.symbol)
         t.trail_stop_price = self._trail_level(t, last, inst)
 
@@ -367,7 +374,7 @@ class Broker:
 
     def _modify(self, o: _Order, new: OrderTicket) -> list[Event]:
         t = o.ticket
-        inst = UNIVERSE[t.symbol]
+        inst = instrument(t.symbol)
         if (new.con_id and new.con_id != t.con_id) or (
             new.symbol and new.symbol.upper() != t.symbol
         ):
@@ -548,7 +555,7 @@ class Broker:
         events: list[Event] = []
         if t.order_type in STOP_TYPES and not o.triggered:
             if t.order_type == "TRAIL":
-                level = self._trail_level(t, q.last, UNIVERSE[t.symbol])
+                level = self._trail_level(t, q.last, instrument(t.symbol))
                 if t.trail_stop_price is None:
                     t.trail_stop_price = level
                 elif buy:
@@ -607,7 +614,7 @@ class Broker:
         t.avg_fill_price = avg
         t.last_fill_price = price
         t.commission = total_fee
-        inst = UNIVERSE[t.symbol]
+        inst = instrument(t.symbol)
         ex = ExecutionRecord(
             exec_id=exec_id,
             order_id=t.order_id,

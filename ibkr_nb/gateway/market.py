@@ -283,7 +283,10 @@ _WHAT = {
     "MIDPOINT": "MIDPOINT",
     "BID": "BID",
     "ASK": "ASK",
+    "BID_ASK": "MIDPOINT",
 }
+_VOL_SERIES = ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY")
+_VOL_WINDOW = 20  # bars of log returns behind each historical-volatility value
 _DURATION_RE = re.compile(r"^\s*(\d+)\s+([SDWMY])\s*$")
 
 
@@ -611,6 +614,10 @@ class Market:
 
     # ---- derivatives ---------------------------------------------------------------------
 
+    def multiplier(self, symbol: str) -> float:
+        """Currency per point of price: 1 for stocks and FX, 50 for ES, 100 for options."""
+        return self._inst(symbol).multiplier
+
     def fair_value(self, inst: Instrument, spot: float, ts: float) -> float:
         """Model price of a future or option when its underlying is at ``spot`` at ``ts``."""
         years = years_to_expiry(inst.expiry, ts)
@@ -625,12 +632,7 @@ class Market:
         under = LISTED[inst.underlying]
         years = years_to_expiry(inst.expiry, ts)
         forward = forward_price(spot, years, RATE, DIVIDEND_YIELD.get(inst.underlying, 0.0))
-        surface = self._surfaces.get(under.con_id)
-        if surface is None:
-            surface = self._surfaces[under.con_id] = vol_surface(
-                self.seed, under.con_id, under.annual_vol
-            )
-        return surface.vol(inst.strike, forward, years)
+        return self._surface(under).vol(inst.strike, forward, years)
 
     def _derived_quote(self, inst: Instrument, ts: float) -> Quote:
         """A future or option quoted around its fair value: a spread of one tick (futures) or
@@ -696,7 +698,19 @@ class Market:
         :class:`HistoricalDataError` (a ValueError) for a bad request, KeyError for an unknown
         symbol.
         """
+        end = min(_to_utc(end), self.clock.now())
+        return self.bars_through(symbol, end, duration, bar_size, what_to_show)
+
+    def bars_through(
+        self, symbol: str, end: datetime, duration: str, bar_size: str, what_to_show: str
+    ) -> list[Bar]:
+        """:meth:`bars` without the cap at ``clock.now()``: a stream's simulated time may run
+        ahead of a frozen clock (see ``streams``)."""
         inst = self._inst(symbol)
+        if inst.underlying:
+            return self._derived_bars(inst, end, duration, bar_size, what_to_show)
+        if what_to_show.strip().upper() in _VOL_SERIES:
+            return self._volatility_bars(inst, end, duration, bar_size, what_to_show)
         step = parse_bar_size(bar_size)
         count, unit = parse_duration(duration)
         what = _WHAT.get(what_to_show.strip().upper())
@@ -704,9 +718,10 @@ class Market:
             raise HistoricalDataError(
                 321,
                 f"Error validating request.-'bP' : cause - Invalid whatToShow {what_to_show!r}; "
-                f"supported: TRADES, MIDPOINT, BID, ASK, ADJUSTED_LAST.",
+                f"supported: TRADES, MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST, "
+                "HISTORICAL_VOLATILITY, OPTION_IMPLIED_VOLATILITY.",
             )
-        end = min(_to_utc(end), self.clock.now())
+        end = _to_utc(end)
         end_ts = end.timestamp()
         end_idx, _ = locate(end_ts)
         if unit == "S":
@@ -737,6 +752,66 @@ class Market:
                 )
             return self._intraday_bars(inst, sessions, start_ts, end_ts, step, what)
         return self._period_bars(inst, sessions, end_ts, step, what)
+
+    def _derived_bars(self, inst, end, duration, bar_size, what_to_show) -> list[Bar]:
+        """A future's or option's bars: its underlying's bars, each price mapped through the
+        model at the bar's start (a put's high comes from the underlying's low)."""
+        under = self.bars_through(inst.underlying, end, duration, bar_size, what_to_show)
+        tick = round(1.0 / inst.min_tick)
+        out = []
+        for bar in under:
+            ts = bar.time.timestamp()
+            o, h, lo, c = (
+                round(self.fair_value(inst, p, ts) * tick) / tick
+                for p in (bar.open, bar.high, bar.low, bar.close)
+            )
+            h, lo = max(h, lo), min(h, lo)
+            volume = bar.volume // 1000 if bar.volume > 0 else bar.volume
+            wap = (h + lo) / 2.0 if bar.wap > 0 else bar.wap
+            out.append(
+                Bar(
+                    bar.time,
+                    o,
+                    h,
+                    lo,
+                    c,
+                    volume,
+                    wap,
+                    bar.count // 10 if bar.count > 0 else bar.count,
+                )
+            )
+        return out
+
+    def _volatility_bars(self, inst, end, duration, bar_size, what_to_show) -> list[Bar]:
+        """Annualized volatility as bars (every price field the same value, volume -1).
+
+        HISTORICAL_VOLATILITY: the standard deviation of the last 20 bar-to-bar log returns
+        of the TRADES closes, annualized by the bars in a year. OPTION_IMPLIED_VOLATILITY:
+        the surface's 30-day at-the-money volatility scaled by sqrt(realized / base vol).
+        """
+        trades = self.bars_through(inst.symbol, end, duration, bar_size, "TRADES")
+        step = parse_bar_size(bar_size)
+        per_year = 252.0 * (T / step if step > 0 else 1.0 / -step)
+        closes = np.log([b.close for b in trades])
+        surface = self._surface(inst)
+        out = []
+        for i, bar in enumerate(trades):
+            window = np.diff(closes[max(0, i - _VOL_WINDOW) : i + 1])
+            hv = float(window.std() * math.sqrt(per_year)) if len(window) > 1 else inst.annual_vol
+            if what_to_show.strip().upper() == "OPTION_IMPLIED_VOLATILITY":
+                atm = surface.vol(bar.close, bar.close, 30 / 365)
+                hv = atm * math.sqrt(max(hv, 1e-4) / inst.annual_vol)
+            hv = round(hv, 6)
+            out.append(Bar(bar.time, hv, hv, hv, hv, -1, -1.0, -1))
+        return out
+
+    def _surface(self, under: Instrument) -> VolSurface:
+        surface = self._surfaces.get(under.con_id)
+        if surface is None:
+            surface = self._surfaces[under.con_id] = vol_surface(
+                self.seed, under.con_id, under.annual_vol
+            )
+        return surface
 
     def _day_stats(self, inst, idx, hi, what, sig) -> tuple:
         """(open, high, low, close, volume, wap, count) over seconds [0, hi) of one session."""

@@ -48,6 +48,7 @@ from .protocol import (
     parse_version_range,
     split_frames,
 )
+from .reference import ReferenceRequests
 from .replies import (
     account_value_rows,
     bar_rows,
@@ -62,14 +63,13 @@ from .replies import (
     position_values,
     symbol_sample_values,
     ticket_from_request,
-    ticks_for_quote,
 )
 from .statements import flex_statement
+from .streams import TICK_INTERVAL, Stream, StreamRequests
 
 log = logging.getLogger("ibkr_nb.gateway")
 
 PACING_LIMIT = 50  # messages per second per client, as TWS enforces
-TICK_INTERVAL = 0.25  # seconds between streaming market data updates (4 per second)
 FARM_STATUS = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2106, "HMDS data farm connection is OK:ushmds"),
@@ -87,8 +87,7 @@ class ClientConnection:
         self.version = 0
         self.client_id: int | None = None
         self.market_data_type = 1
-        self.streams: dict[int, str] = {}  # reqId -> symbol of a streaming subscription
-        self.last_ticks: dict[int, dict[int, object]] = {}  # reqId -> tick type -> value sent
+        self.subscriptions: dict[tuple[str, int], Stream] = {}  # (kind, reqId) -> stream
         self.account_updates = False
         self.account_multi: dict[int, dict[str, str]] = {}  # reqId -> values last sent
         self.positions_subscribed = False
@@ -143,7 +142,7 @@ class ClientConnection:
         return False
 
 
-class PaperGateway:
+class PaperGateway(StreamRequests, ReferenceRequests):
     """A TWS stand-in that speaks the TWS API socket protocol on a loopback port.
 
     ``seed`` fixes every price path, id and fill. ``clock_start`` with ``fixed_clock=True``
@@ -471,74 +470,18 @@ class PaperGateway:
             return
         client.market_data_type = kind
 
-    def _on_reqMktData(self, client, v) -> None:
-        req_id = v["reqId"]
-        found = self._instrument(client, req_id, v)
-        if found is None:
-            return
-        client.send(
-            "tickReqParams",
-            reqId=req_id,
-            minTick=found.min_tick,
-            bboExchange="9c0001",
-            snapshotPermissions=3,
-        )
-        if client.market_data_type != 1:
-            client.send("marketDataType", reqId=req_id, marketDataType=client.market_data_type)
-        streaming = not (v["snapshot"] or v["regulatorySnapshot"])
-        client.last_ticks[req_id] = {}
-        self._send_ticks(client, req_id, found.symbol)
-        if streaming:
-            client.streams[req_id] = found.symbol
-        else:
-            client.last_ticks.pop(req_id, None)
-            client.send("tickSnapshotEnd", reqId=req_id)
-
-    def _on_cancelMktData(self, client, v) -> None:
-        client.streams.pop(v["reqId"], None)
-        client.last_ticks.pop(v["reqId"], None)
-
-    def _send_ticks(self, client: ClientConnection, req_id: int, symbol: str) -> None:
-        quote = self.market.quote(symbol)
-        last = client.last_ticks.setdefault(req_id, {})
-        for kind, tick_type, value, size in ticks_for_quote(quote, client.market_data_type):
-            if last.get(tick_type) == value:
-                continue
-            last[tick_type] = value
-            if kind == "price":
-                client.send(
-                    "tickPrice",
-                    reqId=req_id,
-                    tickType=tick_type,
-                    price=value,
-                    size=size,
-                    attrMask=0,
-                )
-            elif kind == "size":
-                client.send("tickSize", reqId=req_id, tickType=tick_type, size=value)
-            else:
-                client.send("tickString", reqId=req_id, tickType=tick_type, value=value)
-
-    def _stream_ticks(self) -> None:
-        for client in list(self.clients):
-            for req_id, symbol in list(client.streams.items()):
-                self._send_ticks(client, req_id, symbol)
-
     def _market_moved(self) -> None:
         """Re-check working orders against the market, then stream what changed."""
         self.broker.process()
-        self._stream_ticks()
+        self._pump_streams()
 
     async def _tick_loop(self) -> None:
-        """Every TICK_INTERVAL: a running clock moves the market; a frozen one only lets
-        partially filled orders take the next displayed size."""
+        """Every TICK_INTERVAL: working orders are re-checked (a frozen clock only lets
+        partially filled orders take the next displayed size) and every stream updates."""
         while True:
             await asyncio.sleep(TICK_INTERVAL)
             try:
-                if self.clock.fixed:
-                    self.broker.process()
-                else:
-                    self._market_moved()
+                self._market_moved()
             except Exception:
                 log.exception("market tick failed")
 
@@ -546,14 +489,6 @@ class PaperGateway:
         req_id = v["reqId"]
         found = self._instrument(client, req_id, v)
         if found is None:
-            return
-        if v["keepUpToDate"]:
-            client.error(
-                req_id,
-                321,
-                "Error validating request: keepUpToDate is not supported "
-                "by the paper gateway; request bars without it",
-            )
             return
         try:
             end = parse_end_datetime(v["endDateTime"], self.clock.now())
@@ -575,9 +510,8 @@ class PaperGateway:
         client.send(
             "historicalData", reqId=req_id, startDateStr=start_text, endDateStr=end_text, bars=rows
         )
-
-    def _on_cancelHistoricalData(self, client, v) -> None:
-        """Bars are sent at once, so there is nothing left to cancel."""
+        if v["keepUpToDate"]:
+            self._keep_up_to_date(client, req_id, found, v)
 
     def _on_reqHeadTimeStamp(self, client, v) -> None:
         found = self._instrument(client, v["reqId"], v)
