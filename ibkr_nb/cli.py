@@ -1,24 +1,37 @@
-"""The ``ibkr-nb`` command: ``gateway``, ``demo`` and ``tax``."""
+"""ibkr-nb: run the paper gateway, try it with a demo, or compute tax lots.
+
+Options may come before or after the subcommand, e.g. ibkr-nb gateway --log-level DEBUG.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from . import __version__
 from .tax.cli import add_tax_command
+
+DEFAULT_STATE = Path("data") / "gateway_state.json"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _clock(text: str | None) -> datetime | None:
     if not text:
         return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--clock {text!r} is not an ISO time; write it like 2026-01-15T15:30:00Z"
+        ) from None
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(
             f"--clock {text!r} needs a time zone, e.g. 2026-01-15T15:30:00Z"
@@ -26,12 +39,68 @@ def _clock(text: str | None) -> datetime | None:
     return moment
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"--port {text} is not a TCP port: use 1-65535 (0 picks a free one)"
+        )
+    return port
+
+
+def _state_path(text: str) -> Path:
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"--state {text} is a directory; name a file in it")
+    parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(
+            f"--state {text}: cannot create files in {parent}; choose a writable location"
+        )
+    return path
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"--log-level {text!r} is not one of {', '.join(LOG_LEVELS)}"
+        )
+    return level
+
+
 def _add_gateway(sub) -> None:
-    p = sub.add_parser("gateway", help="run the paper gateway (TWS API on a loopback port)")
+    p = sub.add_parser(
+        "gateway",
+        help="run the paper gateway (TWS API on a loopback port)",
+        description="Run the paper gateway: a simulated paper account that speaks the TWS API "
+        "socket protocol, so ib_async connects to it as to TWS. The account is kept in "
+        f"{DEFAULT_STATE} unless --state or --memory says otherwise.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7497, help="port (default 7497, TWS paper)")
+    p.add_argument(
+        "--port", type=_port, default=7497, help="port (default 7497, TWS paper; 0: any free)"
+    )
     p.add_argument("--seed", type=int, default=7, help="seed for prices, ids and fills")
-    p.add_argument("--state", metavar="FILE", help="keep the account in FILE across restarts")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--state",
+        metavar="FILE",
+        type=_state_path,
+        default=DEFAULT_STATE,
+        help=f"keep the account in FILE across restarts (default {DEFAULT_STATE})",
+    )
+    where.add_argument(
+        "--memory", action="store_true", help="keep the account in memory only (lost on exit)"
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new seeded account; the old state file is kept aside as FILE.<time>.old",
+    )
     p.add_argument(
         "--clock",
         type=_clock,
@@ -49,29 +118,60 @@ def _add_gateway(sub) -> None:
     p.set_defaults(func=run_gateway)
 
 
+def _set_aside(path: Path) -> Path | None:
+    """Rename an existing state file to ``<name>.<UTC time>.old``; returns the new path."""
+    if not path.exists():
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    old = path.with_name(f"{path.name}.{stamp}.old")
+    path.rename(old)
+    return old
+
+
 def run_gateway(args) -> int:
+    from .gateway.persistence import StateStore
     from .gateway.server import PaperGateway
 
+    state = None if args.memory else args.state
+    if args.fresh and state is not None:
+        store = StateStore(state)
+        store.acquire("ibkr-nb gateway --fresh")  # never move a file another gateway uses
+        try:
+            old = _set_aside(state)
+        finally:
+            store.release()
+        if old is not None:
+            print(f"--fresh: the previous account is kept in {old}", flush=True)
     gateway = PaperGateway(
         args.host,
         args.port,
         seed=args.seed,
-        state_file=args.state,
+        state_file=state,
         clock_start=args.clock,
         fixed_clock=args.clock is not None,
         allow_remote=args.allow_remote,
     )
 
     if args.write_flex:
-        Path(args.write_flex).write_text(gateway.flex_statement(), encoding="utf-8")
+        try:
+            Path(args.write_flex).write_text(gateway.flex_statement(), encoding="utf-8")
+        finally:
+            gateway.broker.close()
         print(f"wrote the trade history of {gateway.account_id} to {args.write_flex}")
         return 0
+
+    if state is None:
+        kept = "in memory only: it is lost when the gateway stops"
+    elif gateway.broker.restored:
+        kept = f"restored from {state.resolve()} (--fresh starts a new one)"
+    else:
+        kept = f"new seeded account, kept in {state.resolve()} across restarts"
 
     async def serve() -> None:
         await gateway.start()
         print(
             f"paper gateway: account {gateway.account_id} on {gateway.host}:{gateway.port} "
-            f"(seed {args.seed}); Ctrl-C stops it",
+            f"(seed {args.seed}); {kept}. Ctrl-C stops it.",
             flush=True,
         )
         stop = asyncio.Event()
@@ -127,13 +227,22 @@ def run_demo(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ibkr-nb", description=__doc__)
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    level_help = "DEBUG, INFO, WARNING or ERROR (default INFO for gateway, else WARNING)"
+    parser.add_argument("--log-level", type=_log_level, help=level_help)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_gateway(sub)
     _add_demo(sub)
     add_tax_command(sub)
+    for command in sub.choices.values():  # accepted after the subcommand too
+        command.add_argument(
+            "--log-level", type=_log_level, default=argparse.SUPPRESS, help=level_help
+        )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = args.log_level or ("INFO" if args.command == "gateway" else "WARNING")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     try:
         return args.func(args)
     except KeyboardInterrupt:

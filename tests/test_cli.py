@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+import ibkr_nb
 from ibkr_nb.cli import main
 
 
@@ -47,3 +50,49 @@ def test_clock_without_a_time_zone_is_refused(capsys):
 def test_non_loopback_host_is_refused_with_a_message(capsys):
     assert main(["gateway", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "loopback" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ibkr-nb {ibkr_nb.__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["gateway", "--port", "99999"], "--port 99999 is not a TCP port"),
+        (["gateway", "--port", "http"], "--port http is not a TCP port"),
+        (["gateway", "--clock", "yesterday"], "is not an ISO time"),
+        (["gateway", "--log-level", "LOUD"], "--log-level 'LOUD' is not one of"),
+        (["gateway", "--state", "."], "is a directory"),
+        (["gateway", "--state", f"{__file__}/state.json"], "cannot create files in"),
+    ],
+)
+def test_bad_arguments_get_one_line_errors_without_internal_names(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert message in last and "_clock" not in err and "_port" not in err
+    assert "Traceback" not in err
+
+
+def test_log_level_is_accepted_after_the_subcommand(tmp_path, capsys):
+    flex = tmp_path / "flex.xml"
+    argv = ["gateway", "--memory", "--write-flex", str(flex), "--log-level", "debug"]
+    assert main(argv) == 0
+    assert logging.getLogger().level == logging.DEBUG
+    assert main(["--log-level", "ERROR", *argv[:-2]]) == 0
+    assert logging.getLogger().level == logging.ERROR
+
+
+def test_help_is_plain_text(capsys):
+    for argv in (["--help"], ["gateway", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert "`" not in out and "--log-level" in out
+    assert "data/gateway_state.json" in out and "--fresh" in out

@@ -81,6 +81,7 @@ from .records import (
     OrderUpdate,
     PositionRow,
     StateFileError,
+    StateWriteError,
     TradeRecord,
     WhatIf,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "OrderUpdate",
     "PositionRow",
     "StateFileError",
+    "StateWriteError",
     "TradeRecord",
     "WhatIf",
     "book_trade",
@@ -150,12 +152,22 @@ class Broker:
         self._executions: list[tuple[ExecutionRecord, CommissionRecord]] = []
         self._reject_next: str | None = None
         self.account = Account(account_id, market)
-        if self.store.exists():
-            self._restore(self.store.load())
-        else:
-            for trade in seed_history(market, self.seed, account_id):
-                self.account.book(trade, session=False)
-            self._save()
+        self.store.acquire()
+        self.restored = self.store.exists()  # True: the account came from the state file
+        try:
+            if self.restored:
+                self._restore(self.store.load())
+            else:
+                for trade in seed_history(market, self.seed, account_id):
+                    self.account.book(trade, session=False)
+                self.store.save(self._saved_state())
+        except BaseException:
+            self.store.release()
+            raise
+
+    def close(self) -> None:
+        """Release the state file's lock (the account stays saved)."""
+        self.store.release()
 
     @property
     def account_id(self) -> str:
@@ -728,9 +740,16 @@ class Broker:
         )
 
     def _save(self) -> None:
-        """Write the state file (nothing without one)."""
-        if self.store.path is not None:
+        """Write the state file (nothing without one). When the write fails, the account goes
+        back to the last saved state and :class:`StateWriteError` is raised: nothing is
+        half-booked."""
+        if self.store.path is None:
+            return
+        try:
             self.store.save(self._saved_state())
+        except OSError as exc:
+            self._restore(self.store.load())
+            raise StateWriteError(self.store.path, exc) from exc
 
     def _restore(self, state: SavedState) -> None:
         self.account = Account(state.account_id, self.market, state.initial_cash)

@@ -228,3 +228,17 @@ class OrderRejected(BrokerError):
 
 class StateFileError(RuntimeError):
     """The ``--state`` file exists but cannot be read; the message names the file."""
+
+
+class StateWriteError(OrderRejected):
+    """The state file could not be written: the change was rolled back and the request fails
+    (sent as error 201 for an order)."""
+
+    def __init__(self, path: object, exc: OSError, order_id: int = -1) -> None:
+        super().__init__(
+            201,
+            f"Order rejected - reason:the paper gateway could not save its state file {path} "
+            f"({exc.strerror or exc}); nothing was booked. Free disk space or fix the "
+            "file's permissions, then send the order again.",
+            order_id=order_id,
+        )

@@ -192,6 +192,7 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             self._serve_client, self.host, self.port, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.broker.store.describe(f"the paper gateway on {self.host}:{self.port}")
         self._ticker = asyncio.create_task(self._tick_loop())
         log.info("paper gateway for %s listening on %s:%d", self.account_id, self.host, self.port)
 
@@ -208,6 +209,7 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
         self.clients.clear()
+        self.broker.close()
 
     def start_in_thread(self) -> PaperGateway:
         """Serve from a daemon thread with its own event loop; returns once listening."""
@@ -220,6 +222,7 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             try:
                 loop.run_until_complete(self.start())
             except BaseException as exc:  # surfaced to the caller below
+                self.broker.close()
                 failure.append(exc)
                 ready.set()
                 loop.close()

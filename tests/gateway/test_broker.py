@@ -721,6 +721,9 @@ def test_state_file_round_trip(tmp_path, market, clock):
     a.place_order(tk(3, "BUY", 5, "LMT", sym, lmt_price=50.0, transmit=False))
     a.process()
     a.reject_next_order("later")
+    with pytest.raises(StateFileError, match="in use by pid"):  # one writer at a time
+        Broker(market, 7, state_file=path)
+    a.close()
     b = Broker(market, 999, state_file=path)  # the file wins over the seed
     assert b.account_id == a.account_id
     assert b.account_values() == a.account_values()
@@ -734,7 +737,9 @@ def test_state_file_round_trip(tmp_path, market, clock):
     ev = b.process()
     assert [f.execution.order_id for f in fills(ev)] == [2]
     assert fills(ev)[0].execution.exec_id not in {e.exec_id for e, _ in a.executions()}
-    assert sorted(p.name for p in path.parent.iterdir()) == ["account.json"]  # no temp files
+    # no temp files
+    assert sorted(p.name for p in path.parent.iterdir()) == ["account.json", "account.json.lock"]
+    b.close()
     c = Broker(market, 7, state_file=path)
     assert c.executions() == b.executions()
 
