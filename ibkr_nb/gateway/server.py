@@ -29,7 +29,7 @@ from .broker import (
     PositionRow,
     WhatIf,
 )
-from .instruments import resolve
+from .instruments import FX_PAIRS, instrument_by_con_id, resolve
 from .market import (
     ET,
     Clock,
@@ -89,14 +89,14 @@ class ClientConnection:
         self.market_data_type = 1
         self.subscriptions: dict[tuple[str, int], Stream] = {}  # (kind, reqId) -> stream
         self.account_updates = False
-        self.account_multi: dict[int, dict[str, str]] = {}  # reqId -> values last sent
+        self.account_multi: dict[int, dict] = {}  # reqId -> (key, currency) -> text sent
         self.positions_subscribed = False
         self.positions_multi: set[int] = set()
         self.tokens = float(PACING_LIMIT)
         self.refilled = time.monotonic()
         self.closed = False
         self.outbox: list[bytes] = []
-        self.account_sent: dict[str, str] = {}  # account value key -> text last sent
+        self.account_sent: dict[tuple[str, str], str] = {}  # (key, currency) -> text sent
 
     # -- output ------------------------------------------------------------------------------
 
@@ -584,14 +584,31 @@ class PaperGateway(StreamRequests, ReferenceRequests):
                 currency=currency,
             )
 
-    def _changed_account_values(self, sent: dict[str, str]) -> list[tuple[str, str, str]]:
+    def _changed_account_values(self, sent: dict) -> list[tuple[str, str, str]]:
         """Account value rows whose text differs from ``sent`` (which is updated)."""
         changed = []
-        for key, value, currency in account_value_rows(self.broker.account_values()):
-            if sent.get(key) != value:
-                sent[key] = value
+        for key, value, currency in self._account_rows():
+            if sent.get((key, currency)) != value:
+                sent[(key, currency)] = value
                 changed.append((key, value, currency))
         return changed
+
+    def _account_rows(self) -> list[tuple[str, str, str]]:
+        """Account value rows, with FX balances and rates per currency."""
+        cash: dict[str, float] = {}
+        for row in self.broker.positions():
+            inst = instrument_by_con_id(row.con_id)
+            if inst is not None and inst.sec_type == "CASH":
+                cash[inst.tws_symbol] = cash.get(inst.tws_symbol, 0.0) + row.quantity
+        rates = {}
+        for pair in FX_PAIRS.values():
+            quote = self.market.quote(pair.symbol)
+            mid = (quote.bid + quote.ask) / 2.0
+            if pair.currency == "USD":
+                rates[pair.tws_symbol] = mid
+            else:
+                rates[pair.currency] = 1.0 / mid
+        return account_value_rows(self.broker.account_values(), cash, rates)
 
     def _on_cancelAccountUpdatesMulti(self, client, v) -> None:
         client.account_multi.pop(v["reqId"], None)
@@ -600,7 +617,10 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         req_id = v["reqId"]
         wanted = {t.strip() for t in v["tags"].split(",") if t.strip()}
         everything = "$LEDGER" in wanted or "$LEDGER:ALL" in wanted
-        for tag, value, currency in account_value_rows(self.broker.account_values()):
+        by_currency = "$LEDGER:ALL" in wanted
+        for tag, value, currency in self._account_rows():
+            if currency not in ("", "USD") and not by_currency:
+                continue
             if tag in wanted or everything:
                 client.send(
                     "accountSummary",
