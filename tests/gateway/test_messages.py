@@ -510,19 +510,23 @@ def test_simple_reply_round_trip(name):
 
 
 def test_every_reply_is_covered():
-    covered = set(SIMPLE) | {
-        "openOrder",
-        "completedOrder",
-        "contractDetails",
-        "execDetails",
-        "commissionReport",
-        "updatePortfolio",
-        "position",
-        "positionMulti",
-        "symbolSamples",
-        "historicalData",
-        "tickPrice",
-    } | set(STRUCTURED)
+    covered = (
+        set(SIMPLE)
+        | {
+            "openOrder",
+            "completedOrder",
+            "contractDetails",
+            "execDetails",
+            "commissionReport",
+            "updatePortfolio",
+            "position",
+            "positionMulti",
+            "symbolSamples",
+            "historicalData",
+            "tickPrice",
+        }
+        | set(STRUCTURED)
+    )
     assert covered == set(messages.REPLIES)
 
 
