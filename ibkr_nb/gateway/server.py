@@ -173,6 +173,7 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         self.broker = Broker(self.market, seed, state_file=state_file)
         self.broker.subscribe(self._on_broker_event)
         self.clients: set[ClientConnection] = set()
+        self._rates: tuple[int, dict[str, float]] = (-1, {})
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -530,10 +531,10 @@ class PaperGateway(StreamRequests, ReferenceRequests):
 
     # -- account -----------------------------------------------------------------------------
 
-    def _send_account(self, client: ClientConnection, con_ids=None) -> None:
+    def _send_account(self, client: ClientConnection, con_ids=None, rows=None) -> None:
         """Account values that changed since last sent, and portfolio rows (all, or con_ids)."""
         account = self.account_id
-        for key, value, currency in self._changed_account_values(client.account_sent):
+        for key, value, currency in self._changed_account_values(client.account_sent, rows):
             client.send(
                 "updateAccountValue", key=key, val=value, currency=currency, accountName=account
             )
@@ -570,10 +571,10 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         self._send_account_multi(client, req_id)
         client.send("accountUpdateMultiEnd", reqId=req_id)
 
-    def _send_account_multi(self, client, req_id: int) -> None:
+    def _send_account_multi(self, client, req_id: int, rows=None) -> None:
         """Account values for a reqAccountUpdatesMulti subscription, those changed since sent."""
         sent = client.account_multi.setdefault(req_id, {})
-        for key, value, currency in self._changed_account_values(sent):
+        for key, value, currency in self._changed_account_values(sent, rows):
             client.send(
                 "accountUpdateMulti",
                 reqId=req_id,
@@ -584,10 +585,11 @@ class PaperGateway(StreamRequests, ReferenceRequests):
                 currency=currency,
             )
 
-    def _changed_account_values(self, sent: dict) -> list[tuple[str, str, str]]:
-        """Account value rows whose text differs from ``sent`` (which is updated)."""
+    def _changed_account_values(self, sent: dict, rows=None) -> list[tuple[str, str, str]]:
+        """Account value rows (``rows``, or the current ones) whose text differs from ``sent``
+        (which is updated)."""
         changed = []
-        for key, value, currency in self._account_rows():
+        for key, value, currency in rows if rows is not None else self._account_rows():
             if sent.get((key, currency)) != value:
                 sent[(key, currency)] = value
                 changed.append((key, value, currency))
@@ -596,19 +598,26 @@ class PaperGateway(StreamRequests, ReferenceRequests):
     def _account_rows(self) -> list[tuple[str, str, str]]:
         """Account value rows, with FX balances and rates per currency."""
         cash: dict[str, float] = {}
-        for row in self.broker.positions():
-            inst = instrument_by_con_id(row.con_id)
+        for con_id, quantity in self.broker.account.quantities().items():
+            inst = instrument_by_con_id(con_id)
             if inst is not None and inst.sec_type == "CASH":
-                cash[inst.tws_symbol] = cash.get(inst.tws_symbol, 0.0) + row.quantity
-        rates = {}
-        for pair in FX_PAIRS.values():
-            quote = self.market.quote(pair.symbol)
-            mid = (quote.bid + quote.ask) / 2.0
-            if pair.currency == "USD":
-                rates[pair.tws_symbol] = mid
-            else:
-                rates[pair.currency] = 1.0 / mid
-        return account_value_rows(self.broker.account_values(), cash, rates)
+                cash[inst.tws_symbol] = cash.get(inst.tws_symbol, 0.0) + quantity
+        return account_value_rows(self.broker.account_values(), cash, self._fx_rates())
+
+    def _fx_rates(self) -> dict[str, float]:
+        """USD per unit of each simulated currency, from the FX mids (recomputed each second)."""
+        second = int(self.clock.timestamp())
+        if self._rates[0] != second:
+            rates = {}
+            for pair in FX_PAIRS.values():
+                quote = self.market.quote(pair.symbol)
+                mid = (quote.bid + quote.ask) / 2.0
+                if pair.currency == "USD":
+                    rates[pair.tws_symbol] = mid
+                else:
+                    rates[pair.currency] = 1.0 / mid
+            self._rates = (second, rates)
+        return self._rates[1]
 
     def _on_cancelAccountUpdatesMulti(self, client, v) -> None:
         client.account_multi.pop(v["reqId"], None)
@@ -767,11 +776,12 @@ class PaperGateway(StreamRequests, ReferenceRequests):
 
     def _push_account(self, con_ids) -> None:
         """After a fill: changed account values and the positions it touched, to subscribers."""
+        rows = self._account_rows()
         for client in list(self.clients):
             if client.account_updates:
-                self._send_account(client, con_ids)
+                self._send_account(client, con_ids, rows)
             for req_id in client.account_multi:
-                self._send_account_multi(client, req_id)
+                self._send_account_multi(client, req_id, rows)
             if client.positions_subscribed or client.positions_multi:
                 for row in self._position_rows(con_ids):
                     values = position_values(row, self.account_id)

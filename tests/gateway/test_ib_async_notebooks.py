@@ -338,7 +338,9 @@ def _(ns):
         formatDate=1,
         keepUpToDate=True,
     )
-    return (len(ns.live), repr(ns.live[-1]))
+    # 900 S of 10-second bars are 90; an update may already have appended the 91st
+    assert len(ns.live) in (90, 91)
+    return (repr(ns.live[0]), repr(ns.live[89]))
 
 
 @cell("bar_data", "updateEvent while keeping up to date")
@@ -464,9 +466,10 @@ def _(ns):
 
 @cell("market_depth", "order book from updateEvent")
 def _(ns):
-    books = []
+    books, seen = [], []
 
     def on_update(ticker):
+        seen.extend(ticker.domTicks)
         bids, asks = ticker.domBids, ticker.domAsks
         books.append(
             [
@@ -481,8 +484,8 @@ def _(ns):
         )
 
     ns.ticker.updateEvent += on_update
-    wait_for(ns.ib, lambda: len(ns.ticker.domTicks) >= 10 and books)
-    first = [(d.position, d.operation, d.side, d.price, d.size) for d in ns.ticker.domTicks[:10]]
+    wait_for(ns.ib, lambda: len(seen) >= 10)
+    first = [(d.position, d.operation, d.side, d.price, d.size) for d in seen[:10]]
     return (first, books[-1][0][1] < books[-1][0][2])
 
 
