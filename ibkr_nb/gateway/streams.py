@@ -16,7 +16,7 @@ import math
 from datetime import UTC, datetime
 
 from .instruments import Instrument
-from .market import DIVIDEND_YIELD, HistoricalDataError, Quote, parse_bar_size, years_to_expiry
+from .market import DIVIDEND_YIELD, Quote, parse_bar_size, years_to_expiry
 from .pricing import RATE, black_scholes, implied_vol
 from .replies import bar_rows, parse_end_datetime, ticks_for_quote
 
@@ -561,8 +561,8 @@ class StreamRequests:
         if what not in ("TRADES", "BID_ASK", "MIDPOINT") or bool(start) == bool(end):
             client.error(
                 req_id,
-                321,
-                "Error validating request.-'bW' : cause - historical ticks need whatToShow "
+                162,
+                "Historical Market Data Service error message:historical ticks need whatToShow "
                 "TRADES, BID_ASK or MIDPOINT and exactly one of startDateTime and endDateTime",
             )
             return
@@ -571,7 +571,7 @@ class StreamRequests:
         try:
             moment = parse_end_datetime(start or end, now)
         except ValueError as exc:
-            client.error(req_id, 321, f"Error validating request: {exc}")
+            client.error(req_id, 162, f"Historical Market Data Service error message:{exc}")
             return
         moment = min(moment, now)
         first = int(moment.timestamp()) if start else int(moment.timestamp()) - count + 1
@@ -638,13 +638,21 @@ class StreamRequests:
         found = self._instrument(client, req_id, v)
         if found is None:
             return
-        count, unit = (v["timePeriod"] or "1 day").split()[:2]
-        duration = f"{int(count) * (7 if unit.startswith('week') else 1)} D"
-        try:
-            bars = self.market.bars(found.symbol, self.clock.now(), duration, "1 min", "TRADES")
-        except (HistoricalDataError, ValueError) as exc:
-            client.error(req_id, 321, f"Error validating request: {exc}")
+        period = (v["timePeriod"] or "").split()
+        if (
+            len(period) != 2
+            or not period[0].isdigit()
+            or period[1].rstrip("s") not in ("day", "week")
+        ):
+            client.error(
+                req_id,
+                162,
+                "Historical Market Data Service error message:time period "
+                f"{v['timePeriod']!r} is not '<n> days' or '<n> weeks'",
+            )
             return
+        duration = f"{int(period[0]) * (7 if period[1].startswith('week') else 1)} D"
+        bars = self.market.bars(found.symbol, self.clock.now(), duration, "1 min", "TRADES")
         counts: dict[float, int] = {}
         for bar in bars:
             counts[bar.close] = counts.get(bar.close, 0) + max(bar.count, 1)
