@@ -54,7 +54,7 @@ _MINUTE = np.arange(T // 60, dtype=np.float64)
 _PROFILE = 1.0 + 2.0 * np.exp(-_MINUTE / 20.0) + 1.5 * np.exp(-(_MINUTE[-1] - _MINUTE) / 15.0)
 _PROFILE /= _PROFILE.sum()
 _AVG_TRADE_SIZE = 150  # shares per trade, for bar trade counts
-_MAX_BARS = 50_000
+_MAX_BARS = 10_000  # intraday bars per request; more is refused with 162 as TWS does
 
 
 # --------------------------------------------------------------------------------------------
@@ -712,8 +712,16 @@ class Market:
         so the last bar's close equals the quote's last at ``end``. ``use_rth=False`` gives the
         same bars (the simulation has no extended-hours trading). Raises
         :class:`HistoricalDataError` (a ValueError) for a bad request, KeyError for an unknown
-        symbol.
+        symbol. :meth:`bar_request` gives the same bars a few sessions at a time.
         """
+        request = self.bar_request(symbol, end, duration, bar_size, what_to_show)
+        return request.finish(request.part(request.sessions))
+
+    def bar_request(
+        self, symbol: str, end: datetime, duration: str, bar_size: str, what_to_show: str = "TRADES"
+    ) -> BarRequest:
+        """A checked historical request (see :meth:`bars`) whose bars can be computed a few
+        sessions at a time: ``finish(part(s1) + part(s2) + ...)`` over ``sessions`` in order."""
         inst = self._inst(symbol)
         step = parse_bar_size(bar_size)
         count, unit = parse_duration(duration)
@@ -726,35 +734,44 @@ class Market:
             )
         end = min(_to_utc(end), self.clock.now())
         end_ts = end.timestamp()
+        if end_ts <= session_bounds(0)[0]:
+            raise HistoricalDataError(
+                162,
+                "Historical Market Data Service error message:HMDS query returned no data: "
+                f"the simulated history starts on {day_date(0)}",
+            )
         end_idx, _ = locate(end_ts)
         if unit == "S":
             start_ts = end_ts - count
         elif unit == "D":
             start_ts = session_bounds(max(end_idx - count + 1, 0))[0]
         elif unit == "W":
-            start_ts = (end - timedelta(days=7 * count)).timestamp()
+            start_ts = end_ts - 7 * 86400 * min(count, 60 * 53)
         elif unit == "M":
-            start_ts = _months_back(end, count).timestamp()
+            start_ts = _months_back(end, min(count, 12 * 60)).timestamp()
         else:
-            start_ts = _months_back(end, 12 * count).timestamp()
-        start_idx = day_index(datetime.fromtimestamp(start_ts, ET).date())
-        if start_idx < 0:
+            start_ts = _months_back(end, 12 * min(count, 60)).timestamp()
+        if start_ts < session_bounds(0)[0]:
             raise HistoricalDataError(
                 162,
-                "Historical Market Data Service error message:HMDS query returned no data: before 1990",
+                "Historical Market Data Service error message:HMDS query returned no data: "
+                f"the simulated history starts on {day_date(0)}",
             )
+        start_idx = day_index(datetime.fromtimestamp(start_ts, ET).date())
         sessions = [
             i for i in range(start_idx, end_idx + 1)
             if session_bounds(i)[1] > start_ts and session_bounds(i)[0] < end_ts
         ]  # fmt: skip
         if step > 0:
-            n = len(sessions) * -(-T // step)
-            if n > _MAX_BARS:
+            seconds = sum(
+                max(0.0, min(end_ts, session_bounds(i)[1]) - max(start_ts, session_bounds(i)[0]))
+                for i in sessions
+            )
+            if seconds / step > _MAX_BARS + len(sessions):
                 raise HistoricalDataError(
                     162, "Historical Market Data Service error message:Time length exceed max."
                 )
-            return self._intraday_bars(inst, sessions, start_ts, end_ts, step, what)
-        return self._period_bars(inst, sessions, end_ts, step, what)
+        return BarRequest(self, inst, sessions, start_ts, end_ts, step, what)
 
     def _day_stats(self, inst, idx, hi, what, sig) -> tuple:
         """(open, high, low, close, volume, wap, count) over seconds [0, hi) of one session."""
@@ -776,7 +793,8 @@ class Market:
             self._summaries[key] = out
         return out
 
-    def _period_bars(self, inst, sessions, end_ts, step, what) -> list[Bar]:
+    def _session_rows(self, inst, sessions, end_ts, what) -> list[tuple[date, tuple]]:
+        """(date, (open, high, low, close, volume, wap, count)) of each session up to end_ts."""
         rows = []
         for idx in sessions:
             open_ts, close_ts = session_bounds(idx)
@@ -784,6 +802,11 @@ class Market:
             rows.append(
                 (day_date(idx), self._day_stats(inst, idx, hi, what, self._sig(inst.con_id, idx)))
             )
+        return rows
+
+    @staticmethod
+    def _period_bars(rows, step, what) -> list[Bar]:
+        """Day, week (step -7) or month (-30) bars from :meth:`_session_rows`."""
         groups: list[list] = []
         for d, st in rows:
             if step == -1:
@@ -867,3 +890,35 @@ class Market:
                     )
                 )
         return out
+
+
+class BarRequest:
+    """A checked historical-data request; its bars come a few sessions at a time, so a long
+    request need not hold the event loop (see :meth:`Market.bar_request`)."""
+
+    def __init__(self, market, inst, sessions, start_ts, end_ts, step, what) -> None:
+        self.market = market
+        self.inst = inst
+        self.sessions: list[int] = sessions
+        self.start_ts, self.end_ts = start_ts, end_ts
+        self.step, self.what = step, what
+
+    def steps(self, bars_per_step: int = 2000) -> list[list[int]]:
+        """The sessions in groups of about ``bars_per_step`` bars' work (at least one session;
+        a daily bar costs about as much as 400 intraday bars: it needs the day's whole path)."""
+        per_session = -(-T // self.step) if self.step > 0 else 400
+        size = max(1, bars_per_step // per_session)
+        return [self.sessions[i : i + size] for i in range(0, len(self.sessions), size)]
+
+    def part(self, sessions: list[int]) -> list:
+        """The work for these sessions (bars, or per-session statistics for daily bars)."""
+        m = self.market
+        if self.step > 0:
+            return m._intraday_bars(
+                self.inst, sessions, self.start_ts, self.end_ts, self.step, self.what
+            )
+        return m._session_rows(self.inst, sessions, self.end_ts, self.what)
+
+    def finish(self, parts: list) -> list[Bar]:
+        """The bars, from the concatenated :meth:`part` results of every session in order."""
+        return parts if self.step > 0 else Market._period_bars(parts, self.step, self.what)

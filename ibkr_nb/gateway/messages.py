@@ -911,7 +911,140 @@ REPLIES: dict[str, Reply] = {
     "headTimestamp": Reply(88, None, (("reqId", int), ("headTimestamp", str))),
     "completedOrder": Reply(101, None, COMPLETED_ORDER),
     "completedOrdersEnd": Reply(102, None, ()),
+    # answers to requests the gateway does not serve (see UNSUPPORTED): empty but complete
+    "scannerParameters": Reply(19, 1, (("xml", str),)),
+    "mktDepthExchanges": Reply(80, None, (Repeat("descriptions", ()),)),
+    "newsProviders": Reply(85, None, (Repeat("providers", ()),)),
+    "familyCodes": Reply(78, None, (Repeat("familyCodes", ()),)),
+    "userInfo": Reply(107, None, (("reqId", int), ("whiteBrandingId", str))),
+    "marketRule": Reply(
+        93,
+        None,
+        (("marketRuleId", int), Repeat("increments", (("lowEdge", float), ("increment", float)))),
+    ),
 }
+
+
+# -- requests the paper gateway does not serve --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """How a request the gateway does not serve is answered, so the client's call returns.
+
+    ``id_field``: index of the request id among the message's fields (the message id is field
+    0), None when the request has none. Answered with ``reply`` (an empty but complete answer,
+    for requests a client awaits without an id), else with error ``code``/``text`` carrying the
+    id; ``code`` 0 means there is nothing to answer (a cancel, a setting, a subscription that
+    simply never delivers anything here).
+    """
+
+    name: str
+    id_field: int | None
+    code: int = 0
+    text: str = ""
+    reply: str = ""
+
+
+_PAPER = " The paper gateway simulates US stocks (STK, SMART, USD) only."
+_NO_DEF = "No security definition has been found for the request." + _PAPER
+_HMDS = "Historical Market Data Service error message:"
+
+UNSUPPORTED: dict[int, Unsupported] = {
+    10: Unsupported("reqMktDepth", 2, 10092, "Deep market data is not supported for this "
+                    "combination of security type/exchange." + _PAPER),
+    11: Unsupported("cancelMktDepth", 2),
+    12: Unsupported("reqNewsBulletins", None),
+    13: Unsupported("cancelNewsBulletins", None),
+    14: Unsupported("setServerLogLevel", None),
+    18: Unsupported("requestFA", None, 321, "Error validating request.-'bY' : cause - FA data "
+                    "operations ignored for non FA customers."),
+    19: Unsupported("replaceFA", 4, 321, "Error validating request.-'bY' : cause - FA data "
+                    "operations ignored for non FA customers."),
+    21: Unsupported("exerciseOptions", 2, 200, _NO_DEF),
+    22: Unsupported("reqScannerSubscription", 1, 162, _HMDS + "Scanner subscriptions are not "
+                    "available from the paper gateway."),
+    23: Unsupported("cancelScannerSubscription", 2),
+    24: Unsupported("reqScannerParameters", None,
+                    reply="scannerParameters"),
+    50: Unsupported("reqRealTimeBars", 2, 420, "Invalid Real-time Query: real-time bars are "
+                    "not available from the paper gateway; request historical bars."),
+    51: Unsupported("cancelRealTimeBars", 2),
+    52: Unsupported("reqFundamentalData", 2, 430, "We are sorry, but fundamentals data for the "
+                    "security specified is not available." + _PAPER),
+    53: Unsupported("cancelFundamentalData", 2),
+    54: Unsupported("calculateImpliedVolatility", 2, 200, _NO_DEF),
+    55: Unsupported("calculateOptionPrice", 2, 200, _NO_DEF),
+    56: Unsupported("cancelCalculateImpliedVolatility", 2),
+    57: Unsupported("cancelCalculateOptionPrice", 2),
+    65: Unsupported("verifyRequest", None),
+    66: Unsupported("verifyMessage", None),
+    67: Unsupported("queryDisplayGroups", 2, 321, "Error validating request: display groups "
+                    "are not available from the paper gateway."),
+    68: Unsupported("subscribeToGroupEvents", 2, 321, "Error validating request: display "
+                    "groups are not available from the paper gateway."),
+    69: Unsupported("updateDisplayGroup", 2),
+    70: Unsupported("unsubscribeFromGroupEvents", 2),
+    72: Unsupported("verifyAndAuthRequest", None),
+    73: Unsupported("verifyAndAuthMessage", None),
+    78: Unsupported("reqSecDefOptParams", 1, 200, _NO_DEF),
+    79: Unsupported("reqSoftDollarTiers", 1, 321, "Error validating request: soft dollar "
+                    "tiers are not available from the paper gateway."),
+    80: Unsupported("reqFamilyCodes", None, reply="familyCodes"),
+    82: Unsupported("reqMktDepthExchanges", None, reply="mktDepthExchanges"),
+    83: Unsupported("reqSmartComponents", 1, 200, _NO_DEF),
+    84: Unsupported("reqNewsArticle", 1, 10172, "Failed to request news article: the paper "
+                    "gateway has no news providers."),
+    85: Unsupported("reqNewsProviders", None, reply="newsProviders"),
+    86: Unsupported("reqHistoricalNews", 1, 10172, "Failed to request historical news: the "
+                    "paper gateway has no news providers."),
+    88: Unsupported("reqHistogramData", 1, 162, _HMDS + "Histogram data is not available "
+                    "from the paper gateway."),
+    89: Unsupported("cancelHistogramData", 1),
+    91: Unsupported("reqMarketRule", None, reply="marketRule"),
+    92: Unsupported("reqPnL", 1, 321, "Error validating request: P&L subscriptions are not "
+                    "available from the paper gateway; read the portfolio instead."),
+    93: Unsupported("cancelPnL", 1),
+    94: Unsupported("reqPnLSingle", 1, 321, "Error validating request: P&L subscriptions are "
+                    "not available from the paper gateway; read the portfolio instead."),
+    95: Unsupported("cancelPnLSingle", 1),
+    96: Unsupported("reqHistoricalTicks", 1, 162, _HMDS + "Historical ticks are not available "
+                    "from the paper gateway; request bars instead."),
+    97: Unsupported("reqTickByTickData", 1, 10189, "Failed to request tick-by-tick data: not "
+                    "available from the paper gateway; request market data instead."),
+    98: Unsupported("cancelTickByTickData", 1),
+    100: Unsupported("reqWshMetaData", 1, 10276, "News feed is not allowed: the paper gateway "
+                     "has no Wall Street Horizon data."),
+    101: Unsupported("cancelWshMetaData", 1),
+    102: Unsupported("reqWshEventData", 1, 10276, "News feed is not allowed: the paper gateway "
+                     "has no Wall Street Horizon data."),
+    103: Unsupported("cancelWshEventData", 1),
+    104: Unsupported("reqUserInfo", 1, reply="userInfo"),
+}  # fmt: skip
+
+
+def request_id(fields: list[str]) -> int:
+    """The request or order id of a message that could not be decoded, -1 when it has none
+    or it cannot be read. Only the fields before the id are trusted."""
+    try:
+        msg_id = int(fields[0])
+    except (IndexError, ValueError):
+        return -1
+    position = None
+    request = REQUESTS.get(msg_id)
+    if request is not None:
+        for i, item in enumerate(request.layout):
+            if not isinstance(item, tuple):
+                break
+            if item[0] in ("reqId", "orderId"):
+                position = i + 1
+                break
+    elif msg_id in UNSUPPORTED:
+        position = UNSUPPORTED[msg_id].id_field
+    try:
+        return int(fields[position]) if position is not None else -1
+    except (IndexError, ValueError):
+        return -1
 
 
 def _write(layout: tuple, values: Mapping[str, Any], version: int, out: list) -> None:

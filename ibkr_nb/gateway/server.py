@@ -27,6 +27,7 @@ from .broker import (
     OrderTicket,
     OrderUpdate,
     PositionRow,
+    StateWriteError,
     WhatIf,
 )
 from .market import (
@@ -71,12 +72,26 @@ log = logging.getLogger("ibkr_nb.gateway")
 
 PACING_LIMIT = 50  # messages per second per client, as TWS enforces
 TICK_INTERVAL = 0.25  # seconds between streaming market data updates (4 per second)
+HANDSHAKE_TIMEOUT = 5.0  # seconds for a new socket to finish the API handshake
+MAX_CONNECTIONS = 64  # API clients at once (TWS allows 32 client ids; some slack for tools)
+MAX_PENDING = 512  # sockets still in the handshake; more are closed at once
+MAX_LINES = 100  # streaming market data lines per client (TWS's default allowance)
+HISTORY_STEP = 2000  # intraday bars' worth of historical work between looks at other clients
+MAX_OUTBOX = 8 * 1024 * 1024  # bytes queued for a client that does not read; then it is dropped
 FARM_STATUS = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2106, "HMDS data farm connection is OK:ushmds"),
     (2158, "Sec-def data farm connection is OK:secdefnj"),
 )
 NO_SECURITY = "No security definition has been found for the request"
+EMPTY_SCANNER_XML = '<?xml version="1.0" encoding="UTF-8"?><ScanParameterResponse/>'
+
+
+def _int(fields: list[str], index: int) -> int:
+    try:
+        return int(fields[index])
+    except (IndexError, ValueError):
+        return -1
 
 
 class ClientConnection:
@@ -99,6 +114,8 @@ class ClientConnection:
         self.closed = False
         self.outbox: list[bytes] = []
         self.account_sent: dict[str, str] = {}  # account value key -> text last sent
+        self.tasks: set[asyncio.Task] = set()  # long requests being answered in steps
+        self.history_turn = asyncio.Lock()  # one historical request of a client at a time
 
     # -- output ------------------------------------------------------------------------------
 
@@ -113,9 +130,20 @@ class ClientConnection:
     def flush(self) -> None:
         if self.outbox and not self.closed:
             self.writer.write(b"".join(self.outbox))
+            if self.writer.transport.get_write_buffer_size() > MAX_OUTBOX:
+                log.warning(
+                    "client %s reads too slowly (%d bytes waiting): disconnected",
+                    self.client_id,
+                    self.writer.transport.get_write_buffer_size(),
+                )
+                self.outbox.clear()
+                self.closed = True
+                self.writer.transport.abort()
         self.outbox.clear()
 
     def error(self, req_id: int, code: int, text: str) -> None:
+        if code < 2100 or code > 2200:  # farm notices are not errors
+            log.info("client %s: error %d for id %s: %s", self.client_id, code, req_id, text)
         self.send(
             "error", reqId=req_id, errorCode=code, errorString=text, advancedOrderRejectJson=""
         )
@@ -175,6 +203,9 @@ class PaperGateway:
         self.broker = Broker(self.market, seed, state_file=state_file)
         self.broker.subscribe(self._on_broker_event)
         self.clients: set[ClientConnection] = set()
+        self._pending = 0  # sockets still in the handshake
+        self._drops: dict[str, int] = {}
+        self._drops_logged = 0.0
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -332,9 +363,33 @@ class PaperGateway:
 
     async def _serve_client(self, reader, writer) -> None:
         client = ClientConnection(reader, writer)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        if self._pending >= MAX_PENDING:
+            self._dropped("too many unfinished handshakes")
+            writer.transport.abort()
+            return
+        self._pending += 1
         try:
-            await self._handshake(client)
-            self.clients.add(client)
+            await asyncio.wait_for(self._handshake(client), HANDSHAKE_TIMEOUT)
+        except (TimeoutError, ProtocolError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            self._dropped(str(exc) or f"no API handshake within {HANDSHAKE_TIMEOUT:g} s")
+            client.closed = True
+            writer.transport.abort()
+            return
+        finally:
+            self._pending -= 1
+        if len(self.clients) >= MAX_CONNECTIONS:
+            client.error(
+                -1,
+                502,
+                f"Couldn't connect to TWS: the paper gateway serves at most {MAX_CONNECTIONS} "
+                "API clients at once. Disconnect one and try again.",
+            )
+            client.close()
+            return
+        self.clients.add(client)
+        log.info("connection from %s:%s (API version %d)", peer[0], peer[1], client.version)
+        try:
             await self._read_loop(client)
         except (ProtocolError, asyncio.IncompleteReadError, ConnectionError) as exc:
             log.info("closing client %s: %s", client.client_id, exc)
@@ -342,10 +397,24 @@ class PaperGateway:
             log.exception("unexpected error serving client %s", client.client_id)
         finally:
             self.clients.discard(client)
+            for task in list(client.tasks):
+                task.cancel()
             client.close()
+            log.info("client %s disconnected", client.client_id)
+
+    def _dropped(self, reason: str) -> None:
+        """Count a socket closed before it became a client; log a summary now and then (a
+        flood of half-open sockets must not flood the log)."""
+        self._drops[reason] = self._drops.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._drops_logged >= 10.0:
+            summary = "; ".join(f"{n} x {why}" for why, n in self._drops.items())
+            log.warning("closed sockets that did not finish the API handshake: %s", summary)
+            self._drops.clear()
+            self._drops_logged = now
 
     async def _handshake(self, client: ClientConnection) -> None:
-        prefix = await asyncio.wait_for(client.reader.readexactly(4), 30)
+        prefix = await client.reader.readexactly(4)
         if prefix != HANDSHAKE_PREFIX:
             raise ProtocolError(f"expected API handshake, got {prefix!r}")
         size = int.from_bytes(await client.reader.readexactly(4), "big")
@@ -378,15 +447,14 @@ class PaperGateway:
         try:
             request, values = messages.decode_request(fields, client.version)
         except KeyError:
-            client.error(
-                -1,
-                503,
-                f"Unsupported message id {fields[0] if fields else '?'}: "
-                "the paper gateway does not implement this request",
-            )
+            self._unsupported(client, fields)
             return
-        except ValueError as exc:  # FieldError included
-            client.error(-1, 320, f"Server error when reading an API client request: {exc}")
+        except ValueError as exc:  # FieldError included: answered with the request's own id
+            client.error(
+                messages.request_id(fields),
+                320,
+                f"Server error when reading an API client request: {exc}",
+            )
             return
         if client.client_id is None and request.name != "startApi":
             client.error(
@@ -396,11 +464,42 @@ class PaperGateway:
             )
             return
         handler = getattr(self, "_on_" + request.name)
+        req_id = values.get("reqId", values.get("orderId", -1))
         try:
             handler(client, values)
-        except ValueError as exc:  # a value no parser accepts: answer it, keep the connection
-            req_id = values.get("reqId", values.get("orderId", -1))
-            client.error(req_id, 321, f"Server error when validating an API client request: {exc}")
+        except (ValueError, ArithmeticError, LookupError) as exc:  # a value no parser accepts
+            client.error(req_id, 321, f"Error validating request: {exc}")
+        except Exception:  # a bug must cost one request, never the connection
+            log.exception("%s from client %s failed", request.name, client.client_id)
+            client.error(
+                req_id,
+                320,
+                f"Server error when reading an API client request: the paper gateway failed on "
+                f"{request.name}; the gateway log has the details.",
+            )
+
+    def _unsupported(self, client: ClientConnection, fields: list[str]) -> None:
+        """Answer a request the gateway does not serve so the client's call returns."""
+        entry = messages.UNSUPPORTED.get(int(fields[0])) if fields[0].isdigit() else None
+        if entry is None:
+            client.error(
+                -1,
+                503,
+                f"Unsupported message id {fields[0]}: the paper gateway does not implement "
+                "this request",
+            )
+            return
+        req_id = messages.request_id(fields)
+        if entry.reply == "marketRule":  # every stock here trades in cents
+            client.send(
+                "marketRule",
+                marketRuleId=req_id if req_id != -1 else _int(fields, 1),
+                increments=[{"lowEdge": 0.0, "increment": 0.01}],
+            )
+        elif entry.reply:
+            client.send(entry.reply, reqId=req_id, xml=EMPTY_SCANNER_XML)
+        elif entry.code:
+            client.error(req_id, entry.code, entry.text)
 
     # -- session -----------------------------------------------------------------------------
 
@@ -475,6 +574,10 @@ class PaperGateway:
 
     def _on_reqMktData(self, client, v) -> None:
         req_id = v["reqId"]
+        streaming = not (v["snapshot"] or v["regulatorySnapshot"])
+        if streaming and req_id not in client.streams and len(client.streams) >= MAX_LINES:
+            client.error(req_id, 101, "Max number of tickers has been reached")
+            return
         found = self._instrument(client, req_id, v)
         if found is None:
             return
@@ -487,7 +590,6 @@ class PaperGateway:
         )
         if client.market_data_type != 1:
             client.send("marketDataType", reqId=req_id, marketDataType=client.market_data_type)
-        streaming = not (v["snapshot"] or v["regulatorySnapshot"])
         client.last_ticks[req_id] = {}
         self._send_ticks(client, req_id, found.symbol)
         if streaming:
@@ -528,7 +630,7 @@ class PaperGateway:
 
     def _market_moved(self) -> None:
         """Re-check working orders against the market, then stream what changed."""
-        self.broker.process()
+        self._process()
         self._stream_ticks()
 
     async def _tick_loop(self) -> None:
@@ -538,7 +640,7 @@ class PaperGateway:
             await asyncio.sleep(TICK_INTERVAL)
             try:
                 if self.clock.fixed:
-                    self.broker.process()
+                    self._process()
                 else:
                     self._market_moved()
             except Exception:
@@ -559,23 +661,56 @@ class PaperGateway:
             return
         try:
             end = parse_end_datetime(v["endDateTime"], self.clock.now())
-            bars = self.market.bars(
+        except ValueError as exc:
+            client.error(req_id, 10314, f"End Date/Time: The date, time, or time-zone entered is "
+                         f"invalid. The correct format is yyyymmdd hh:mm:ss xx/xxxx: {exc}")  # fmt: skip
+            return
+        try:
+            request = self.market.bar_request(
                 found.symbol,
                 end,
                 v["durationStr"],
                 v["barSizeSetting"],
                 v["whatToShow"] or "TRADES",
-                v["useRTH"],
             )
         except HistoricalDataError as exc:
             client.error(req_id, exc.code, exc.message)
             return
-        except ValueError as exc:
-            client.error(req_id, 321, f"Error validating request: {exc}")
+        task = asyncio.get_running_loop().create_task(self._send_bars(client, v, end, request))
+        client.tasks.add(task)
+        task.add_done_callback(client.tasks.discard)
+
+    async def _send_bars(self, client, v, end, request) -> None:
+        """Compute bars a few sessions at a time, letting other clients in between, so a long
+        request never stalls the gateway; a client's requests take turns."""
+        async with client.history_turn:
+            await self._compute_bars(client, v, end, request)
+
+    async def _compute_bars(self, client, v, end, request) -> None:
+        try:
+            parts: list = []
+            for sessions in request.steps(HISTORY_STEP):
+                parts += request.part(sessions)
+                await asyncio.sleep(0)
+                if client.closed:
+                    return
+            bars = request.finish(parts)
+            start_text, end_text, rows = bar_rows(bars, end, v["barSizeSetting"], v["formatDate"])
+        except Exception:  # a bug must cost one request, never a silent wait
+            log.exception("historical data for client %s failed", client.client_id)
+            client.error(
+                v["reqId"],
+                162,
+                "Historical Market Data Service error message:the paper gateway failed on this "
+                "request; the gateway log has the details.",
+            )
             return
-        start_text, end_text, rows = bar_rows(bars, end, v["barSizeSetting"], v["formatDate"])
         client.send(
-            "historicalData", reqId=req_id, startDateStr=start_text, endDateStr=end_text, bars=rows
+            "historicalData",
+            reqId=v["reqId"],
+            startDateStr=start_text,
+            endDateStr=end_text,
+            bars=rows,
         )
 
     def _on_cancelHistoricalData(self, client, v) -> None:
@@ -735,11 +870,29 @@ class PaperGateway:
         )
         try:
             self.broker.place_order(ticket)
-            self.broker.process()  # marketable orders fill now, not at the next market tick
         except OrderRejected as rejected:
             client.error(order_id, rejected.code, rejected.message)
-            if rejected.ticket is not None and rejected.code == 201:
+            if rejected.ticket is not None and rejected.ticket.status == "Inactive":
                 self._send_order(client, rejected.ticket)
+            return
+        log.info(
+            "client %s: order %d %s %g %s %s%s",
+            client.client_id,
+            order_id,
+            ticket.action,
+            ticket.total_quantity,
+            ticket.symbol,
+            ticket.order_type,
+            f" ref {ticket.order_ref!r}" if ticket.order_ref else "",
+        )
+        self._process()  # marketable orders fill now, not at the next market tick
+
+    def _process(self) -> None:
+        """Match working orders; a fill the state file cannot record is undone and retried."""
+        try:
+            self.broker.process()
+        except StateWriteError as exc:
+            log.error("fills not booked, retried at the next tick: %s", exc.message)
 
     def _on_cancelOrder(self, client, v) -> None:
         try:
@@ -774,7 +927,12 @@ class PaperGateway:
 
     def _on_reqExecutions(self, client, v) -> None:
         req_id = v["reqId"]
-        since = parse_end_datetime(v["time"], self.clock.now()) if v["time"] else None
+        try:
+            since = parse_end_datetime(v["time"], self.clock.now()) if v["time"] else None
+        except ValueError as exc:
+            client.error(req_id, 321, f"Error validating request: execution filter time: {exc}")
+            client.send("execDetailsEnd", reqId=req_id)  # the error says why nothing came
+            return
         for execution, commission in self.broker.executions():
             if not _execution_matches(execution, v, since):
                 continue
@@ -804,6 +962,11 @@ class PaperGateway:
             for client in self._owner(event.ticket.client_id):
                 client.send("openOrder", **open_order_values(event.ticket, event.state))
         elif isinstance(event, Fill):
+            ex = event.execution
+            log.info(
+                "fill %s: %s %g %s at %.2f (order %d of client %d)",
+                ex.exec_id, ex.side, ex.shares, ex.symbol, ex.price, ex.order_id, ex.client_id,
+            )  # fmt: skip
             for client in self._owner(event.execution.client_id):
                 client.send("execDetails", **execution_values(-1, event.execution))
                 client.send("commissionReport", **commission_values(event.commission))

@@ -434,7 +434,24 @@ SIMPLE = {
     ),
     "headTimestamp": ({"reqId": 3, "headTimestamp": "19801212-14:30:00"}, "headTimestamp"),
     "completedOrdersEnd": ({}, "completedOrdersEnd"),
+    "scannerParameters": ({"xml": "<ScanParameterResponse/>"}, "scannerParameters"),
+    "userInfo": ({"reqId": 9, "whiteBrandingId": ""}, "userInfo"),
 }
+
+
+@pytest.mark.parametrize(
+    "name, key", [("mktDepthExchanges", "descriptions"), ("newsProviders", "providers"),
+                  ("familyCodes", "familyCodes")],
+)  # fmt: skip
+def test_empty_list_replies_round_trip(name, key):
+    assert decode(name, {key: []}, SERVER_MAX_VERSION) == [(name, ([],))]
+
+
+def test_market_rule_round_trip():
+    values = {"marketRuleId": 26, "increments": [{"lowEdge": 0.0, "increment": 0.01}]}
+    ((method, (rule_id, increments)),) = decode("marketRule", values, SERVER_MAX_VERSION)
+    assert (method, rule_id) == ("marketRule", 26)
+    assert [(i.lowEdge, i.increment) for i in increments] == [(0.0, 0.01)]
 
 
 @pytest.mark.parametrize("name", sorted(SIMPLE))
@@ -457,6 +474,10 @@ def test_every_reply_is_covered():
         "symbolSamples",
         "historicalData",
         "tickPrice",
+        "mktDepthExchanges",
+        "newsProviders",
+        "familyCodes",
+        "marketRule",
     }
     assert covered == set(messages.REPLIES)
 
