@@ -86,7 +86,15 @@ from .records import (
     WhatIf,
 )
 from .seed import seed_history
-from .validation import STOP_TYPES, normalise, reject, resolve, validate
+from .validation import (
+    MAX_ORDER_QUANTITY,
+    STOP_TYPES,
+    check_values,
+    normalise,
+    reject,
+    resolve,
+    validate,
+)
 
 __all__ = [
     "INITIAL_CASH",
@@ -131,8 +139,11 @@ class Broker:
         state_file: str | Path | None = None,
         *,
         rth_only: bool = True,
+        max_order_quantity: float = MAX_ORDER_QUANTITY,
     ) -> None:
-        """``rth_only``: orders without ``outside_rth`` fill only during 09:30-16:00 ET."""
+        """``rth_only``: orders without ``outside_rth`` fill only during 09:30-16:00 ET.
+        ``max_order_quantity``: larger orders are refused with 383 (TWS's size limit)."""
+        self.max_order_quantity = max_order_quantity
         self.market = market
         self.clock = market.clock
         self.seed = int(seed)
@@ -282,16 +293,21 @@ class Broker:
         New orders are only validated and queued here (status events); fills happen in
         :meth:`process`, which the server calls right after. Raises :class:`OrderRejected`:
         200 unknown contract, 201 bad order / buying power / ``reject_next_order``, 110 price
-        off the tick grid, 103 duplicate order id, 105 modification changes contract or side,
-        135 unknown parent order.
+        off the tick grid, 103 duplicate order id, 104 modifying a filled order, 105
+        modification changes contract or side, 135 unknown parent order, 383 over the size
+        limit; :class:`StateWriteError` (201) when the state file cannot be written.
         """
         normalise(ticket)
+        check_values(ticket, self.max_order_quantity)
         key = (ticket.client_id, ticket.order_id)
         if ticket.what_if:
             return self._emit(self._what_if(ticket))
         if key in self._working:
             return self._emit(self._modify(self._working[key], ticket))
         if self._ids.is_used(ticket.client_id, ticket.order_id):
+            done = self.order(ticket.order_id, ticket.client_id)
+            if done is not None and done.status == "Filled":
+                raise OrderRejected(104, "Can't modify a filled order.", ticket)
             raise OrderRejected(103, "Duplicate order id", ticket)
         inst = resolve(ticket)
         ticket.con_id, ticket.symbol = inst.con_id, inst.symbol

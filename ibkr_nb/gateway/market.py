@@ -64,7 +64,7 @@ _MINUTE = np.arange(T // 60, dtype=np.float64)
 _PROFILE = 1.0 + 2.0 * np.exp(-_MINUTE / 20.0) + 1.5 * np.exp(-(_MINUTE[-1] - _MINUTE) / 15.0)
 _PROFILE /= _PROFILE.sum()
 _AVG_TRADE_SIZE = 150  # shares per trade, for bar trade counts
-_MAX_BARS = 50_000
+_MAX_BARS = 10_000  # intraday bars per request; more is refused with 162 as TWS does
 
 
 # --------------------------------------------------------------------------------------------
@@ -696,21 +696,42 @@ class Market:
         so the last bar's close equals the quote's last at ``end``. ``use_rth=False`` gives the
         same bars (the simulation has no extended-hours trading). Raises
         :class:`HistoricalDataError` (a ValueError) for a bad request, KeyError for an unknown
-        symbol.
+        symbol. :meth:`bar_request` gives the same bars a few sessions at a time.
         """
-        end = min(_to_utc(end), self.clock.now())
-        return self.bars_through(symbol, end, duration, bar_size, what_to_show)
+        request = self.bar_request(symbol, end, duration, bar_size, what_to_show)
+        return request.finish(request.part(request.sessions))
 
     def bars_through(
         self, symbol: str, end: datetime, duration: str, bar_size: str, what_to_show: str
     ) -> list[Bar]:
         """:meth:`bars` without the cap at ``clock.now()``: a stream's simulated time may run
         ahead of a frozen clock (see ``streams``)."""
+        request = self.bar_request(symbol, end, duration, bar_size, what_to_show, capped=False)
+        return request.finish(request.part(request.sessions))
+
+    def bar_request(
+        self,
+        symbol: str,
+        end: datetime,
+        duration: str,
+        bar_size: str,
+        what_to_show: str = "TRADES",
+        capped: bool = True,
+    ) -> BarRequest:
+        """A checked historical request (see :meth:`bars`) whose bars can be computed a few
+        sessions at a time: ``finish(part(s1) + part(s2) + ...)`` over ``sessions`` in order.
+
+        A future's or option's bars are its underlying's, mapped through the model; the
+        volatility series are computed from the instrument's TRADES bars."""
         inst = self._inst(symbol)
         if inst.underlying:
-            return self._derived_bars(inst, end, duration, bar_size, what_to_show)
+            under = self.bar_request(inst.underlying, end, duration, bar_size, what_to_show, capped)
+            return under.mapped(lambda bars: self._derived_bars(inst, bars))
         if what_to_show.strip().upper() in _VOL_SERIES:
-            return self._volatility_bars(inst, end, duration, bar_size, what_to_show)
+            trades = self.bar_request(symbol, end, duration, bar_size, "TRADES", capped)
+            return trades.mapped(
+                lambda bars: self._volatility_bars(inst, bars, bar_size, what_to_show)
+            )
         step = parse_bar_size(bar_size)
         count, unit = parse_duration(duration)
         what = _WHAT.get(what_to_show.strip().upper())
@@ -721,42 +742,50 @@ class Market:
                 f"supported: TRADES, MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST, "
                 "HISTORICAL_VOLATILITY, OPTION_IMPLIED_VOLATILITY.",
             )
-        end = _to_utc(end)
+        end = min(_to_utc(end), self.clock.now()) if capped else _to_utc(end)
         end_ts = end.timestamp()
+        if end_ts <= session_bounds(0)[0]:
+            raise HistoricalDataError(
+                162,
+                "Historical Market Data Service error message:HMDS query returned no data: "
+                f"the simulated history starts on {day_date(0)}",
+            )
         end_idx, _ = locate(end_ts)
         if unit == "S":
             start_ts = end_ts - count
         elif unit == "D":
             start_ts = session_bounds(max(end_idx - count + 1, 0))[0]
         elif unit == "W":
-            start_ts = (end - timedelta(days=7 * count)).timestamp()
+            start_ts = end_ts - 7 * 86400 * min(count, 60 * 53)
         elif unit == "M":
-            start_ts = _months_back(end, count).timestamp()
+            start_ts = _months_back(end, min(count, 12 * 60)).timestamp()
         else:
-            start_ts = _months_back(end, 12 * count).timestamp()
-        start_idx = day_index(datetime.fromtimestamp(start_ts, ET).date())
-        if start_idx < 0:
+            start_ts = _months_back(end, 12 * min(count, 60)).timestamp()
+        if start_ts < session_bounds(0)[0]:
             raise HistoricalDataError(
                 162,
-                "Historical Market Data Service error message:HMDS query returned no data: before 1990",
+                "Historical Market Data Service error message:HMDS query returned no data: "
+                f"the simulated history starts on {day_date(0)}",
             )
+        start_idx = day_index(datetime.fromtimestamp(start_ts, ET).date())
         sessions = [
             i for i in range(start_idx, end_idx + 1)
             if session_bounds(i)[1] > start_ts and session_bounds(i)[0] < end_ts
         ]  # fmt: skip
         if step > 0:
-            n = len(sessions) * -(-T // step)
-            if n > _MAX_BARS:
+            seconds = sum(
+                max(0.0, min(end_ts, session_bounds(i)[1]) - max(start_ts, session_bounds(i)[0]))
+                for i in sessions
+            )
+            if seconds / step > _MAX_BARS + len(sessions):
                 raise HistoricalDataError(
                     162, "Historical Market Data Service error message:Time length exceed max."
                 )
-            return self._intraday_bars(inst, sessions, start_ts, end_ts, step, what)
-        return self._period_bars(inst, sessions, end_ts, step, what)
+        return BarRequest(self, inst, sessions, start_ts, end_ts, step, what)
 
-    def _derived_bars(self, inst, end, duration, bar_size, what_to_show) -> list[Bar]:
+    def _derived_bars(self, inst: Instrument, under: list[Bar]) -> list[Bar]:
         """A future's or option's bars: its underlying's bars, each price mapped through the
         model at the bar's start (a put's high comes from the underlying's low)."""
-        under = self.bars_through(inst.underlying, end, duration, bar_size, what_to_show)
         tick = round(1.0 / inst.min_tick)
         out = []
         for bar in under:
@@ -782,14 +811,13 @@ class Market:
             )
         return out
 
-    def _volatility_bars(self, inst, end, duration, bar_size, what_to_show) -> list[Bar]:
+    def _volatility_bars(self, inst, trades: list[Bar], bar_size, what_to_show) -> list[Bar]:
         """Annualized volatility as bars (every price field the same value, volume -1).
 
         HISTORICAL_VOLATILITY: the standard deviation of the last 20 bar-to-bar log returns
         of the TRADES closes, annualized by the bars in a year. OPTION_IMPLIED_VOLATILITY:
         the surface's 30-day at-the-money volatility scaled by sqrt(realized / base vol).
         """
-        trades = self.bars_through(inst.symbol, end, duration, bar_size, "TRADES")
         step = parse_bar_size(bar_size)
         per_year = 252.0 * (T / step if step > 0 else 1.0 / -step)
         closes = np.log([b.close for b in trades])
@@ -833,7 +861,8 @@ class Market:
             self._summaries[key] = out
         return out
 
-    def _period_bars(self, inst, sessions, end_ts, step, what) -> list[Bar]:
+    def _session_rows(self, inst, sessions, end_ts, what) -> list[tuple[date, tuple]]:
+        """(date, (open, high, low, close, volume, wap, count)) of each session up to end_ts."""
         rows = []
         for idx in sessions:
             open_ts, close_ts = session_bounds(idx)
@@ -841,6 +870,11 @@ class Market:
             rows.append(
                 (day_date(idx), self._day_stats(inst, idx, hi, what, self._sig(inst.con_id, idx)))
             )
+        return rows
+
+    @staticmethod
+    def _period_bars(rows, step, what) -> list[Bar]:
+        """Day, week (step -7) or month (-30) bars from :meth:`_session_rows`."""
         groups: list[list] = []
         for d, st in rows:
             if step == -1:
@@ -924,3 +958,44 @@ class Market:
                     )
                 )
         return out
+
+
+class BarRequest:
+    """A checked historical-data request; its bars come a few sessions at a time, so a long
+    request need not hold the event loop (see :meth:`Market.bar_request`)."""
+
+    def __init__(self, market, inst, sessions, start_ts, end_ts, step, what) -> None:
+        self.market = market
+        self.inst = inst
+        self.sessions: list[int] = sessions
+        self.start_ts, self.end_ts = start_ts, end_ts
+        self.step, self.what = step, what
+        self.transforms: tuple = ()
+
+    def mapped(self, transform) -> BarRequest:
+        """The same request whose finished bars pass through ``transform(bars) -> bars``."""
+        self.transforms = (*self.transforms, transform)
+        return self
+
+    def steps(self, bars_per_step: int = 2000) -> list[list[int]]:
+        """The sessions in groups of about ``bars_per_step`` bars' work (at least one session;
+        a daily bar costs about as much as 400 intraday bars: it needs the day's whole path)."""
+        per_session = -(-T // self.step) if self.step > 0 else 400
+        size = max(1, bars_per_step // per_session)
+        return [self.sessions[i : i + size] for i in range(0, len(self.sessions), size)]
+
+    def part(self, sessions: list[int]) -> list:
+        """The work for these sessions (bars, or per-session statistics for daily bars)."""
+        m = self.market
+        if self.step > 0:
+            return m._intraday_bars(
+                self.inst, sessions, self.start_ts, self.end_ts, self.step, self.what
+            )
+        return m._session_rows(self.inst, sessions, self.end_ts, self.what)
+
+    def finish(self, parts: list) -> list[Bar]:
+        """The bars, from the concatenated :meth:`part` results of every session in order."""
+        bars = parts if self.step > 0 else Market._period_bars(parts, self.step, self.what)
+        for transform in self.transforms:
+            bars = transform(bars)
+        return bars

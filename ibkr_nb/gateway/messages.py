@@ -1379,6 +1379,77 @@ REPLIES: dict[str, Reply] = {
 }
 
 
+# -- requests the paper gateway does not serve --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """How a request the gateway does not serve is answered, so the client's call returns.
+
+    ``id_field``: index of the request id among the message's fields (the message id is field
+    0), None when the request has none. Answered with error ``code``/``text`` carrying the
+    id; ``code`` 0 means there is nothing to answer (a cancel, a setting, a subscription that
+    simply never delivers anything here).
+    """
+
+    name: str
+    id_field: int | None
+    code: int = 0
+    text: str = ""
+
+
+UNSUPPORTED: dict[int, Unsupported] = {
+    14: Unsupported("setServerLogLevel", None),
+    18: Unsupported("requestFA", None, 321, "Error validating request.-'bY' : cause - FA data "
+                    "operations ignored for non FA customers."),
+    19: Unsupported("replaceFA", 4, 321, "Error validating request.-'bY' : cause - FA data "
+                    "operations ignored for non FA customers."),
+    21: Unsupported("exerciseOptions", 2, 200, "No security definition has been found for the "
+                    "request. The paper gateway does not simulate exercising options; close the "
+                    "position with an order instead."),
+    65: Unsupported("verifyRequest", None),
+    66: Unsupported("verifyMessage", None),
+    67: Unsupported("queryDisplayGroups", 2, 321, "Error validating request: display groups "
+                    "are not available from the paper gateway."),
+    68: Unsupported("subscribeToGroupEvents", 2, 321, "Error validating request: display "
+                    "groups are not available from the paper gateway."),
+    69: Unsupported("updateDisplayGroup", 2),
+    70: Unsupported("unsubscribeFromGroupEvents", 2),
+    72: Unsupported("verifyAndAuthRequest", None),
+    73: Unsupported("verifyAndAuthMessage", None),
+    100: Unsupported("reqWshMetaData", 1, 10276, "News feed is not allowed: the paper gateway "
+                     "has no Wall Street Horizon data."),
+    101: Unsupported("cancelWshMetaData", 1),
+    102: Unsupported("reqWshEventData", 1, 10276, "News feed is not allowed: the paper gateway "
+                     "has no Wall Street Horizon data."),
+    103: Unsupported("cancelWshEventData", 1),
+}  # fmt: skip
+
+
+def request_id(fields: list[str]) -> int:
+    """The request or order id of a message that could not be decoded, -1 when it has none
+    or it cannot be read. Only the fields before the id are trusted."""
+    try:
+        msg_id = int(fields[0])
+    except (IndexError, ValueError):
+        return -1
+    position = None
+    request = REQUESTS.get(msg_id)
+    if request is not None:
+        for i, item in enumerate(request.layout):
+            if not isinstance(item, tuple):
+                break
+            if item[0] in ("reqId", "orderId"):
+                position = i + 1
+                break
+    elif msg_id in UNSUPPORTED:
+        position = UNSUPPORTED[msg_id].id_field
+    try:
+        return int(fields[position]) if position is not None else -1
+    except (IndexError, ValueError):
+        return -1
+
+
 def _write(layout: tuple, values: Mapping[str, Any], version: int, out: list) -> None:
     for item in layout:
         if isinstance(item, When):

@@ -402,24 +402,33 @@ def ticks_for_quote(quote, market_data_type: int) -> list[tuple[str, int, object
 
 
 def parse_end_datetime(text: str, now: datetime) -> datetime:
-    """TWS endDateTime: empty = now; ``YYYYMMDD HH:MM:SS [zone]`` or ``YYYYMMDD-HH:MM:SS`` (UTC)."""
+    """TWS endDateTime: empty = now; ``YYYYMMDD HH:MM:SS [zone]`` or ``YYYYMMDD-HH:MM:SS`` (UTC).
+
+    Raises ValueError (naming the text) for a bad form, an unknown time zone or a date that
+    cannot be represented."""
     text = text.strip()
     if not text:
         return now
-    if "-" in text and len(text) == 17:
-        return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
     parts = text.split()
     try:
+        if "-" in text and len(text) == 17:
+            return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
         if len(parts) == 1 and len(parts[0]) == 8:
             moment = datetime.strptime(parts[0], "%Y%m%d").replace(hour=23, minute=59, second=59)
             return moment.replace(tzinfo=ET).astimezone(UTC)
         moment = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, OverflowError):
         raise ValueError(
             f"the end date/time {text!r} is not in 'YYYYMMDD HH:MM:SS [zone]' form"
         ) from None
-    zone = ZoneInfo(parts[2]) if len(parts) > 2 else ET
-    return moment.replace(tzinfo=zone).astimezone(UTC)
+    try:
+        zone = ZoneInfo(parts[2]) if len(parts) > 2 else ET
+    except (ValueError, LookupError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {parts[2]!r} in {text!r}") from None
+    try:
+        return moment.replace(tzinfo=zone).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"the date {text!r} is out of range") from None
 
 
 def bar_rows(bars, end: datetime, bar_size: str, format_date: int) -> tuple[str, str, list[dict]]:

@@ -27,6 +27,7 @@ from .broker import (
     OrderTicket,
     OrderUpdate,
     PositionRow,
+    StateWriteError,
     WhatIf,
 )
 from .instruments import FX_PAIRS, instrument_by_con_id, resolve
@@ -70,6 +71,11 @@ from .streams import TICK_INTERVAL, Stream, StreamRequests
 log = logging.getLogger("ibkr_nb.gateway")
 
 PACING_LIMIT = 50  # messages per second per client, as TWS enforces
+HANDSHAKE_TIMEOUT = 5.0  # seconds for a new socket to finish the API handshake
+MAX_CONNECTIONS = 64  # API clients at once (TWS allows 32 client ids; some slack for tools)
+MAX_PENDING = 512  # sockets still in the handshake; more are closed at once
+HISTORY_STEP = 2000  # intraday bars' worth of historical work between looks at other clients
+MAX_OUTBOX = 8 * 1024 * 1024  # bytes queued for a client that does not read; then it is dropped
 FARM_STATUS = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2106, "HMDS data farm connection is OK:ushmds"),
@@ -97,6 +103,8 @@ class ClientConnection:
         self.closed = False
         self.outbox: list[bytes] = []
         self.account_sent: dict[tuple[str, str], str] = {}  # (key, currency) -> text sent
+        self.tasks: set[asyncio.Task] = set()  # long requests being answered in steps
+        self.history_turn = asyncio.Lock()  # one historical request of a client at a time
 
     # -- output ------------------------------------------------------------------------------
 
@@ -111,9 +119,20 @@ class ClientConnection:
     def flush(self) -> None:
         if self.outbox and not self.closed:
             self.writer.write(b"".join(self.outbox))
+            if self.writer.transport.get_write_buffer_size() > MAX_OUTBOX:
+                log.warning(
+                    "client %s reads too slowly (%d bytes waiting): disconnected",
+                    self.client_id,
+                    self.writer.transport.get_write_buffer_size(),
+                )
+                self.outbox.clear()
+                self.closed = True
+                self.writer.transport.abort()
         self.outbox.clear()
 
     def error(self, req_id: int, code: int, text: str) -> None:
+        if code < 2100 or code > 2200:  # farm notices are not errors
+            log.info("client %s: error %d for id %s: %s", self.client_id, code, req_id, text)
         self.send(
             "error", reqId=req_id, errorCode=code, errorString=text, advancedOrderRejectJson=""
         )
@@ -174,6 +193,9 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         self.broker.subscribe(self._on_broker_event)
         self.clients: set[ClientConnection] = set()
         self._rates: tuple[int, dict[str, float]] = (-1, {})
+        self._pending = 0  # sockets still in the handshake
+        self._drops: dict[str, int] = {}
+        self._drops_logged = 0.0
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -331,9 +353,33 @@ class PaperGateway(StreamRequests, ReferenceRequests):
 
     async def _serve_client(self, reader, writer) -> None:
         client = ClientConnection(reader, writer)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        if self._pending >= MAX_PENDING:
+            self._dropped("too many unfinished handshakes")
+            writer.transport.abort()
+            return
+        self._pending += 1
         try:
-            await self._handshake(client)
-            self.clients.add(client)
+            await asyncio.wait_for(self._handshake(client), HANDSHAKE_TIMEOUT)
+        except (TimeoutError, ProtocolError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            self._dropped(str(exc) or f"no API handshake within {HANDSHAKE_TIMEOUT:g} s")
+            client.closed = True
+            writer.transport.abort()
+            return
+        finally:
+            self._pending -= 1
+        if len(self.clients) >= MAX_CONNECTIONS:
+            client.error(
+                -1,
+                502,
+                f"Couldn't connect to TWS: the paper gateway serves at most {MAX_CONNECTIONS} "
+                "API clients at once. Disconnect one and try again.",
+            )
+            client.close()
+            return
+        self.clients.add(client)
+        log.info("connection from %s:%s (API version %d)", peer[0], peer[1], client.version)
+        try:
             await self._read_loop(client)
         except (ProtocolError, asyncio.IncompleteReadError, ConnectionError) as exc:
             log.info("closing client %s: %s", client.client_id, exc)
@@ -341,10 +387,24 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             log.exception("unexpected error serving client %s", client.client_id)
         finally:
             self.clients.discard(client)
+            for task in list(client.tasks):
+                task.cancel()
             client.close()
+            log.info("client %s disconnected", client.client_id)
+
+    def _dropped(self, reason: str) -> None:
+        """Count a socket closed before it became a client; log a summary now and then (a
+        flood of half-open sockets must not flood the log)."""
+        self._drops[reason] = self._drops.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._drops_logged >= 10.0:
+            summary = "; ".join(f"{n} x {why}" for why, n in self._drops.items())
+            log.warning("closed sockets that did not finish the API handshake: %s", summary)
+            self._drops.clear()
+            self._drops_logged = now
 
     async def _handshake(self, client: ClientConnection) -> None:
-        prefix = await asyncio.wait_for(client.reader.readexactly(4), 30)
+        prefix = await client.reader.readexactly(4)
         if prefix != HANDSHAKE_PREFIX:
             raise ProtocolError(f"expected API handshake, got {prefix!r}")
         size = int.from_bytes(await client.reader.readexactly(4), "big")
@@ -377,15 +437,14 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         try:
             request, values = messages.decode_request(fields, client.version)
         except KeyError:
-            client.error(
-                -1,
-                503,
-                f"Unsupported message id {fields[0] if fields else '?'}: "
-                "the paper gateway does not implement this request",
-            )
+            self._unsupported(client, fields)
             return
-        except ValueError as exc:  # FieldError included
-            client.error(-1, 320, f"Server error when reading an API client request: {exc}")
+        except ValueError as exc:  # FieldError included: answered with the request's own id
+            client.error(
+                messages.request_id(fields),
+                320,
+                f"Server error when reading an API client request: {exc}",
+            )
             return
         if client.client_id is None and request.name != "startApi":
             client.error(
@@ -395,11 +454,33 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             )
             return
         handler = getattr(self, "_on_" + request.name)
+        req_id = values.get("reqId", values.get("orderId", -1))
         try:
             handler(client, values)
-        except ValueError as exc:  # a value no parser accepts: answer it, keep the connection
-            req_id = values.get("reqId", values.get("orderId", -1))
-            client.error(req_id, 321, f"Server error when validating an API client request: {exc}")
+        except (ValueError, ArithmeticError, LookupError) as exc:  # a value no parser accepts
+            client.error(req_id, 321, f"Error validating request: {exc}")
+        except Exception:  # a bug must cost one request, never the connection
+            log.exception("%s from client %s failed", request.name, client.client_id)
+            client.error(
+                req_id,
+                320,
+                f"Server error when reading an API client request: the paper gateway failed on "
+                f"{request.name}; the gateway log has the details.",
+            )
+
+    def _unsupported(self, client: ClientConnection, fields: list[str]) -> None:
+        """Answer a request the gateway does not serve so the client's call returns."""
+        entry = messages.UNSUPPORTED.get(int(fields[0])) if fields[0].isdigit() else None
+        if entry is None:
+            client.error(
+                -1,
+                503,
+                f"Unsupported message id {fields[0]}: the paper gateway does not implement "
+                "this request",
+            )
+            return
+        if entry.code:
+            client.error(messages.request_id(fields), entry.code, entry.text)
 
     # -- session -----------------------------------------------------------------------------
 
@@ -476,7 +557,7 @@ class PaperGateway(StreamRequests, ReferenceRequests):
 
     def _market_moved(self) -> None:
         """Re-check working orders against the market, then stream what changed."""
-        self.broker.process()
+        self._process()
         self._pump_streams()
 
     async def _tick_loop(self) -> None:
@@ -496,26 +577,61 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             return
         try:
             end = parse_end_datetime(v["endDateTime"], self.clock.now())
-            bars = self.market.bars(
+        except ValueError as exc:
+            client.error(req_id, 10314, f"End Date/Time: The date, time, or time-zone entered is "
+                         f"invalid. The correct format is yyyymmdd hh:mm:ss xx/xxxx: {exc}")  # fmt: skip
+            return
+        try:
+            request = self.market.bar_request(
                 found.symbol,
                 end,
                 v["durationStr"],
                 v["barSizeSetting"],
                 v["whatToShow"] or "TRADES",
-                v["useRTH"],
             )
         except HistoricalDataError as exc:
             client.error(req_id, exc.code, exc.message)
             return
-        except ValueError as exc:
-            client.error(req_id, 321, f"Error validating request: {exc}")
+        task = asyncio.get_running_loop().create_task(
+            self._send_bars(client, v, end, request, found)
+        )
+        client.tasks.add(task)
+        task.add_done_callback(client.tasks.discard)
+
+    async def _send_bars(self, client, v, end, request, found) -> None:
+        """Compute bars a few sessions at a time, letting other clients in between, so a long
+        request never stalls the gateway; a client's requests take turns."""
+        async with client.history_turn:
+            await self._compute_bars(client, v, end, request, found)
+
+    async def _compute_bars(self, client, v, end, request, found) -> None:
+        try:
+            parts: list = []
+            for sessions in request.steps(HISTORY_STEP):
+                parts += request.part(sessions)
+                await asyncio.sleep(0)
+                if client.closed:
+                    return
+            bars = request.finish(parts)
+            start_text, end_text, rows = bar_rows(bars, end, v["barSizeSetting"], v["formatDate"])
+        except Exception:  # a bug must cost one request, never a silent wait
+            log.exception("historical data for client %s failed", client.client_id)
+            client.error(
+                v["reqId"],
+                162,
+                "Historical Market Data Service error message:the paper gateway failed on this "
+                "request; the gateway log has the details.",
+            )
             return
-        start_text, end_text, rows = bar_rows(bars, end, v["barSizeSetting"], v["formatDate"])
         client.send(
-            "historicalData", reqId=req_id, startDateStr=start_text, endDateStr=end_text, bars=rows
+            "historicalData",
+            reqId=v["reqId"],
+            startDateStr=start_text,
+            endDateStr=end_text,
+            bars=rows,
         )
         if v["keepUpToDate"]:
-            self._keep_up_to_date(client, req_id, found, v)
+            self._keep_up_to_date(client, v["reqId"], found, v)
 
     def _on_reqHeadTimeStamp(self, client, v) -> None:
         found = self._instrument(client, v["reqId"], v)
@@ -699,11 +815,29 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         )
         try:
             self.broker.place_order(ticket)
-            self.broker.process()  # marketable orders fill now, not at the next market tick
         except OrderRejected as rejected:
             client.error(order_id, rejected.code, rejected.message)
-            if rejected.ticket is not None and rejected.code == 201:
+            if rejected.ticket is not None and rejected.ticket.status == "Inactive":
                 self._send_order(client, rejected.ticket)
+            return
+        log.info(
+            "client %s: order %d %s %g %s %s%s",
+            client.client_id,
+            order_id,
+            ticket.action,
+            ticket.total_quantity,
+            ticket.symbol,
+            ticket.order_type,
+            f" ref {ticket.order_ref!r}" if ticket.order_ref else "",
+        )
+        self._process()  # marketable orders fill now, not at the next market tick
+
+    def _process(self) -> None:
+        """Match working orders; a fill the state file cannot record is undone and retried."""
+        try:
+            self.broker.process()
+        except StateWriteError as exc:
+            log.error("fills not booked, retried at the next tick: %s", exc.message)
 
     def _on_cancelOrder(self, client, v) -> None:
         try:
@@ -738,7 +872,12 @@ class PaperGateway(StreamRequests, ReferenceRequests):
 
     def _on_reqExecutions(self, client, v) -> None:
         req_id = v["reqId"]
-        since = parse_end_datetime(v["time"], self.clock.now()) if v["time"] else None
+        try:
+            since = parse_end_datetime(v["time"], self.clock.now()) if v["time"] else None
+        except ValueError as exc:
+            client.error(req_id, 321, f"Error validating request: execution filter time: {exc}")
+            client.send("execDetailsEnd", reqId=req_id)  # the error says why nothing came
+            return
         for execution, commission in self.broker.executions():
             if not _execution_matches(execution, v, since):
                 continue
@@ -768,6 +907,11 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             for client in self._owner(event.ticket.client_id):
                 client.send("openOrder", **open_order_values(event.ticket, event.state))
         elif isinstance(event, Fill):
+            ex = event.execution
+            log.info(
+                "fill %s: %s %g %s at %.2f (order %d of client %d)",
+                ex.exec_id, ex.side, ex.shares, ex.symbol, ex.price, ex.order_id, ex.client_id,
+            )  # fmt: skip
             for client in self._owner(event.execution.client_id):
                 client.send("execDetails", **execution_values(-1, event.execution))
                 client.send("commissionReport", **commission_values(event.commission))

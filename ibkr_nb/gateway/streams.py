@@ -22,6 +22,7 @@ from .replies import bar_rows, parse_end_datetime, ticks_for_quote
 
 TICK_INTERVAL = 0.25  # wall seconds between stream updates (4 per second)
 BAR_SECONDS = 5  # reqRealTimeBars supports 5-second bars only, as TWS
+MAX_LINES = 100  # streaming market data lines per client (TWS's default allowance)
 DEPTH_MAKERS = ("NSDQ", "ARCA", "BATS", "EDGX", "IEX", "NYSE", "MEMX", "BYX")
 DEPTH_EXCHANGES = (
     ("NASDAQ", "STK", "", "Deep2", 1),
@@ -445,6 +446,11 @@ class StreamRequests:
 
     def _on_reqMktData(self, client, v) -> None:
         req_id = v["reqId"]
+        streaming = not (v["snapshot"] or v["regulatorySnapshot"])
+        lines = sum(kind == "mktData" for kind, _ in client.subscriptions)
+        if streaming and ("mktData", req_id) not in client.subscriptions and lines >= MAX_LINES:
+            client.error(req_id, 101, "Max number of tickers has been reached")
+            return
         found = self._instrument(client, req_id, v)
         if found is None:
             return
@@ -469,11 +475,11 @@ class StreamRequests:
         if client.market_data_type != 1:
             client.send("marketDataType", reqId=req_id, marketDataType=client.market_data_type)
         stream = QuoteStream(self, client, req_id, found, generic)
-        if v["snapshot"] or v["regulatorySnapshot"]:
+        if streaming:
+            self._subscribe(client, stream)
+        else:
             stream.update(self.clock.timestamp())
             client.send("tickSnapshotEnd", reqId=req_id)
-        else:
-            self._subscribe(client, stream)
 
     def _on_cancelMktData(self, client, v) -> None:
         self._unsubscribe(client, "mktData", v["reqId"])

@@ -13,6 +13,42 @@ from .records import OrderRejected, OrderTicket
 
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")
 STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
+MAX_ORDER_QUANTITY = 1_000_000  # shares; TWS's precautionary size limit, configurable
+MAX_ORDER_ID = 2**31 - 2  # order ids are positive 32-bit integers (2^31-1 means "unset")
+MAX_PRICE = 1e7  # USD; a limit or stop beyond this is a typo, not an order
+MAX_TEXT = 255  # characters in orderRef and any other free-text field of an order
+
+
+def check_values(ticket: OrderTicket, max_quantity: float = MAX_ORDER_QUANTITY) -> None:
+    """Values no account may hold: ids out of range, non-finite, fractional or oversized
+    quantities, absurd prices, oversized text. Raised before the order touches the account, so
+    the id stays free and nothing is recorded (201, or 383 for the size limit as TWS does)."""
+    if not 0 < ticket.order_id <= MAX_ORDER_ID:
+        raise reject(
+            ticket,
+            f"Order id {ticket.order_id} is out of range: use 1 to {MAX_ORDER_ID} "
+            "(reqIds gives the next valid id)",
+        )
+    q = ticket.total_quantity
+    if q is None or not math.isfinite(q) or q <= 0:
+        raise reject(ticket, f"Order quantity must be a positive number of shares, got {q}")
+    if q != int(q):
+        raise reject(ticket, f"Fractional share quantity {q} is not supported for this stock order")
+    if q > max_quantity:
+        raise OrderRejected(
+            383,
+            f"The order size ({q:g}) exceeds the Size Limit of {max_quantity:g}. Restriction is "
+            "specified in Precautionary Settings of the paper gateway (max_order_quantity).",
+            ticket,
+        )
+    for name in ("lmt_price", "aux_price", "trailing_percent"):
+        v = getattr(ticket, name)
+        if v is not None and abs(v) > MAX_PRICE:
+            raise reject(ticket, f"{name} {v} is beyond {MAX_PRICE:g} USD")
+    texts = {"order_ref": ticket.order_ref, "oca_group": ticket.oca_group, **ticket.raw}
+    for name, v in texts.items():
+        if isinstance(v, str) and len(v) > MAX_TEXT:
+            raise reject(ticket, f"{name} is {len(v)} characters long; at most {MAX_TEXT}")
 
 
 def normalise(ticket: OrderTicket) -> None:

@@ -414,9 +414,9 @@ def test_modify_a_working_order(broker, market):
     assert u.ticket.perm_id == perm
     (f,) = fills(broker.process())
     assert (f.execution.shares, f.execution.order_ref) == (20, "r2")
-    with pytest.raises(OrderRejected) as exc:  # done -> duplicate
+    with pytest.raises(OrderRejected) as exc:  # filled: TWS says 104
         broker.place_order(tk(1, "BUY", 20, "LMT", sym, lmt_price=101.0))
-    assert (exc.value.code, exc.value.message) == (103, "Duplicate order id")
+    assert (exc.value.code, exc.value.message) == (104, "Can't modify a filled order.")
     broker.place_order(tk(2, "BUY", 10, "LMT", sym, lmt_price=95.0))
     with pytest.raises(OrderRejected) as exc:
         broker.place_order(tk(2, "SELL", 10, "LMT", sym, lmt_price=95.0))
@@ -485,8 +485,6 @@ def test_price_off_the_tick_grid_is_110(broker):
 @pytest.mark.parametrize(
     "ticket,needle",
     [
-        (tk(1, "BUY", 0), "quantity"),
-        (tk(1, "BUY", -5), "quantity"),
         (tk(1, "BUY", 10, "MOC"), "Unsupported order type"),
         (tk(1, "BUY", 10, "LMT"), "limit price"),
         (tk(1, "HOLD", 10), "action"),
@@ -503,6 +501,37 @@ def test_bad_orders_are_201(broker, ticket, needle):
     with pytest.raises(OrderRejected) as exc:  # the id is used now
         broker.place_order(tk(1, "BUY", 1))
     assert exc.value.code == 103
+
+
+@pytest.mark.parametrize(
+    "ticket,code,needle",
+    [
+        (tk(1, "BUY", 0), 201, "quantity"),
+        (tk(1, "BUY", -5), 201, "quantity"),
+        (tk(1, "BUY", float("nan")), 201, "quantity"),
+        (tk(1, "BUY", float("inf")), 201, "quantity"),
+        (tk(1, "BUY", 1e308), 383, "Size Limit"),
+        (tk(1, "BUY", 2_000_000), 383, "Size Limit"),
+        (tk(1, "BUY", 0.5), 201, "Fractional"),
+        (tk(1, "BUY", 1e-9), 201, "Fractional"),
+        (tk(-5), 201, "out of range"),
+        (tk(0), 201, "out of range"),
+        (tk(2**31), 201, "out of range"),
+        (tk(10**40), 201, "out of range"),
+        (tk(1, "BUY", 10, "LMT", lmt_price=1e200), 201, "beyond"),
+        (tk(1, order_ref="x" * 1_000_000), 201, "order_ref"),
+        (tk(1, raw={"algoStrategy": "y" * 10_000}), 201, "algoStrategy"),
+    ],
+)
+def test_impossible_values_are_refused_and_leave_no_trace(broker, ticket, code, needle):
+    before = (broker.account_values(), broker.next_order_id)
+    with pytest.raises(OrderRejected) as exc:
+        broker.place_order(ticket)
+    assert exc.value.code == code and needle in exc.value.message
+    assert broker.completed_orders() == [] and broker.open_orders() == []
+    assert (broker.account_values(), broker.next_order_id) == before
+    broker.place_order(tk(1))  # the id was not used up
+    assert broker.order(1, 1).status == "Submitted"
 
 
 def test_unknown_contract_is_200(broker):

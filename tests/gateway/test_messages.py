@@ -502,6 +502,21 @@ SIMPLE = {
 }
 
 
+@pytest.mark.parametrize(
+    "name, key", [("mktDepthExchanges", "descriptions"), ("newsProviders", "providers"),
+                  ("familyCodes", "codes")],
+)  # fmt: skip
+def test_empty_list_replies_round_trip(name, key):
+    assert decode(name, {key: []}, SERVER_MAX_VERSION) == [(name, ([],))]
+
+
+def test_market_rule_round_trip():
+    values = {"marketRuleId": 26, "increments": [{"lowEdge": 0.0, "increment": 0.01}]}
+    ((method, (rule_id, increments)),) = decode("marketRule", values, SERVER_MAX_VERSION)
+    assert (method, rule_id) == ("marketRule", 26)
+    assert [(i.lowEdge, i.increment) for i in increments] == [(0.0, 0.01)]
+
+
 @pytest.mark.parametrize("name", sorted(SIMPLE))
 def test_simple_reply_round_trip(name):
     values, method = SIMPLE[name]

@@ -324,11 +324,13 @@ def test_rejections_use_ibkr_codes(gateway, ib):
     contract = ib.qualifyContracts(AAPL)[0]
     (ticker,) = ib.reqTickers(contract)
     off_grid = ib.placeOrder(contract, LimitOrder("BUY", 1, round(ticker.bid, 2) - 0.003))
-    too_big = ib.placeOrder(contract, MarketOrder("BUY", 10_000_000))
-    wait_until(ib, lambda: off_grid.isDone() and too_big.isDone())
+    too_big = ib.placeOrder(contract, MarketOrder("BUY", 100_000))  # beyond buying power
+    over_limit = ib.placeOrder(contract, MarketOrder("BUY", 10_000_000))  # TWS's size limit
+    wait_until(ib, lambda: off_grid.isDone() and too_big.isDone() and over_limit.isDone())
     codes = {req: code for req, code, _ in seen}
     assert codes[off_grid.order.orderId] == 110
     assert codes[too_big.order.orderId] == 201
+    assert codes[over_limit.order.orderId] == 383
     gateway.reject_next_order("Simulated exchange halt")
     halted = ib.placeOrder(contract, MarketOrder("BUY", 1))
     wait_until(ib, halted.isDone)
@@ -337,15 +339,21 @@ def test_rejections_use_ibkr_codes(gateway, ib):
     )
 
 
-def test_duplicate_order_id_is_103(gateway, ib):
+def test_reused_order_ids_are_103_or_104_when_filled(gateway, ib):
     seen = errors_of(ib)
     contract = ib.qualifyContracts(AAPL)[0]
     first = ib.placeOrder(contract, MarketOrder("BUY", 1))
+    (ticker,) = ib.reqTickers(contract)
+    resting = ib.placeOrder(contract, LimitOrder("BUY", 1, round(ticker.bid - 5, 2)))
     wait_until(ib, first.isDone)
-    again = MarketOrder("BUY", 1)
-    again.orderId = first.order.orderId
-    ib.client.placeOrder(again.orderId, contract, again)
-    wait_until(ib, lambda: any(code == 103 for _, code, _ in seen))
+    ib.cancelOrder(resting.order)
+    wait_until(ib, resting.isDone)
+    for done in (first, resting):
+        again = MarketOrder("BUY", 1)
+        again.orderId = done.order.orderId
+        ib.client.placeOrder(again.orderId, contract, again)
+    wait_until(ib, lambda: {(r, c) for r, c, _ in seen} >= {
+        (first.order.orderId, 104), (resting.order.orderId, 103)})  # fmt: skip
 
 
 def test_open_completed_orders_and_executions_with_commissions(gateway, ib):

@@ -83,7 +83,7 @@ print("ready", flush=True)
 n = broker.next_order_id
 while True:
     broker.place_order(OrderTicket(n, 1, "BUY", 1, "LMT", symbol="KO", lmt_price=1.0,
-                                   order_ref="x" * 2000))
+                                   order_ref="x" * 250))
     n += 1
 """
 
