@@ -54,7 +54,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ibkr_nb.commissions import stock_commission
+from ibkr_nb.commissions import commission
 
 from .account import INITIAL_CASH, Account, Position, book_trade
 from .ids import IdAllocator, digest
@@ -219,12 +219,13 @@ class Broker:
         """Margin figures before and after filling ``signed`` shares at ``price``, and the fee."""
         qty = self.account.quantities()
         marks = {c: self.account.mark(c) for c in qty}
-        marks[inst.con_id] = self.market.last_price(inst.symbol)
+        marks[inst.con_id] = self.account.mark(inst.con_id)
         before = margin(self.account.cash, qty, marks)
-        fee = stock_commission(signed, price)
+        fee = commission(inst.sec_type, signed, price)
         after_qty = dict(qty)
         after_qty[inst.con_id] = after_qty.get(inst.con_id, 0.0) + signed
-        after = margin(self.account.cash - signed * price - fee, after_qty, marks)
+        cost = signed * price * inst.multiplier
+        after = margin(self.account.cash - cost - fee, after_qty, marks)
         return before, after, fee
 
     def _estimate_price(self, ticket: OrderTicket, inst: Instrument) -> float:
@@ -620,7 +621,7 @@ class Broker:
         now = self.clock.now()
         cum = t.filled + qty
         avg = (t.avg_fill_price * t.filled + price * qty) / cum
-        total_fee = stock_commission(cum, avg)
+        total_fee = commission(instrument(t.symbol).sec_type, cum, avg)
         fee = round(max(0.0, total_fee - t.commission), 8)
         signed = qty if t.action == "BUY" else -qty
         exec_id = self._ids.next_exec_id()

@@ -22,7 +22,7 @@ is flat at the last close.
   Per-second volume follows a U-shaped profile around the instrument's average daily volume.
 * Quotes: ``last`` is the mid rounded to the tick grid; the spread is 1-2 ticks (more for high
   prices), ``bid = floor(mid) - (spread - 1) // 2`` ticks, ``ask = bid + spread``, so
-  ``bid <= last <= ask``. Sizes are seeded multiples of 100 shares.
+  ``bid <= last <= ask``. Sizes are seeded multiples of 100 shares (FX: x 10,000 units).
 * ``set_price(symbol, p)`` records a multiplicative offset from the current grid position on, so
   the quote's mid at that moment is exactly ``p`` and the path continues from there.
 
@@ -64,6 +64,7 @@ _MINUTE = np.arange(T // 60, dtype=np.float64)
 _PROFILE = 1.0 + 2.0 * np.exp(-_MINUTE / 20.0) + 1.5 * np.exp(-(_MINUTE[-1] - _MINUTE) / 15.0)
 _PROFILE /= _PROFILE.sum()
 _AVG_TRADE_SIZE = 150  # shares per trade, for bar trade counts
+FX_LOT = 10_000  # an FX pair's displayed sizes are in units of the base currency
 _MAX_BARS = 10_000  # intraday bars per request; more is refused with 162 as TWS does
 
 
@@ -567,6 +568,7 @@ class Market:
         v = self._view(inst, idx)
         k = v.inv_tick
         quarter = int((ts % 1.0) * 4)
+        lot = FX_LOT if inst.sec_type == "CASH" else 1
         bid_extra = ask_extra = 0
         if quarter:  # 100 x quarter keeps consecutive quarters apart; the table varies them
             slot = (s * 4 + quarter + inst.con_id) % BOOK_JITTER_LEN
@@ -578,10 +580,10 @@ class Market:
             v.bid[s] / k,
             v.ask[s] / k,
             v.last[s] / k,
-            v.bid_size[s] + bid_extra,
-            v.ask_size[s] + ask_extra,
-            v.last_size[s],
-            v.cum_vol[s],
+            (v.bid_size[s] + bid_extra) * lot,
+            (v.ask_size[s] + ask_extra) * lot,
+            v.last_size[s] * lot,
+            v.cum_vol[s] * lot,
             v.last[0] / k,
             v.run_hi[s] / k,
             v.run_lo[s] / k,

@@ -82,6 +82,17 @@ def resolve(ticket: OrderTicket) -> Instrument:
     return inst
 
 
+def tradable(ticket: OrderTicket, inst: Instrument) -> None:
+    """What the account can hold: stocks, options and FX pairs quoted in USD (its cash is USD
+    only); futures and indices are quoted but not traded here."""
+    if inst.sec_type in ("FUT", "IND") or (inst.sec_type == "CASH" and inst.currency != "USD"):
+        raise reject(
+            ticket,
+            f"The paper gateway quotes {inst.tws_symbol} ({inst.sec_type} {inst.currency}) but "
+            "does not trade it: its account holds stocks, options and FX pairs quoted in USD",
+        )
+
+
 def validate(ticket: OrderTicket, inst: Instrument) -> None:
     """Action, quantity, order type, time in force and the prices the order type needs."""
     if ticket.action not in ("BUY", "SELL"):
@@ -97,6 +108,7 @@ def validate(ticket: OrderTicket, inst: Instrument) -> None:
         )
     if ticket.tif not in ("DAY", "GTC"):
         raise reject(ticket, f"Unsupported time in force {ticket.tif!r} (DAY or GTC)")
+    tradable(ticket, inst)
     typ = ticket.order_type
     need = []
     if typ in ("LMT", "STP LMT"):

@@ -7,7 +7,16 @@ import math
 import re
 
 import pytest
-from ib_async import Forex, Future, Index, Option, ScannerSubscription, Stock, TagValue
+from ib_async import (
+    Forex,
+    Future,
+    Index,
+    MarketOrder,
+    Option,
+    ScannerSubscription,
+    Stock,
+    TagValue,
+)
 from ib_async.util import UNSET_DOUBLE
 from support import CLOCK, wait_until
 
@@ -257,3 +266,80 @@ def test_streams_replay_the_same_schedule_under_a_frozen_clock(gateway):
         ib.disconnect()
         runs.append([(t.bidPrice, t.askPrice, t.bidSize, t.askSize) for t in seen[:5]])
     assert runs[0] == runs[1] and len(set(runs[0])) == 5
+
+
+# -- orders beyond stocks ----------------------------------------------------------------------
+
+
+def test_an_option_order_books_contracts_times_100_with_the_option_schedule(ib, gateway):
+    spx = qualified(ib, Index("SPX", "CBOE"))
+    [chain] = [
+        c
+        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
+        if c.exchange == "SMART" and c.tradingClass == "SPX"
+    ]
+    call = qualified(
+        ib, Option("SPX", chain.expirations[0], 5250.0, "C", "SMART", tradingClass="SPX")
+    )
+    cash_before = float(next(v.value for v in ib.accountValues() if v.tag == "TotalCashValue"))
+    trade = ib.placeOrder(call, MarketOrder("BUY", 2))
+    wait_until(ib, trade.isDone)
+    fill = trade.fills[0]
+    assert trade.orderStatus.status == "Filled" and fill.commissionReport.commission == 1.30
+    [position] = [p for p in ib.positions() if p.contract.conId == call.conId]
+    assert position.position == 2
+    assert math.isclose(position.avgCost, fill.execution.price * 100 + 0.65, rel_tol=1e-9)
+    wait_until(ib, lambda: any(p.contract.conId == call.conId for p in ib.portfolio()))
+    [item] = [p for p in ib.portfolio() if p.contract.conId == call.conId]
+    assert math.isclose(item.marketValue, 2 * item.marketPrice * 100, rel_tol=1e-9)
+    wait_until(
+        ib,
+        lambda: (
+            float(next(v.value for v in ib.accountValues() if v.tag == "TotalCashValue"))
+            != cash_before
+        ),
+    )
+    cash_after = float(next(v.value for v in ib.accountValues() if v.tag == "TotalCashValue"))
+    assert math.isclose(
+        cash_before - cash_after, 2 * fill.execution.price * 100 + 1.30, abs_tol=0.01
+    )
+
+
+def test_an_fx_order_pays_the_idealpro_schedule(ib):
+    eurusd = qualified(ib, Forex("EURUSD"))
+    trade = ib.placeOrder(eurusd, MarketOrder("BUY", 20000))
+    wait_until(ib, trade.isDone)
+    assert trade.fills[0].commissionReport.commission == 2.00
+    cash = {v.currency: v.value for v in ib.accountValues() if v.tag == "CashBalance"}
+    assert float(cash["EUR"]) == 20000.0
+
+
+@pytest.mark.parametrize(
+    ("contract", "quantity", "reason"),
+    [
+        (Future("ES", "202612", "CME"), 1, "does not trade it"),
+        (Forex("USDJPY"), 20000, "does not trade it"),
+        (Index("SPX", "CBOE"), 1, "does not trade it"),
+    ],
+)
+def test_orders_the_account_cannot_hold_are_refused_by_name(ib, contract, quantity, reason):
+    contract = qualified(ib, contract)
+    trade = ib.placeOrder(contract, MarketOrder("BUY", quantity))
+    wait_until(ib, trade.isDone)
+    assert trade.orderStatus.status in ("Cancelled", "Inactive") and not trade.fills
+    assert any(reason in entry.message and contract.symbol in entry.message for entry in trade.log)
+
+
+def test_a_fractional_option_order_is_refused(ib):
+    spx = qualified(ib, Index("SPX", "CBOE"))
+    [chain] = [
+        c
+        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
+        if c.exchange == "SMART" and c.tradingClass == "SPX"
+    ]
+    put = qualified(
+        ib, Option("SPX", chain.expirations[0], 5250.0, "P", "SMART", tradingClass="SPX")
+    )
+    trade = ib.placeOrder(put, MarketOrder("BUY", 1.5))
+    wait_until(ib, trade.isDone)
+    assert any("Fractional" in entry.message and "1.5" in entry.message for entry in trade.log)
