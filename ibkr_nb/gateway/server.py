@@ -35,7 +35,7 @@ from .market import (
     Clock,
     HistoricalDataError,
     Market,
-    day_date,
+    head_timestamp,
     instrument,
     instrument_by_con_id,
     matching_symbols,
@@ -720,9 +720,9 @@ class PaperGateway:
         found = self._instrument(client, v["reqId"], v)
         if found is None:
             return
-        first_day = day_date(0)  # the simulated history starts on the market's first day
+        first = head_timestamp(found)  # the open of the symbol's first session, in UTC
         client.send(
-            "headTimestamp", reqId=v["reqId"], headTimestamp=first_day.strftime("%Y%m%d-14:30:00")
+            "headTimestamp", reqId=v["reqId"], headTimestamp=first.strftime("%Y%m%d-%H:%M:%S")
         )
 
     def _on_cancelHeadTimeStamp(self, client, v) -> None:
