@@ -59,14 +59,7 @@ from ibkr_nb.commissions import commission
 from .account import INITIAL_CASH, Account, Position, book_trade
 from .ids import IdAllocator, digest
 from .margin import margin, refusal, what_if_state
-from .market import (
-    Instrument,
-    Market,
-    instrument,
-    locate,
-    next_session_close,
-    session_bounds,
-)
+from .market import Instrument, Market, instrument, next_session_close, trading_phase
 from .persistence import SavedState, StateStore, WorkingRecord
 from .records import (
     AccountChanged,
@@ -118,6 +111,7 @@ __all__ = [
 ]
 
 _EPS = 1e-9
+LIMIT_TYPES = frozenset({"LMT", "STP LMT"})
 _EXCHANGE = {"NASDAQ": "ISLAND", "NYSE": "NYSE", "ARCA": "ARCA"}
 _Order = WorkingRecord
 
@@ -251,14 +245,16 @@ class Broker:
         self._reject_next = reason
         self._save()
 
-    def _market_open(self, ts: float | None = None) -> bool:
-        ts = self.clock.timestamp() if ts is None else ts
-        idx, s = locate(ts)
-        open_ts, close_ts = session_bounds(idx)
-        return open_ts <= ts < close_ts
+    def _phase(self, ts: float | None = None) -> str:
+        """ "regular", "extended" or "closed" (see :func:`.market.trading_phase`)."""
+        return trading_phase(self.clock.timestamp() if ts is None else ts)
 
-    def _can_trade(self, o: _Order, market_open: bool) -> bool:
-        return market_open or not self.rth_only or o.ticket.outside_rth
+    def _can_trade(self, o: _Order, phase: str) -> bool:
+        """Regular hours: any order. Extended hours: limit orders with ``outside_rth`` (a
+        market order waits for the open, as in TWS). Closed: nothing (unless not rth_only)."""
+        if phase == "regular" or not self.rth_only:
+            return True
+        return phase == "extended" and o.ticket.outside_rth and o.ticket.order_type in LIMIT_TYPES
 
     def _parent(self, o: _Order) -> _Order | None:
         if not o.ticket.parent_id:
@@ -272,14 +268,14 @@ class Broker:
         parent = self._parent(o)
         return parent is None or parent.ticket.status == "Filled"
 
-    def _status_for(self, o: _Order, market_open: bool) -> str:
+    def _status_for(self, o: _Order, phase: str) -> str:
         if not o.transmitted:
             return "PendingSubmit"
         if not self._active(o):
             return "PreSubmitted"
         if o.ticket.order_type in STOP_TYPES and not o.triggered:
             return "PreSubmitted"
-        if not self._can_trade(o, market_open):
+        if not self._can_trade(o, phase):
             # held until the open; an order already working stays "Submitted" overnight
             return "Submitted" if o.ticket.status == "Submitted" else "PreSubmitted"
         return "Submitted"
@@ -371,7 +367,7 @@ class Broker:
             if w.ticket.client_id == o.ticket.client_id and w.ticket.parent_id == root_id:
                 group.append(w)
         events: list[Event] = []
-        market_open = self._market_open()
+        phase = self._phase()
         unique = {id(w): w for w in group}.values()
         for w in sorted(unique, key=lambda x: x.seq):
             if w.transmitted and w is not o:
@@ -379,7 +375,7 @@ class Broker:
             w.transmitted = True
             w.ticket.transmit = True
             self._init_trail(w)
-            w.ticket.status = self._status_for(w, market_open)
+            w.ticket.status = self._status_for(w, phase)
             events.append(self._snapshot(w))
         return events
 
@@ -434,7 +430,7 @@ class Broker:
                 events += self._transmit(o)
         else:
             self._init_trail(o)
-            t.status = self._status_for(o, self._market_open())
+            t.status = self._status_for(o, self._phase())
             events.append(self._snapshot(o))
         if t.remaining <= _EPS:
             events += self._finish(o, "Filled")
@@ -505,12 +501,12 @@ class Broker:
             for w in children:
                 events += self._finish(w, "Cancelled", "Parent order cancelled")
         elif status == "Filled":
-            market_open = self._market_open()
+            phase = self._phase()
             for w in sorted(children, key=lambda x: x.seq):
                 if not w.transmitted:
                     continue
                 self._init_trail(w)
-                new_status = self._status_for(w, market_open)
+                new_status = self._status_for(w, phase)
                 if new_status != w.ticket.status:
                     w.ticket.status = new_status
                     events.append(self._snapshot(w))
@@ -537,7 +533,7 @@ class Broker:
         if not self._working:
             return []
         now_ts = self.clock.timestamp()
-        market_open = self._market_open(now_ts)
+        phase = self._phase(now_ts)
         events: list[Event] = []
         touched: set[int] = set()
         seen: set[tuple[int, int]] = set()
@@ -558,8 +554,8 @@ class Broker:
                 if self._expired(o, now_ts):
                     events += self._finish(o, "Cancelled", "DAY order expired")
                     continue
-                status = self._status_for(o, market_open)
-                if not self._can_trade(o, market_open):
+                status = self._status_for(o, phase)
+                if not self._can_trade(o, phase):
                     if status != o.ticket.status:
                         o.ticket.status = status
                         events.append(self._snapshot(o))
@@ -567,7 +563,7 @@ class Broker:
                 sym = o.ticket.symbol
                 if sym not in quotes:
                     quotes[sym] = self.market.quote(sym)
-                events += self._evaluate(o, quotes[sym], market_open, touched)
+                events += self._evaluate(o, quotes[sym], phase, touched)
         if touched:
             events.append(AccountChanged(tuple(sorted(touched))))
         if events:
@@ -578,7 +574,7 @@ class Broker:
     def _expired(o: _Order, now_ts: float) -> bool:
         return o.ticket.tif == "DAY" and o.expires_ts is not None and now_ts >= o.expires_ts
 
-    def _evaluate(self, o: _Order, q, market_open: bool, touched: set[int]) -> list[Event]:
+    def _evaluate(self, o: _Order, q, phase: str, touched: set[int]) -> list[Event]:
         t = o.ticket
         buy = t.action == "BUY"
         events: list[Event] = []
@@ -597,7 +593,7 @@ class Broker:
             if not (q.last >= stop if buy else q.last <= stop):
                 return events
             o.triggered = True
-        status = self._status_for(o, market_open)
+        status = self._status_for(o, phase)
         if status != t.status:
             t.status = status
             events.append(self._snapshot(o))

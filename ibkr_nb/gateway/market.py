@@ -7,9 +7,11 @@ cost-of-carry fair value, an option by Black-Scholes on a seeded volatility surf
 Price model
 -----------
 Every price is a pure function of ``(seed, con_id, time)`` plus explicit :meth:`Market.set_price`
-overrides. Trading days are weekdays (no exchange holidays); the regular session is
-09:30-16:00 America/New_York, i.e. ``T = 23400`` one-second steps. Outside the session the price
-is flat at the last close.
+overrides. Trading days are the NYSE's sessions from ``exchange_calendars`` (holidays closed;
+early closes end at 13:00); the price path of a session has ``T = 23400`` one-second steps from
+09:30; on an early-close day the path's last value is the 13:00 close. Outside the session the
+price is flat at the last close. Extended hours (04:00 to the open, the close to 4 hours after
+it) have no trades of their own: the quote stays at the last close.
 
 * Daily level: the log close is ``log(base_price) + dev[d]`` where ``dev`` is a mean-reverting
   AR(1) (half-life ~170 trading days, daily volatility ``annual_vol / sqrt(252)``) started at 0
@@ -36,12 +38,14 @@ from __future__ import annotations
 import math
 import re
 import time as _time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import exchange_calendars
 import numpy as np
 
 from .instruments import DIVIDEND_YIELD, LISTED, Instrument, instrument
@@ -55,7 +59,8 @@ RTH_OPEN_SECOND = 9 * 3600 + 30 * 60  # 09:30 ET, seconds after midnight
 RTH_CLOSE_SECOND = 16 * 3600  # 16:00 ET
 T = RTH_CLOSE_SECOND - RTH_OPEN_SECOND  # 23400 one-second steps per session
 BOOK_JITTER_LEN = 4096
-EPOCH = date(1990, 1, 1)  # a Monday; trading-day index 0
+PRE_MARKET_SECOND = 4 * 3600  # 04:00 ET: extended hours start
+POST_MARKET_SECONDS = 4 * 3600  # extended hours end 4 hours after the close (20:00, or 17:00)
 _CHUNK = 256  # trading days per daily-level chunk
 _PHI = math.exp(-1.0 / 250.0)  # AR(1) coefficient of the daily log-price deviation
 _MASK64 = (1 << 64) - 1
@@ -124,42 +129,92 @@ class Clock:
         return self.now()
 
 
+def _nyse_sessions() -> tuple[np.ndarray, np.ndarray]:
+    """(date ordinals, close in seconds after midnight ET) of every NYSE session 1990-2045."""
+    with warnings.catch_warnings():  # the library's own pandas deprecations
+        warnings.simplefilter("ignore")
+        schedule = exchange_calendars.get_calendar(
+            "XNYS", start="1990-01-02", end="2045-12-29"
+        ).schedule
+    days = [d.date() for d in schedule.index]
+    closes = [
+        c.tz_convert(ET).hour * 3600 + c.tz_convert(ET).minute * 60 for c in schedule["close"]
+    ]
+    return np.array([d.toordinal() for d in days]), np.array(closes)
+
+
+_SESSIONS, _CLOSE_SECOND = _nyse_sessions()
+EPOCH = date.fromordinal(int(_SESSIONS[0]))  # trading-day index 0
+
+
 def day_index(d: date) -> int:
-    """Trading-day index of weekday ``d`` (weekdays since 1990-01-01); for a weekend day, the
-    index of the following Monday."""
-    days = (d - EPOCH).days
-    return (days // 7) * 5 + min(days % 7, 5)
+    """Trading-day index of session ``d`` (NYSE sessions since 1990-01-02); for a day without a
+    session (weekend, holiday), the index of the next session."""
+    idx = int(np.searchsorted(_SESSIONS, d.toordinal()))
+    if idx >= len(_SESSIONS):
+        raise ValueError(f"{d} is past the simulated calendar (sessions up to 2045)")
+    return idx
 
 
 def day_date(idx: int) -> date:
     """The date of trading day ``idx``."""
-    return EPOCH + timedelta(days=(idx // 5) * 7 + idx % 5)
+    return date.fromordinal(int(_SESSIONS[idx]))
+
+
+def is_session(d: date) -> bool:
+    """True when the NYSE trades on ``d``."""
+    idx = int(np.searchsorted(_SESSIONS, d.toordinal()))
+    return idx < len(_SESSIONS) and int(_SESSIONS[idx]) == d.toordinal()
 
 
 @lru_cache(maxsize=4096)
 def session_bounds(idx: int) -> tuple[float, float]:
-    """POSIX timestamps of the 09:30 open and 16:00 close of trading day ``idx``."""
+    """POSIX timestamps of the 09:30 open and the close (16:00, 13:00 on early-close days) of
+    trading day ``idx``."""
     d = day_date(idx)
     midnight = datetime(d.year, d.month, d.day, tzinfo=ET)
     return (
         (midnight + timedelta(seconds=RTH_OPEN_SECOND)).timestamp(),
-        (midnight + timedelta(seconds=RTH_CLOSE_SECOND)).timestamp(),
+        (midnight + timedelta(seconds=int(_CLOSE_SECOND[idx]))).timestamp(),
     )
+
+
+def head_timestamp(inst: Instrument) -> datetime:
+    """The first moment with data for ``inst``: the open of its first session (UTC)."""
+    return datetime.fromtimestamp(session_bounds(day_index(inst.listed))[0], UTC)
+
+
+def trading_phase(ts: float) -> str:
+    """ "regular" during a session, "extended" from 04:00 to the open and from the close to 4
+    hours after it on a session day, else "closed"."""
+    et = datetime.fromtimestamp(ts, ET)
+    if not is_session(et.date()):
+        return "closed"
+    open_ts, close_ts = session_bounds(day_index(et.date()))
+    if open_ts <= ts < close_ts:
+        return "regular"
+    midnight = open_ts - RTH_OPEN_SECOND
+    if (
+        midnight + PRE_MARKET_SECOND <= ts < open_ts
+        or close_ts <= ts < close_ts + POST_MARKET_SECONDS
+    ):
+        return "extended"
+    return "closed"
 
 
 @lru_cache(maxsize=4096)
 def _et_day_info(et_date: date) -> tuple[float, float, int, bool]:
-    """(midnight ts, next midnight ts, trading-day index on or after, is a weekday)."""
+    """(midnight ts, next midnight ts, trading-day index on or after, is a session day)."""
     start = datetime(et_date.year, et_date.month, et_date.day, tzinfo=ET).timestamp()
     nxt = et_date + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=ET).timestamp()
-    return start, end, day_index(et_date), et_date.weekday() < 5
+    return start, end, day_index(et_date), is_session(et_date)
 
 
 class _Locator:
     """Maps a timestamp to (trading day, second in 0..T) with a one-calendar-day cache."""
 
-    __slots__ = ("_lo", "_hi", "_idx", "_weekday", "_open", "_close")
+    __slots__ = ("_lo", "_hi", "_idx", "_session", "_open", "_close")
 
     def __init__(self) -> None:
         self._lo = self._hi = 0.0
@@ -167,9 +222,9 @@ class _Locator:
     def locate(self, ts: float) -> tuple[int, int]:
         if not (self._lo <= ts < self._hi):
             et_date = datetime.fromtimestamp(ts, ET).date()
-            self._lo, self._hi, self._idx, self._weekday = _et_day_info(et_date)
+            self._lo, self._hi, self._idx, self._session = _et_day_info(et_date)
             self._open, self._close = session_bounds(self._idx)
-        if self._weekday:
+        if self._session:
             if ts >= self._close:
                 return self._idx, T
             if ts >= self._open:
@@ -180,8 +235,8 @@ class _Locator:
 def locate(ts: float) -> tuple[int, int]:
     """(trading-day index, second in 0..T) whose price is in force at POSIX time ``ts``.
 
-    During a session: (today, seconds since 09:30). After 16:00: (today, T). Before the open, on
-    weekends: (previous trading day, T).
+    During a session: (today, seconds since 09:30). After the close: (today, T). Before the
+    open, on weekends and holidays: (previous trading day, T).
     """
     return _LOCATOR.locate(ts)
 
@@ -190,23 +245,19 @@ _LOCATOR = _Locator()
 
 
 def is_open(when: datetime) -> bool:
-    """True during the regular session (weekday 09:30 <= t < 16:00 ET)."""
-    et = when.astimezone(ET)
-    if et.weekday() >= 5:
-        return False
-    sec = et.hour * 3600 + et.minute * 60 + et.second
-    return RTH_OPEN_SECOND <= sec < RTH_CLOSE_SECOND
+    """True during the regular session (09:30 to the close on an NYSE session day)."""
+    return trading_phase(when.timestamp()) == "regular"
 
 
 def next_session_close(when: datetime) -> datetime:
-    """The 16:00 ET close that ends the session ``when`` belongs to for a DAY order: today's
-    close if ``when`` is before it on a trading day, else the next trading day's close (UTC)."""
+    """The close that ends the session ``when`` belongs to for a DAY order: today's close if
+    ``when`` is before it on a session day, else the next session's close (UTC)."""
     et = when.astimezone(ET)
     idx = day_index(et.date())
     _, close = session_bounds(idx)
-    if et.weekday() < 5 and when.timestamp() < close:
-        return datetime.fromtimestamp(close, UTC)
-    return datetime.fromtimestamp(session_bounds(idx + 1 if et.weekday() < 5 else idx)[1], UTC)
+    if is_session(et.date()) and when.timestamp() >= close:
+        _, close = session_bounds(idx + 1)
+    return datetime.fromtimestamp(close, UTC)
 
 
 @lru_cache(maxsize=4096)
@@ -228,8 +279,9 @@ def years_to_expiry(expiry: str, ts: float) -> float:
 
 @dataclass(slots=True)
 class Quote:
-    """Top of book and day statistics at ``time`` (UTC). ``close`` is the previous session's
-    close; ``volume`` is today's cumulative volume in shares; sizes in shares."""
+    """Top of book and day statistics at ``time`` (UTC) of the session in force (the last one
+    outside hours). ``close`` is the previous session's close during a session and that
+    session's own close after it; ``volume`` is its cumulative volume; sizes in shares."""
 
     symbol: str
     con_id: int
@@ -587,7 +639,7 @@ class Market:
             v.last[0] / k,
             v.run_hi[s] / k,
             v.run_lo[s] / k,
-            v.prev_close / k,
+            (v.last[T] if s == T else v.prev_close) / k,  # after the close: today's close
             datetime.fromtimestamp(ts, UTC),
         )
 
@@ -746,11 +798,12 @@ class Market:
             )
         end = min(_to_utc(end), self.clock.now()) if capped else _to_utc(end)
         end_ts = end.timestamp()
-        if end_ts <= session_bounds(0)[0]:
+        first_ts = head_timestamp(inst).timestamp()
+        if end_ts <= first_ts:
             raise HistoricalDataError(
                 162,
                 "Historical Market Data Service error message:HMDS query returned no data: "
-                f"the simulated history starts on {day_date(0)}",
+                f"{inst.symbol} has history from {inst.listed} on",
             )
         end_idx, _ = locate(end_ts)
         if unit == "S":
@@ -763,12 +816,7 @@ class Market:
             start_ts = _months_back(end, min(count, 12 * 60)).timestamp()
         else:
             start_ts = _months_back(end, 12 * min(count, 60)).timestamp()
-        if start_ts < session_bounds(0)[0]:
-            raise HistoricalDataError(
-                162,
-                "Historical Market Data Service error message:HMDS query returned no data: "
-                f"the simulated history starts on {day_date(0)}",
-            )
+        start_ts = max(start_ts, first_ts)  # no bars before the symbol was listed
         start_idx = day_index(datetime.fromtimestamp(start_ts, ET).date())
         sessions = [
             i for i in range(start_idx, end_idx + 1)
@@ -920,12 +968,16 @@ class Market:
         ends_all = np.append(starts_all[1:], T + 1)  # the last bar takes the closing print
         for idx in sessions:
             open_ts, close_ts = session_bounds(idx)
+            starts, ends = starts_all, ends_all
+            if close_ts - open_ts < T:  # an early close: the last bar takes the day's close
+                starts = starts_all[starts_all < close_ts - open_ts]
+                ends = np.append(starts[1:], T + 1)
             hi = T + 1 if end_ts >= close_ts else int(end_ts - open_ts) + 1
-            sel = (open_ts + starts_all < end_ts) & (open_ts + np.minimum(ends_all, T) > start_ts)
-            a = starts_all[sel]
+            sel = (open_ts + starts < end_ts) & (open_ts + np.minimum(ends, T) > start_ts)
+            a = starts[sel]
             if len(a) == 0:
                 continue
-            b = np.minimum(ends_all[sel], hi)
+            b = np.minimum(ends[sel], hi)
             b[-1] = hi  # the last bar runs to ``end``: its close is the quote's last there
             sig = self._sig(inst.con_id, idx)
             p = self._ticks(inst, idx, sig, what)

@@ -11,7 +11,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .instruments import LISTED, market_rule_id
-from .market import ET, Instrument, instrument_by_con_id, parse_bar_size
+from .market import (
+    ET,
+    Instrument,
+    day_index,
+    instrument_by_con_id,
+    is_session,
+    parse_bar_size,
+    session_bounds,
+)
 from .protocol import UNSET_DOUBLE
 from .records import CommissionRecord, ExecutionRecord, MarginState, OrderTicket, PositionRow
 
@@ -105,11 +113,13 @@ def trading_hours(today: date, days: int = 7) -> str:
     (exchange time, US/Eastern), the form ib_async's ``ContractDetails.tradingSessions`` reads."""
     sessions = []
     for offset in range(days):
-        day = (today + timedelta(days=offset)).strftime("%Y%m%d")
-        if (today + timedelta(days=offset)).weekday() >= 5:
-            sessions.append(f"{day}:CLOSED")
+        d = today + timedelta(days=offset)
+        day = d.strftime("%Y%m%d")
+        if is_session(d):
+            close = datetime.fromtimestamp(session_bounds(day_index(d))[1], ET).strftime("%H%M")
+            sessions.append(f"{day}:0930-{day}:{close}")
         else:
-            sessions.append(f"{day}:0930-{day}:1600")
+            sessions.append(f"{day}:CLOSED")
     return ";".join(sessions)
 
 

@@ -36,7 +36,7 @@ from .market import (
     Clock,
     HistoricalDataError,
     Market,
-    day_date,
+    head_timestamp,
     matching_symbols,
 )
 from .protocol import (
@@ -637,9 +637,9 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         found = self._instrument(client, v["reqId"], v)
         if found is None:
             return
-        first_day = day_date(0)  # the simulated history starts on the market's first day
+        first = head_timestamp(found)  # the open of the symbol's first session, in UTC
         client.send(
-            "headTimestamp", reqId=v["reqId"], headTimestamp=first_day.strftime("%Y%m%d-14:30:00")
+            "headTimestamp", reqId=v["reqId"], headTimestamp=first.strftime("%Y%m%d-%H:%M:%S")
         )
 
     def _on_cancelHeadTimeStamp(self, client, v) -> None:

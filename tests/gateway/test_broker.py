@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -686,10 +686,21 @@ def test_orders_outside_regular_hours_wait_for_the_open(broker, market, clock):
     ev = broker.process()
     assert statuses(ev) == ["Submitted", "Filled"]
     assert fills(ev)[0].execution.price == market.quote(sym).ask
-    # outside_rth and rth_only=False trade on the flat after-hours quote
+    # extended hours (16:00-20:00): a limit order with outside_rth trades on the flat quote,
+    # a market order waits for the open as in TWS
     clock.set(datetime(2024, 6, 13, 19, 0, tzinfo=ET))
-    broker.place_order(tk(2, "BUY", 10, symbol=sym, outside_rth=True))
-    assert len(fills(broker.process())) == 1
+    ask = market.quote(sym).ask
+    broker.place_order(tk(2, "BUY", 10, symbol=sym, outside_rth=True, tif="GTC"))
+    broker.place_order(tk(3, "BUY", 10, "LMT", sym, lmt_price=ask, outside_rth=True))
+    assert [f.execution.order_id for f in fills(broker.process())] == [3]
+    assert broker.order(2, 1).status == "PreSubmitted"
+    clock.set(datetime(2024, 6, 13, 20, 30, tzinfo=ET))  # after 20:00 nothing trades
+    broker.place_order(tk(4, "BUY", 10, "LMT", sym, lmt_price=ask, outside_rth=True, tif="GTC"))
+    assert fills(broker.process()) == []
+    clock.set(datetime(2024, 7, 4, 11, 0, tzinfo=ET))  # Independence Day: closed
+    assert fills(broker.process()) == [] and broker.order(2, 1).status == "PreSubmitted"
+    clock.set(datetime(2024, 7, 5, 9, 30, 1, tzinfo=ET))
+    assert 2 in {f.execution.order_id for f in fills(broker.process())}  # the open
     anytime = Broker(market, 9, rth_only=False)
     anytime.place_order(tk(1, "BUY", 10, symbol=sym))
     assert len(fills(anytime.process())) == 1
@@ -833,3 +844,16 @@ def test_cancel_errors_are_order_rejections_without_ticket(broker):
     with pytest.raises(OrderRejected) as exc:
         broker.cancel_order(42, 1)
     assert (exc.value.code, exc.value.order_id, exc.value.ticket) == (10147, 42, None)
+
+
+@pytest.mark.parametrize("start", [datetime(2025, 7, 7, 15, 0, tzinfo=UTC), START])
+def test_the_seeded_account_depends_only_on_seed_and_clock_and_trades_in_sessions(start):
+    from ibkr_nb.gateway.market import is_open
+
+    def seeded() -> list:
+        return Broker(Market(7, Clock(start, fixed=True)), 7).trade_history()
+
+    first = seeded()
+    assert seeded() == first and len(first) >= 10
+    assert all(is_open(t.time) for t in first)  # no holidays, weekends or after-hours lots
+    assert date(2025, 7, 4) not in {t.time.astimezone(ET).date() for t in first}
