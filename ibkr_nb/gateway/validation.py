@@ -82,6 +82,61 @@ def resolve(ticket: OrderTicket) -> Instrument:
     return inst
 
 
+# IB algos the gateway accepts, with the values each parameter may take (None: any number).
+# They execute as their base order type: the algo's pacing over time is not simulated.
+ALGOS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "Adaptive": {"adaptivePriority": ("Urgent", "Normal", "Patient")},
+    "ArrivalPx": {
+        "maxPctVol": None,
+        "riskAversion": ("Get Done", "Aggressive", "Neutral", "Passive"),
+        "startTime": (),
+        "endTime": (),
+        "forceCompletion": ("0", "1"),
+        "allowPastEndTime": ("0", "1"),
+    },
+    "Twap": {
+        "strategyType": ("Marketable", "Matching Midpoint", "Matching Same Side", "Matching Last"),
+        "startTime": (),
+        "endTime": (),
+        "allowPastEndTime": ("0", "1"),
+    },
+    "Vwap": {
+        "maxPctVol": None,
+        "startTime": (),
+        "endTime": (),
+        "allowPastEndTime": ("0", "1"),
+        "noTakeLiq": ("0", "1"),
+    },
+}
+
+
+def algo(ticket: OrderTicket) -> None:
+    """An algo order names a known strategy and only its parameters, with valid values
+    (an empty tuple above takes any text, such as a time)."""
+    name = ticket.raw.get("algoStrategy") or ""
+    if not name:
+        return
+    if name not in ALGOS:
+        raise reject(ticket, f"Unknown algo strategy {name!r}; simulated: {', '.join(ALGOS)}")
+    allowed = ALGOS[name]
+    for param in ticket.raw.get("algoParams") or []:
+        tag, value = param.get("tag", ""), str(param.get("value", ""))
+        if tag not in allowed:
+            raise reject(ticket, f"{name} has no parameter {tag!r}; it takes {', '.join(allowed)}")
+        choices = allowed[tag]
+        if choices is None:
+            try:
+                float(value)
+            except ValueError:
+                raise reject(
+                    ticket, f"{name} parameter {tag} needs a number, got {value!r}"
+                ) from None
+        elif choices and value not in choices:
+            raise reject(
+                ticket, f"{name} parameter {tag}={value!r} is not one of {', '.join(choices)}"
+            )
+
+
 def tradable(ticket: OrderTicket, inst: Instrument) -> None:
     """What the account can hold: stocks, options and FX pairs quoted in USD (its cash is USD
     only); futures and indices are quoted but not traded here."""
@@ -109,6 +164,7 @@ def validate(ticket: OrderTicket, inst: Instrument) -> None:
     if ticket.tif not in ("DAY", "GTC"):
         raise reject(ticket, f"Unsupported time in force {ticket.tif!r} (DAY or GTC)")
     tradable(ticket, inst)
+    algo(ticket)
     typ = ticket.order_type
     need = []
     if typ in ("LMT", "STP LMT"):

@@ -343,3 +343,34 @@ def test_a_fractional_option_order_is_refused(ib):
     trade = ib.placeOrder(put, MarketOrder("BUY", 1.5))
     wait_until(ib, trade.isDone)
     assert any("Fractional" in entry.message and "1.5" in entry.message for entry in trade.log)
+
+
+def test_an_adaptive_order_fills_as_its_base_type_and_keeps_its_algo(ib):
+    aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
+    order = MarketOrder(
+        "BUY", 10, algoStrategy="Adaptive", algoParams=[TagValue("adaptivePriority", "Patient")]
+    )
+    trade = ib.placeOrder(aapl, order)
+    wait_until(ib, trade.isDone)
+    assert trade.orderStatus.status == "Filled"
+    [open_order] = [
+        t.order for t in ib.reqCompletedOrders(apiOnly=True) if t.order.permId == trade.order.permId
+    ]
+    assert open_order.algoStrategy == "Adaptive"
+    assert [(p.tag, p.value) for p in open_order.algoParams] == [("adaptivePriority", "Patient")]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "params", "reason"),
+    [
+        ("Sweep", [], "Unknown algo strategy 'Sweep'"),
+        ("Adaptive", [TagValue("adaptivePriority", "Fast")], "is not one of Urgent"),
+        ("Adaptive", [TagValue("maxPctVol", "0.1")], "has no parameter 'maxPctVol'"),
+        ("Vwap", [TagValue("maxPctVol", "lots")], "needs a number"),
+    ],
+)
+def test_bad_algo_orders_are_refused_by_name(ib, strategy, params, reason):
+    aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
+    trade = ib.placeOrder(aapl, MarketOrder("BUY", 10, algoStrategy=strategy, algoParams=params))
+    wait_until(ib, trade.isDone)
+    assert not trade.fills and any(reason in entry.message for entry in trade.log)
