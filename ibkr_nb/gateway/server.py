@@ -916,7 +916,10 @@ class PaperGateway(StreamRequests, ReferenceRequests):
                 client.send("execDetails", **execution_values(-1, event.execution))
                 client.send("commissionReport", **commission_values(event.commission))
         elif isinstance(event, AccountChanged):
-            self._push_account(event.con_ids or None)
+            # after the order and fill messages have gone out in their own write, as TWS sends
+            # account updates after the execution: the client sees the fill without first
+            # decoding two dozen account values
+            asyncio.get_running_loop().call_soon(self._push_account, event.con_ids or None)
 
     def _push_account(self, con_ids) -> None:
         """After a fill: changed account values and the positions it touched, to subscribers."""

@@ -660,6 +660,14 @@ def _(ns):
 
 @cell("ordering", "positions")
 def _(ns):
+    # TWS sends the position update after the fill; the next cell sees it a moment later
+    filled = sum(
+        f.execution.shares * (1 if f.execution.side == "BOT" else -1)
+        for f in ns.ib.fills()
+        if f.contract.secType == "CASH"
+    )
+    held = lambda: sum(p.position for p in ns.ib.positions() if p.contract.secType == "CASH")  # noqa: E731
+    wait_for(ns.ib, lambda: held() == filled)
     return sorted((p.contract.symbol, p.contract.secType, p.position) for p in ns.ib.positions())
 
 
