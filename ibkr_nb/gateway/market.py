@@ -739,8 +739,10 @@ class Market:
         bar_size: str,
         what_to_show: str = "TRADES",
         use_rth: bool = True,
+        capped: bool = True,
     ) -> list[Bar]:
-        """Historical bars ending at ``end`` (capped at ``clock.now()``), oldest first.
+        """Historical bars ending at ``end`` (capped at ``clock.now()`` unless ``capped`` is
+        False: a stream's simulated time may run ahead of a frozen clock), oldest first.
 
         ``duration``: "N S" (seconds), "N D" (the N latest sessions that opened before
         ``end``), "N W" / "N M" / "N Y" (calendar weeks / months / years back from ``end``).
@@ -752,15 +754,7 @@ class Market:
         :class:`HistoricalDataError` (a ValueError) for a bad request, KeyError for an unknown
         symbol. :meth:`bar_request` gives the same bars a few sessions at a time.
         """
-        request = self.bar_request(symbol, end, duration, bar_size, what_to_show)
-        return request.finish(request.part(request.sessions))
-
-    def bars_through(
-        self, symbol: str, end: datetime, duration: str, bar_size: str, what_to_show: str
-    ) -> list[Bar]:
-        """:meth:`bars` without the cap at ``clock.now()``: a stream's simulated time may run
-        ahead of a frozen clock (see ``streams``)."""
-        request = self.bar_request(symbol, end, duration, bar_size, what_to_show, capped=False)
+        request = self.bar_request(symbol, end, duration, bar_size, what_to_show, capped)
         return request.finish(request.part(request.sessions))
 
     def bar_request(

@@ -96,24 +96,8 @@ class QuoteStream(Stream):
 
     def update(self, ts: float) -> None:
         quote = self.market.quote_at(self.inst.symbol, datetime.fromtimestamp(ts, UTC))
-        send, mdt = self.client.send, self.client.market_data_type
-        for kind, tick_type, value, size in ticks_for_quote(quote, mdt):
-            if self.sent.get(tick_type) == value:
-                continue
-            self.sent[tick_type] = value
-            if kind == "price":
-                send(
-                    "tickPrice",
-                    reqId=self.req_id,
-                    tickType=tick_type,
-                    price=value,
-                    size=size,
-                    attrMask=0,
-                )
-            elif kind == "size":
-                send("tickSize", reqId=self.req_id, tickType=tick_type, size=value)
-            else:
-                send("tickString", reqId=self.req_id, tickType=tick_type, value=value)
+        for kind, tick_type, value, size in ticks_for_quote(quote, self.client.market_data_type):
+            self._tick(kind, tick_type, value, size)
         if self.inst.sec_type == "OPT":
             self._option_ticks(quote, ts)
         self._generic_ticks(quote, ts)
@@ -147,7 +131,7 @@ class QuoteStream(Stream):
             )
 
     def _generic_ticks(self, quote: Quote, ts: float) -> None:
-        inst, send = self.inst, self.client.send
+        inst = self.inst
         values: list[tuple[str, int, object]] = []
         for tick in self.generic:
             if tick == 100:
@@ -172,30 +156,28 @@ class QuoteStream(Stream):
             elif tick == 236:
                 values += [("generic", 46, 3.0), ("size", 89, float(inst.avg_volume))]
         for kind, tick_type, value in values:
-            if self.sent.get(tick_type) == value:
-                continue
-            self.sent[tick_type] = value
-            if kind == "size":
-                send("tickSize", reqId=self.req_id, tickType=tick_type, size=value)
-            elif kind == "price":
-                send(
-                    "tickPrice",
-                    reqId=self.req_id,
-                    tickType=tick_type,
-                    price=value,
-                    size=0.0,
-                    attrMask=0,
-                )
-            elif kind == "string":
-                send("tickString", reqId=self.req_id, tickType=tick_type, value=value)
-            else:
-                send("tickGeneric", reqId=self.req_id, tickType=tick_type, value=value)
+            self._tick(kind, tick_type, value, 0.0)
+
+    def _tick(self, kind: str, tick_type: int, value, size: float) -> None:
+        """Send one tick of ``kind`` (price, size, string, generic) unless it is unchanged."""
+        if self.sent.get(tick_type) == value:
+            return
+        self.sent[tick_type] = value
+        send, req_id = self.client.send, self.req_id
+        if kind == "price":
+            send("tickPrice", reqId=req_id, tickType=tick_type, price=value, size=size, attrMask=0)
+        elif kind == "size":
+            send("tickSize", reqId=req_id, tickType=tick_type, size=value)
+        elif kind == "string":
+            send("tickString", reqId=req_id, tickType=tick_type, value=value)
+        else:
+            send("tickGeneric", reqId=req_id, tickType=tick_type, value=value)
 
     def _realized_vol(self, ts: float) -> float:
         """30-day historical volatility of the instrument (or its underlying), annualized."""
         key = self.inst.underlying or self.inst.symbol
         end = datetime.fromtimestamp(ts, UTC)
-        bars = self.market.bars_through(key, end, "30 D", "1 day", "HISTORICAL_VOLATILITY")
+        bars = self.market.bars(key, end, "30 D", "1 day", "HISTORICAL_VOLATILITY", capped=False)
         return bars[-1].close
 
     def _atm_vol(self, quote: Quote, ts: float) -> float:
@@ -204,8 +186,8 @@ class QuoteStream(Stream):
             under = self.market.quote_at(self.inst.underlying, datetime.fromtimestamp(ts, UTC))
             return self.market.implied_vol_at(self.inst, (under.bid + under.ask) / 2.0, ts)
         end = datetime.fromtimestamp(ts, UTC)
-        return self.market.bars_through(
-            self.inst.symbol, end, "1 D", "1 day", "OPTION_IMPLIED_VOLATILITY"
+        return self.market.bars(
+            self.inst.symbol, end, "1 D", "1 day", "OPTION_IMPLIED_VOLATILITY", capped=False
         )[-1].close
 
 
@@ -379,7 +361,9 @@ class BarUpdateStream(Stream):
         seconds = parse_bar_size(self.bar_size)
         duration = f"{max(seconds, 1) * 2} S" if seconds > 0 else "1 D"
         end = datetime.fromtimestamp(ts, UTC)
-        bars = self.market.bars_through(self.inst.symbol, end, duration, self.bar_size, self.what)
+        bars = self.market.bars(
+            self.inst.symbol, end, duration, self.bar_size, self.what, capped=False
+        )
         if not bars:
             return
         _, _, rows = bar_rows(bars[-1:], end, self.bar_size, self.format_date)

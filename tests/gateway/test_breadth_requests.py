@@ -34,6 +34,20 @@ def qualified(ib, contract):
     return c
 
 
+def spx_option(ib, strike: float, right: str, trading_class: str, exchange: str) -> Option:
+    """The qualified SPX option of the first expiry that ``reqSecDefOptParams`` lists for
+    this trading class and exchange."""
+    spx = qualified(ib, Index("SPX", "CBOE"))
+    [chain] = [
+        c
+        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
+        if c.exchange == exchange and c.tradingClass == trading_class
+    ]
+    contract = Option("SPX", chain.expirations[0], strike, right, "SMART")
+    contract.tradingClass = trading_class
+    return qualified(ib, contract)
+
+
 def last_error(ib, errors, code: int) -> tuple[int, int, str]:
     wait_until(ib, lambda: any(e[1] == code for e in errors))
     return next(e for e in errors if e[1] == code)
@@ -55,15 +69,7 @@ def test_generic_ticks_arrive_and_an_unknown_one_is_refused_with_the_req_id(ib, 
 
 
 def test_option_ticks_carry_greeks_while_streaming(ib):
-    spx = qualified(ib, Index("SPX", "CBOE"))
-    [chain] = [
-        c
-        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
-        if c.exchange == "CBOE" and c.tradingClass == "SPXW"
-    ]
-    call = qualified(
-        ib, Option("SPX", chain.expirations[0], 5250.0, "C", "SMART", tradingClass="SPXW")
-    )
+    call = spx_option(ib, 5250.0, "C", "SPXW", "CBOE")
     ticker = ib.reqMktData(call, "106")
     wait_until(ib, lambda: ticker.modelGreeks is not None and ticker.bidGreeks is not None)
     g = ticker.modelGreeks
@@ -164,15 +170,7 @@ def test_ambiguous_future_is_refused(ib, errors):
 
 
 def test_option_calculations(ib, errors):
-    spx = qualified(ib, Index("SPX", "CBOE"))
-    [chain] = [
-        c
-        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
-        if c.exchange == "SMART" and c.tradingClass == "SPX"
-    ]
-    put = qualified(
-        ib, Option("SPX", chain.expirations[0], 5200.0, "P", "SMART", tradingClass="SPX")
-    )
+    put = spx_option(ib, 5200.0, "P", "SPX", "SMART")
     priced = ib.calculateOptionPrice(put, 0.2, 5250.0)
     implied = ib.calculateImpliedVolatility(put, priced.optPrice, 5250.0)
     assert math.isclose(implied.impliedVol, 0.2, abs_tol=1e-6) and implied.delta < 0
@@ -272,15 +270,7 @@ def test_streams_replay_the_same_schedule_under_a_frozen_clock(gateway):
 
 
 def test_an_option_order_books_contracts_times_100_with_the_option_schedule(ib, gateway):
-    spx = qualified(ib, Index("SPX", "CBOE"))
-    [chain] = [
-        c
-        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
-        if c.exchange == "SMART" and c.tradingClass == "SPX"
-    ]
-    call = qualified(
-        ib, Option("SPX", chain.expirations[0], 5250.0, "C", "SMART", tradingClass="SPX")
-    )
+    call = spx_option(ib, 5250.0, "C", "SPX", "SMART")
     cash_before = float(next(v.value for v in ib.accountValues() if v.tag == "TotalCashValue"))
     trade = ib.placeOrder(call, MarketOrder("BUY", 2))
     wait_until(ib, trade.isDone)
@@ -331,15 +321,7 @@ def test_orders_the_account_cannot_hold_are_refused_by_name(ib, contract, quanti
 
 
 def test_a_fractional_option_order_is_refused(ib):
-    spx = qualified(ib, Index("SPX", "CBOE"))
-    [chain] = [
-        c
-        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
-        if c.exchange == "SMART" and c.tradingClass == "SPX"
-    ]
-    put = qualified(
-        ib, Option("SPX", chain.expirations[0], 5250.0, "P", "SMART", tradingClass="SPX")
-    )
+    put = spx_option(ib, 5250.0, "P", "SPX", "SMART")
     trade = ib.placeOrder(put, MarketOrder("BUY", 1.5))
     wait_until(ib, trade.isDone)
     assert any("Fractional" in entry.message and "1.5" in entry.message for entry in trade.log)
