@@ -361,6 +361,8 @@ def resolve(v: dict, today: date) -> list[Instrument]:
         return _match_derivatives(
             v, listed_futures(symbol, today) if symbol in FUTURE_ROOTS else []
         )
+    if sec_type == "CONTFUT":  # the continuous future is the front month
+        return listed_futures(symbol, today)[:1] if symbol in FUTURE_ROOTS else []
     if sec_type == "OPT" and symbol in OPTIONABLE:
         return _match_derivatives(v, _options_for(v, symbol, today))
     return []

@@ -94,12 +94,28 @@ def _topic(inst: Instrument, day: date, provider: str) -> str:
     return topics[(inst.con_id + day.toordinal() + len(provider)) % len(topics)]
 
 
+def _earnings(inst: Instrument, price: float) -> tuple[float, int]:
+    """Canned trailing EPS (a P/E from 12 to 36 by conId) and shares outstanding."""
+    seed = inst.con_id % 97
+    return round(price / (12 + seed % 25), 2), inst.avg_volume * (40 + seed % 60)
+
+
+def fundamental_ratios(inst: Instrument, price: float) -> str:
+    """Generic tick 258's text (``TAG=value;...``): price, EPS, P/E and market cap (USD m)."""
+    eps, shares = _earnings(inst, price)
+    ratios = {
+        "NPRICE": price,
+        "TTMEPSXCLX": eps,
+        "PEEXCLXOR": round(price / eps, 2),
+        "MKTCAP": round(price * shares / 1e6, 1),
+    }
+    return ";".join(f"{tag}={value}" for tag, value in ratios.items()) + ";"
+
+
 def fundamental_report(inst: Instrument, report: str, price: float) -> str:
     """A small XML document of the requested report type, marked as simulated."""
     name = escape(inst.long_name)
-    seed = inst.con_id % 97
-    eps = round(price / (12 + seed % 25), 2)
-    shares = inst.avg_volume * (40 + seed % 60)
+    eps, shares = _earnings(inst, price)
     body = {
         "ReportSnapshot": (
             f'<CoIDs><CoID Type="CompanyName">{name}</CoID></CoIDs>'

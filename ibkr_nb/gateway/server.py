@@ -537,9 +537,10 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             client.error(v["reqId"], 200, NO_SECURITY)
             return
         for inst in found:
-            client.send(
-                "contractDetails", **contract_details_values(v["reqId"], inst, self._today())
-            )
+            values = contract_details_values(v["reqId"], inst, self._today())
+            if v.get("secType") == "CONTFUT":  # TWS answers in the kind asked for
+                values["secType"] = "CONTFUT"
+            client.send("contractDetails", **values)
         client.send("contractDetailsEnd", reqId=v["reqId"])
 
     def _on_reqMatchingSymbols(self, client, v) -> None:

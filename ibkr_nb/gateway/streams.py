@@ -19,6 +19,7 @@ from .instruments import Instrument
 from .market import DIVIDEND_YIELD, Quote, parse_bar_size, years_to_expiry
 from .pricing import RATE, black_scholes, implied_vol
 from .replies import bar_rows, parse_end_datetime, ticks_for_quote
+from .research import fundamental_ratios
 
 TICK_INTERVAL = 0.25  # wall seconds between stream updates (4 per second)
 BAR_SECONDS = 5  # reqRealTimeBars supports 5-second bars only, as TWS
@@ -44,6 +45,7 @@ GENERIC_TICKS = {
     221: "Mark Price",
     233: "RTVolume",
     236: "Shortable",
+    258: "Fundamental Ratios",
     411: "Realtime Historical Volatility",
 }
 _OPTION_TICKS = ((10, 80, "bid"), (11, 81, "ask"), (12, 82, "last"))  # live, delayed, price
@@ -155,6 +157,8 @@ class QuoteStream(Stream):
                 values.append(("string", 48, text))
             elif tick == 236:
                 values += [("generic", 46, 3.0), ("size", 89, float(inst.avg_volume))]
+            elif tick == 258 and inst.sec_type == "STK":
+                values.append(("string", 47, fundamental_ratios(inst, quote.last)))
         for kind, tick_type, value in values:
             self._tick(kind, tick_type, value, 0.0)
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 from ib_async import (
+    ContFuture,
     Forex,
     Future,
     Index,
@@ -58,8 +59,10 @@ def last_error(ib, errors, code: int) -> tuple[int, int, str]:
 
 def test_generic_ticks_arrive_and_an_unknown_one_is_refused_with_the_req_id(ib, errors):
     aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
-    ticker = ib.reqMktData(aapl, "233,236,106,104,165,221,100,101")
+    ticker = ib.reqMktData(aapl, "233,236,106,104,165,221,100,101,258")
     wait_until(ib, lambda: ticker.rtVolume == ticker.rtVolume and ticker.impliedVolatility > 0)
+    wait_until(ib, lambda: ticker.fundamentalRatios is not None)
+    assert ticker.fundamentalRatios.PEEXCLXOR > 0
     assert ticker.shortableShares > 0 and ticker.shortable == 3.0
     assert 0 < ticker.histVolatility < 2 and ticker.markPrice == ticker.markPrice
     ib.cancelMktData(aapl)
@@ -161,6 +164,14 @@ def test_futures_quote_near_their_carry_fair_value(ib):
     spx = qualified(ib, Index("SPX", "CBOE"))
     fut, index = ib.reqTickers(es, spx)
     assert es.multiplier == "50" and 0 < fut.marketPrice() / index.marketPrice() - 1 < 0.01
+
+
+def test_a_continuous_future_is_the_front_month(ib):
+    cont = qualified(ib, ContFuture("NQ", "CME"))
+    [front] = ib.reqContractDetails(Future("NQ", "202612", "CME"))
+    assert cont.secType == "CONTFUT" and cont.conId == front.contract.conId
+    [ticker] = ib.reqTickers(Future(conId=cont.conId))
+    assert ticker.marketPrice() > 0
 
 
 def test_ambiguous_future_is_refused(ib, errors):
