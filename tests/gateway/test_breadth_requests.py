@@ -287,6 +287,7 @@ def test_an_option_order_books_contracts_times_100_with_the_option_schedule(ib, 
     wait_until(ib, trade.isDone)
     fill = trade.fills[0]
     assert trade.orderStatus.status == "Filled" and fill.commissionReport.commission == 1.30
+    wait_until(ib, lambda: any(p.contract.conId == call.conId for p in ib.positions()))
     [position] = [p for p in ib.positions() if p.contract.conId == call.conId]
     assert position.position == 2
     assert math.isclose(position.avgCost, fill.execution.price * 100 + 0.65, rel_tol=1e-9)
@@ -311,6 +312,9 @@ def test_an_fx_order_pays_the_idealpro_schedule(ib):
     trade = ib.placeOrder(eurusd, MarketOrder("BUY", 20000))
     wait_until(ib, trade.isDone)
     assert trade.fills[0].commissionReport.commission == 2.00
+    wait_until(
+        ib, lambda: any(v.tag == "CashBalance" and v.currency == "EUR" for v in ib.accountValues())
+    )
     cash = {v.currency: v.value for v in ib.accountValues() if v.tag == "CashBalance"}
     assert float(cash["EUR"]) == 20000.0
 
