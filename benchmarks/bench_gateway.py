@@ -57,7 +57,8 @@ def free_port() -> int:
 def start_gateway(*extra: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cli = [sys.executable, "-m", "ibkr_nb.cli", "gateway", "--port", str(port), *extra]
-    process = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # the access log (stderr) is discarded: an unread pipe would fill and stall the gateway
+    process = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     process.stdout.readline()  # "paper gateway: ... listening"
     return process, port
 
@@ -134,7 +135,7 @@ def bench_streaming(port: int, pid: int, subscriptions: int = 200, seconds: floa
 
 
 def main() -> None:
-    process, port = start_gateway("--seed", "7", "--clock", "2026-11-24T15:30:00Z")
+    process, port = start_gateway("--memory", "--seed", "7", "--clock", "2026-11-24T15:30:00Z")
     try:
         connect = bench_connect(port)
         trips = bench_round_trip(port)
@@ -151,7 +152,7 @@ def main() -> None:
         f"market orders   (target median <= 5 ms)"
     )
 
-    process, port = start_gateway("--seed", "7")  # a running clock, so prices move
+    process, port = start_gateway("--memory", "--seed", "7")  # a running clock: prices move
     try:
         cores, update_rate, rate, active = bench_streaming(port, process.pid)
     finally:
