@@ -123,7 +123,22 @@ def phase(bar_size: str) -> None:
     print(f"  gateway memory: {now:6.1f} MB now, {peak:6.1f} MB peak   (target < 200 MB)")
 
 
+def alone() -> None:
+    """The same round trip with nothing else going on: the machine's own figure."""
+    gateway, port = start_gateway("--memory", "--seed", "7", "--clock", "2026-11-24T15:30:00Z")
+    try:
+        trips = bench_round_trip(port, orders=200)
+    finally:
+        gateway.terminate()
+        gateway.wait()
+    print(
+        f"no load: round trip median {statistics.median(trips) * 1000:6.2f} ms, "
+        f"p90 {statistics.quantiles(trips, n=10)[-1] * 1000:6.2f} ms (the baseline to compare)"
+    )
+
+
 def main() -> None:
+    alone()
     phase("1 min")
     phase("1 day")
 

@@ -695,7 +695,11 @@ class PaperGateway:
                 if client.closed:
                     return
             bars = request.finish(parts)
+            await asyncio.sleep(0)  # grouping, formatting and encoding: one piece each
             start_text, end_text, rows = bar_rows(bars, end, v["barSizeSetting"], v["formatDate"])
+            await asyncio.sleep(0)
+            if client.closed:
+                return
         except Exception:  # a bug must cost one request, never a silent wait
             log.exception("historical data for client %s failed", client.client_id)
             client.error(
