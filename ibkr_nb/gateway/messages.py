@@ -949,6 +949,13 @@ class Unsupported:
 _PAPER = " The paper gateway simulates US stocks (STK, SMART, USD) only."
 _NO_DEF = "No security definition has been found for the request." + _PAPER
 _HMDS = "Historical Market Data Service error message:"
+_NO_PNL = (
+    "Error validating request: P&L subscriptions are not available from the paper gateway; "
+    "read the portfolio instead."
+)
+_NO_WSH = "News feed is not allowed: the paper gateway has no Wall Street Horizon data."
+_NO_FA = "Error validating request.-'bY' : cause - FA data operations ignored for non FA customers."
+_NO_GROUPS = "Error validating request: display groups are not available from the paper gateway."
 
 UNSUPPORTED: dict[int, Unsupported] = {
     10: Unsupported("reqMktDepth", 2, 10092, "Deep market data is not supported for this "
@@ -957,10 +964,8 @@ UNSUPPORTED: dict[int, Unsupported] = {
     12: Unsupported("reqNewsBulletins", None),
     13: Unsupported("cancelNewsBulletins", None),
     14: Unsupported("setServerLogLevel", None),
-    18: Unsupported("requestFA", None, 321, "Error validating request.-'bY' : cause - FA data "
-                    "operations ignored for non FA customers."),
-    19: Unsupported("replaceFA", 4, 321, "Error validating request.-'bY' : cause - FA data "
-                    "operations ignored for non FA customers."),
+    18: Unsupported("requestFA", None, 321, _NO_FA),
+    19: Unsupported("replaceFA", 4, 321, _NO_FA),
     21: Unsupported("exerciseOptions", 2, 200, _NO_DEF),
     22: Unsupported("reqScannerSubscription", 1, 162, _HMDS + "Scanner subscriptions are not "
                     "available from the paper gateway."),
@@ -979,10 +984,8 @@ UNSUPPORTED: dict[int, Unsupported] = {
     57: Unsupported("cancelCalculateOptionPrice", 2),
     65: Unsupported("verifyRequest", None),
     66: Unsupported("verifyMessage", None),
-    67: Unsupported("queryDisplayGroups", 2, 321, "Error validating request: display groups "
-                    "are not available from the paper gateway."),
-    68: Unsupported("subscribeToGroupEvents", 2, 321, "Error validating request: display "
-                    "groups are not available from the paper gateway."),
+    67: Unsupported("queryDisplayGroups", 2, 321, _NO_GROUPS),
+    68: Unsupported("subscribeToGroupEvents", 2, 321, _NO_GROUPS),
     69: Unsupported("updateDisplayGroup", 2),
     70: Unsupported("unsubscribeFromGroupEvents", 2),
     72: Unsupported("verifyAndAuthRequest", None),
@@ -1002,22 +1005,18 @@ UNSUPPORTED: dict[int, Unsupported] = {
                     "from the paper gateway."),
     89: Unsupported("cancelHistogramData", 1),
     91: Unsupported("reqMarketRule", None, reply="marketRule"),
-    92: Unsupported("reqPnL", 1, 321, "Error validating request: P&L subscriptions are not "
-                    "available from the paper gateway; read the portfolio instead."),
+    92: Unsupported("reqPnL", 1, 321, _NO_PNL),
     93: Unsupported("cancelPnL", 1),
-    94: Unsupported("reqPnLSingle", 1, 321, "Error validating request: P&L subscriptions are "
-                    "not available from the paper gateway; read the portfolio instead."),
+    94: Unsupported("reqPnLSingle", 1, 321, _NO_PNL),
     95: Unsupported("cancelPnLSingle", 1),
     96: Unsupported("reqHistoricalTicks", 1, 162, _HMDS + "Historical ticks are not available "
                     "from the paper gateway; request bars instead."),
     97: Unsupported("reqTickByTickData", 1, 10189, "Failed to request tick-by-tick data: not "
                     "available from the paper gateway; request market data instead."),
     98: Unsupported("cancelTickByTickData", 1),
-    100: Unsupported("reqWshMetaData", 1, 10276, "News feed is not allowed: the paper gateway "
-                     "has no Wall Street Horizon data."),
+    100: Unsupported("reqWshMetaData", 1, 10276, _NO_WSH),
     101: Unsupported("cancelWshMetaData", 1),
-    102: Unsupported("reqWshEventData", 1, 10276, "News feed is not allowed: the paper gateway "
-                     "has no Wall Street Horizon data."),
+    102: Unsupported("reqWshEventData", 1, 10276, _NO_WSH),
     103: Unsupported("cancelWshEventData", 1),
     104: Unsupported("reqUserInfo", 1, reply="userInfo"),
 }  # fmt: skip

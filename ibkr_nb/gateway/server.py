@@ -67,6 +67,7 @@ from .replies import (
     ticks_for_quote,
 )
 from .statements import flex_statement
+from .validation import MAX_ORDER_QUANTITY
 
 log = logging.getLogger("ibkr_nb.gateway")
 
@@ -177,6 +178,8 @@ class PaperGateway:
 
     ``seed`` fixes every price path, id and fill. ``clock_start`` with ``fixed_clock=True``
     freezes time (it moves only by ``advance_clock``), so two runs give identical results.
+    ``state_file`` None keeps the account in memory; ``max_order_quantity`` is the size limit
+    (larger orders get 383).
     """
 
     def __init__(
@@ -189,6 +192,7 @@ class PaperGateway:
         fixed_clock: bool = False,
         state_file: str | Path | None = None,
         allow_remote: bool = False,
+        max_order_quantity: float = MAX_ORDER_QUANTITY,
     ):
         if not _is_loopback(host) and not allow_remote:
             raise ValueError(
@@ -200,7 +204,9 @@ class PaperGateway:
         self.seed = seed
         self.clock = Clock(clock_start, fixed=fixed_clock)
         self.market = Market(seed, self.clock)
-        self.broker = Broker(self.market, seed, state_file=state_file)
+        self.broker = Broker(
+            self.market, seed, state_file=state_file, max_order_quantity=max_order_quantity
+        )
         self.broker.subscribe(self._on_broker_event)
         self.clients: set[ClientConnection] = set()
         self._pending = 0  # sockets still in the handshake
