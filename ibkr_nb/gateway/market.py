@@ -60,6 +60,7 @@ _MINUTE = np.arange(T // 60, dtype=np.float64)
 _PROFILE = 1.0 + 2.0 * np.exp(-_MINUTE / 20.0) + 1.5 * np.exp(-(_MINUTE[-1] - _MINUTE) / 15.0)
 _PROFILE /= _PROFILE.sum()
 _AVG_TRADE_SIZE = 150  # shares per trade, for bar trade counts
+_MAX_SUMMARIES = 100_000  # cached (open, high, low, close, ...) of whole sessions
 _MAX_BARS = 10_000  # intraday bars per request; more is refused with 162 as TWS does
 
 
@@ -852,6 +853,8 @@ class Market:
             v, wap, cnt = -1, -1.0, -1
         out = (o, h, lo, c, v, wap, cnt)
         if hi == T + 1:
+            if len(self._summaries) >= _MAX_SUMMARIES:  # bounded: ~20 MB of day statistics
+                self._summaries.clear()
             self._summaries[key] = out
         return out
 
