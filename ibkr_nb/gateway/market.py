@@ -39,6 +39,7 @@ import math
 import re
 import time as _time
 import warnings
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -70,6 +71,7 @@ _PROFILE = 1.0 + 2.0 * np.exp(-_MINUTE / 20.0) + 1.5 * np.exp(-(_MINUTE[-1] - _M
 _PROFILE /= _PROFILE.sum()
 _AVG_TRADE_SIZE = 150  # shares per trade, for bar trade counts
 FX_LOT = 10_000  # an FX pair's displayed sizes are in units of the base currency
+_MAX_SUMMARIES = 100_000  # cached (open, high, low, close, ...) of whole sessions
 _MAX_BARS = 10_000  # intraday bars per request; more is refused with 162 as TWS does
 
 
@@ -401,10 +403,18 @@ class _View:
     )  # fmt: skip
 
 
+def _compact(values: np.ndarray) -> array:
+    """Integers as a compact ``array('q')``: indexing gives plain ints as fast as a list, at 8
+    bytes an item instead of ~36 (24 symbols' quote arrays: ~40 MB instead of ~180 MB)."""
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
+
+
 class Market:
     """Seeded quotes and bars for the :data:`UNIVERSE` at ``clock.now()``."""
 
-    def __init__(self, seed: int, clock: Clock, *, cache_days: int = 96) -> None:
+    def __init__(self, seed: int, clock: Clock, *, cache_days: int = 48) -> None:
         self.seed = int(seed)
         self.clock = clock
         self._seed_key = self.seed & _MASK64
@@ -578,16 +588,16 @@ class Market:
         v.sig, v.version = sig, version
         v.inv_tick = round(1.0 / inst.min_tick)
         last = np.rint(m).astype(np.int64)
-        v.last = last.tolist()
+        v.last = _compact(last)
         bid = np.floor(m + 1e-9).astype(np.int64) - (core.spread - 1) // 2
-        v.bid = bid.tolist()
-        v.ask = (bid + core.spread).tolist()
-        v.bid_size = core.bid_size.tolist()
-        v.ask_size = core.ask_size.tolist()
-        v.last_size = core.last_size.tolist()
-        v.cum_vol = np.cumsum(core.vol).tolist()
-        v.run_hi = np.maximum.accumulate(last).tolist()
-        v.run_lo = np.minimum.accumulate(last).tolist()
+        v.bid = _compact(bid)
+        v.ask = _compact(bid + core.spread)
+        v.bid_size = _compact(core.bid_size)
+        v.ask_size = _compact(core.ask_size)
+        v.last_size = _compact(core.last_size)
+        v.cum_vol = _compact(np.cumsum(core.vol))
+        v.run_hi = _compact(np.maximum.accumulate(last))
+        v.run_lo = _compact(np.minimum.accumulate(last))
         prev_f = self._factor_at(inst.con_id, idx - 1, T)
         v.prev_close = round(math.exp(self._log_close(inst, idx - 1)) * prev_f / inst.min_tick)
         self._views[key] = v
@@ -902,6 +912,8 @@ class Market:
             v, wap, cnt = -1, -1.0, -1
         out = (o, h, lo, c, v, wap, cnt)
         if hi == T + 1:
+            if len(self._summaries) >= _MAX_SUMMARIES:  # bounded: ~20 MB of day statistics
+                self._summaries.clear()
             self._summaries[key] = out
         return out
 

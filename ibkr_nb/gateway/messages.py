@@ -1398,30 +1398,28 @@ class Unsupported:
     text: str = ""
 
 
+_NO_WSH = "News feed is not allowed: the paper gateway has no Wall Street Horizon data."
+_NO_FA = "Error validating request.-'bY' : cause - FA data operations ignored for non FA customers."
+_NO_GROUPS = "Error validating request: display groups are not available from the paper gateway."
+
 UNSUPPORTED: dict[int, Unsupported] = {
     14: Unsupported("setServerLogLevel", None),
-    18: Unsupported("requestFA", None, 321, "Error validating request.-'bY' : cause - FA data "
-                    "operations ignored for non FA customers."),
-    19: Unsupported("replaceFA", 4, 321, "Error validating request.-'bY' : cause - FA data "
-                    "operations ignored for non FA customers."),
+    18: Unsupported("requestFA", None, 321, _NO_FA),
+    19: Unsupported("replaceFA", 4, 321, _NO_FA),
     21: Unsupported("exerciseOptions", 2, 200, "No security definition has been found for the "
                     "request. The paper gateway does not simulate exercising options; close the "
                     "position with an order instead."),
     65: Unsupported("verifyRequest", None),
     66: Unsupported("verifyMessage", None),
-    67: Unsupported("queryDisplayGroups", 2, 321, "Error validating request: display groups "
-                    "are not available from the paper gateway."),
-    68: Unsupported("subscribeToGroupEvents", 2, 321, "Error validating request: display "
-                    "groups are not available from the paper gateway."),
+    67: Unsupported("queryDisplayGroups", 2, 321, _NO_GROUPS),
+    68: Unsupported("subscribeToGroupEvents", 2, 321, _NO_GROUPS),
     69: Unsupported("updateDisplayGroup", 2),
     70: Unsupported("unsubscribeFromGroupEvents", 2),
     72: Unsupported("verifyAndAuthRequest", None),
     73: Unsupported("verifyAndAuthMessage", None),
-    100: Unsupported("reqWshMetaData", 1, 10276, "News feed is not allowed: the paper gateway "
-                     "has no Wall Street Horizon data."),
+    100: Unsupported("reqWshMetaData", 1, 10276, _NO_WSH),
     101: Unsupported("cancelWshMetaData", 1),
-    102: Unsupported("reqWshEventData", 1, 10276, "News feed is not allowed: the paper gateway "
-                     "has no Wall Street Horizon data."),
+    102: Unsupported("reqWshEventData", 1, 10276, _NO_WSH),
     103: Unsupported("cancelWshEventData", 1),
 }  # fmt: skip
 

@@ -67,6 +67,7 @@ from .replies import (
 )
 from .statements import flex_statement
 from .streams import TICK_INTERVAL, Stream, StreamRequests
+from .validation import MAX_ORDER_QUANTITY
 
 log = logging.getLogger("ibkr_nb.gateway")
 
@@ -166,6 +167,8 @@ class PaperGateway(StreamRequests, ReferenceRequests):
 
     ``seed`` fixes every price path, id and fill. ``clock_start`` with ``fixed_clock=True``
     freezes time (it moves only by ``advance_clock``), so two runs give identical results.
+    ``state_file`` None keeps the account in memory; ``max_order_quantity`` is the size limit
+    (larger orders get 383).
     """
 
     def __init__(
@@ -178,6 +181,7 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         fixed_clock: bool = False,
         state_file: str | Path | None = None,
         allow_remote: bool = False,
+        max_order_quantity: float = MAX_ORDER_QUANTITY,
     ):
         if not _is_loopback(host) and not allow_remote:
             raise ValueError(
@@ -189,7 +193,9 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         self.seed = seed
         self.clock = Clock(clock_start, fixed=fixed_clock)
         self.market = Market(seed, self.clock)
-        self.broker = Broker(self.market, seed, state_file=state_file)
+        self.broker = Broker(
+            self.market, seed, state_file=state_file, max_order_quantity=max_order_quantity
+        )
         self.broker.subscribe(self._on_broker_event)
         self.clients: set[ClientConnection] = set()
         self._rates: tuple[int, dict[str, float]] = (-1, {})
@@ -614,7 +620,11 @@ class PaperGateway(StreamRequests, ReferenceRequests):
                 if client.closed:
                     return
             bars = request.finish(parts)
+            await asyncio.sleep(0)  # grouping, formatting and encoding: one piece each
             start_text, end_text, rows = bar_rows(bars, end, v["barSizeSetting"], v["formatDate"])
+            await asyncio.sleep(0)
+            if client.closed:
+                return
         except Exception:  # a bug must cost one request, never a silent wait
             log.exception("historical data for client %s failed", client.client_id)
             client.error(

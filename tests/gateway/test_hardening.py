@@ -116,6 +116,22 @@ def test_impossible_order_values_are_refused_with_the_order_id(gateway, ib, quan
     assert ib.reqCurrentTime() == CLOCK and ib.accountValues() == before
 
 
+def test_the_gateway_logs_connections_orders_fills_and_errors_at_info(gateway, caplog):
+    caplog.set_level("INFO", logger="ibkr_nb.gateway")
+    ib = connect_ib(gateway, client_id=44)
+    trade = ib.placeOrder(ib.qualifyContracts(AAPL)[0], MarketOrder("BUY", 3, orderRef="log-me"))
+    wait_until(ib, trade.isDone)
+    ib.placeOrder(ib.qualifyContracts(AAPL)[0], MarketOrder("BUY", 0.5))
+    ib.sleep(0.2)
+    ib.disconnect()
+    wait_until_gone(gateway, 44)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "connection from 127.0.0.1" in text
+    assert "client 44: order" in text and "BUY 3 AAPL MKT ref 'log-me'" in text
+    assert "fill " in text and "BOT 3 AAPL" in text
+    assert "client 44: error 201" in text and "client 44 disconnected" in text
+
+
 def test_modifying_a_filled_order_is_104(gateway, ib):
     seen = errors_of(ib)
     contract = ib.qualifyContracts(AAPL)[0]
