@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# IBKR's current official client (ibapi-stable 10.x) shares the import name ``ibapi`` with the
+# 9.81 release in the dev extra, so it lives in its own directory, used by a subprocess test.
+IBAPI10 := .ibapi10/.installed-stamp
 
 .PHONY: demo test lint bench gateway clean
 
@@ -12,10 +15,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(IBAPI10): $(STAMP)
+	rm -rf .ibapi10
+	$(PY) -m pip install --quiet --target .ibapi10 'ibapi-stable>=10,<11'
+	touch $(IBAPI10)
+
 demo: $(STAMP)
 	$(VENV)/bin/ibkr-nb demo
 
-test: $(STAMP)
+test: $(STAMP) $(IBAPI10)
 	$(VENV)/bin/ruff check ibkr_nb tests benchmarks
 	$(PY) -m pytest
 
@@ -30,4 +38,4 @@ gateway: $(STAMP)
 	$(VENV)/bin/ibkr-nb gateway
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .ibapi10 .pytest_cache .ruff_cache build *.egg-info

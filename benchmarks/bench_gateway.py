@@ -57,7 +57,8 @@ def free_port() -> int:
 def start_gateway(*extra: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cli = [sys.executable, "-m", "ibkr_nb.cli", "gateway", "--port", str(port), *extra]
-    process = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # the access log (stderr) is discarded: an unread pipe would fill and stall the gateway
+    process = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     process.stdout.readline()  # "paper gateway: ... listening"
     return process, port
 
@@ -86,7 +87,7 @@ def bench_round_trip(port: int, orders: int = 300) -> list[float]:
     times = []
     for i in range(orders):
         order = MarketOrder("BUY" if i % 2 == 0 else "SELL", 10)
-        time.sleep(1 / 40)  # stay under ib_async's own 45 requests/s throttle
+        ib.sleep(1 / 40)  # under ib_async's 45 requests/s; reads what came in meanwhile
         filled = asyncio.get_event_loop().create_future()
         start = time.perf_counter()
         trade = ib.placeOrder(contract, order)
@@ -98,35 +99,42 @@ def bench_round_trip(port: int, orders: int = 300) -> list[float]:
 
 
 def bench_streaming(port: int, pid: int, subscriptions: int = 200, seconds: float = 10.0):
-    """Gateway CPU (cores), and per subscription: updates/s and tick messages/s (by reqId)."""
-    ib = IB()
-    ib.connect("127.0.0.1", port, clientId=2, timeout=5)
-    contracts = ib.qualifyContracts(*[Stock(s, "SMART", "USD") for s in SYMBOLS])
-    messages: Counter[int] = Counter()
-    updates: set[tuple[int, int]] = set()  # (reqId, quarter second) pairs that carried ticks
+    """Gateway CPU (cores), and per subscription: updates/s and tick messages/s (by reqId).
 
-    def counting(handler):
+    The subscriptions are spread over clients of at most 100 lines each (TWS's allowance)."""
+    clients = []
+    for n in range(-(-subscriptions // 100)):
+        ib = IB()
+        ib.connect("127.0.0.1", port, clientId=2 + n, timeout=5)
+        clients.append(ib)
+    contracts = clients[0].qualifyContracts(*[Stock(s, "SMART", "USD") for s in SYMBOLS])
+    messages: Counter[tuple[int, int]] = Counter()
+    updates: set[tuple[int, int, int]] = set()  # (client, reqId, quarter second) with ticks
+
+    def counting(handler, n: int):
         def count(req_id, *args):
-            messages[req_id] += 1
-            updates.add((req_id, int(time.monotonic() * 4)))
+            messages[n, req_id] += 1
+            updates.add((n, req_id, int(time.monotonic() * 4)))
             return handler(req_id, *args)
 
         return count
 
-    for name in ("priceSizeTick", "tickSize", "tickString"):
-        setattr(ib.wrapper, name, counting(getattr(ib.wrapper, name)))
+    for n, ib in enumerate(clients):
+        for name in ("priceSizeTick", "tickSize", "tickString"):
+            setattr(ib.wrapper, name, counting(getattr(ib.wrapper, name), n))
     for i in range(subscriptions):
-        ib.reqMktData(contracts[i % len(contracts)])
+        clients[i // 100].reqMktData(contracts[i % len(contracts)])
     # ib_async sends at most 45 requests a second: wait until every request is out
-    while ib.client._msgQ:
-        ib.sleep(0.1)
-    ib.sleep(1.0)
+    while any(ib.client._msgQ for ib in clients):
+        clients[0].sleep(0.1)
+    clients[0].sleep(1.0)
     messages.clear()
     updates.clear()
     cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
-    ib.sleep(seconds)
+    clients[0].sleep(seconds)
     cpu1, wall1 = cpu_seconds(pid), time.perf_counter()
-    ib.disconnect()
+    for ib in clients:
+        ib.disconnect()
     elapsed = wall1 - wall0
     per_subscription = sum(messages.values()) / elapsed / subscriptions
     update_rate = len(updates) / elapsed / subscriptions
@@ -134,7 +142,7 @@ def bench_streaming(port: int, pid: int, subscriptions: int = 200, seconds: floa
 
 
 def main() -> None:
-    process, port = start_gateway("--seed", "7", "--clock", "2026-11-24T15:30:00Z")
+    process, port = start_gateway("--memory", "--seed", "7", "--clock", "2026-11-24T15:30:00Z")
     try:
         connect = bench_connect(port)
         trips = bench_round_trip(port)
@@ -151,7 +159,7 @@ def main() -> None:
         f"market orders   (target median <= 5 ms)"
     )
 
-    process, port = start_gateway("--seed", "7")  # a running clock, so prices move
+    process, port = start_gateway("--memory", "--seed", "7")  # a running clock: prices move
     try:
         cores, update_rate, rate, active = bench_streaming(port, process.pid)
     finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
+from .gateway.validation import MAX_ORDER_QUANTITY
 from .tax.cli import add_tax_command
 
 DEFAULT_STATE = Path("data") / "gateway_state.json"
@@ -104,6 +105,13 @@ def _add_gateway(sub) -> None:
         help="start a new seeded account; the old state file is kept aside as FILE.<time>.old",
     )
     p.add_argument(
+        "--max-order-quantity",
+        type=float,
+        default=MAX_ORDER_QUANTITY,
+        metavar="SHARES",
+        help=f"refuse larger orders with error 383 (default {MAX_ORDER_QUANTITY:,})",
+    )
+    p.add_argument(
         "--clock",
         type=_clock,
         metavar="ISO",
@@ -152,6 +160,7 @@ def run_gateway(args) -> int:
         clock_start=args.clock,
         fixed_clock=args.clock is not None,
         allow_remote=args.allow_remote,
+        max_order_quantity=args.max_order_quantity,
     )
 
     if args.write_flex:

@@ -1,10 +1,12 @@
-"""IBKR's Fixed schedule for US stocks, as the gateway charges it and the planner estimates it."""
+"""IBKR's Fixed schedules (stocks, options, FX), as the gateway charges them and the planner
+estimates them."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ibkr_nb.commissions import stock_commission
+from ibkr_nb.commissions import commission, fx_commission, option_commission, stock_commission
 
 
 def test_fixed_schedule_figures():
@@ -29,3 +31,32 @@ def test_commission_bounds(q, p):
     c = stock_commission(q, p)
     assert c <= 0.01 * q * p + 1e-6
     assert c >= min(1.0, 0.01 * q * p) - 1e-6
+
+
+def test_option_schedule_figures():
+    assert option_commission(1, 2.50) == 1.00  # 0.65, raised to the minimum
+    assert option_commission(10, 2.50) == 6.50
+    assert option_commission(10, 0.07) == 5.00  # 0.50 a contract from 0.05 to 0.10
+    assert option_commission(10, 0.03) == 2.50  # 0.25 below 0.05
+    assert option_commission(-4, 1.0) == option_commission(4, 1.0) == 2.60
+    assert option_commission(0, 1.0) == 0.0
+
+
+def test_fx_schedule_figures():
+    assert fx_commission(20_000, 1.08) == 2.00  # 0.43 USD, raised to the minimum
+    assert fx_commission(10_000_000, 1.10) == 220.00  # 0.2 bp of 11 million
+    assert fx_commission(-1_000_000, 1.25) == fx_commission(1_000_000, 1.25)
+
+
+def test_commission_by_security_type():
+    assert commission("STK", 100, 50.0) == stock_commission(100, 50.0)
+    assert commission("OPT", 10, 2.5) == 6.50
+    assert commission("CASH", 20_000, 1.08) == 2.00
+    with pytest.raises(ValueError, match="no commission schedule for 'FUT'"):
+        commission("FUT", 1, 5000.0)
+
+
+@given(q=st.integers(1, 10_000), p=st.floats(0.01, 500, allow_nan=False))
+def test_option_commission_per_contract_bounds(q, p):
+    c = option_commission(q, p)
+    assert max(0.25 * q, 1.0) - 1e-9 <= c <= max(0.65 * q, 1.0) + 1e-9

@@ -47,6 +47,12 @@ def book_trade(
     return new, avg, realized
 
 
+def multiplier(con_id: int) -> float:
+    """Units of the underlying per unit of quantity (100 for an option, 1 for stocks, FX)."""
+    inst = instrument_by_con_id(con_id)
+    return inst.multiplier if inst else 1.0
+
+
 @dataclass
 class Position:
     quantity: float = 0.0
@@ -68,12 +74,13 @@ class Account:
         """Apply ``trade`` to cash and position; ``session`` trades count in RealizedPnL.
         Returns the realized P&L (None when the trade only opens or adds)."""
         pos = self.positions.setdefault(trade.con_id, Position())
+        unit = trade.price * multiplier(trade.con_id)  # USD per unit of quantity
         pos.quantity, pos.avg_cost, realized = book_trade(
-            pos.quantity, pos.avg_cost, trade.quantity, trade.price, trade.commission
+            pos.quantity, pos.avg_cost, trade.quantity, unit, trade.commission
         )
         if session and realized is not None:
             pos.realized += realized
-        self.cash -= trade.quantity * trade.price + trade.commission
+        self.cash -= trade.quantity * unit + trade.commission
         self.trades.append(trade)
         return realized
 
@@ -82,14 +89,17 @@ class Account:
         return {c: p.quantity for c, p in self.positions.items() if abs(p.quantity) > EPS}
 
     def mark(self, con_id: int) -> float:
-        """Last price of a conId in USD (0 for an unknown one)."""
+        """Value in USD of one unit of a conId's quantity: last price x multiplier (0 for an
+        unknown conId)."""
         inst = instrument_by_con_id(con_id)
-        return self.market.last_price(inst.symbol) if inst else 0.0
+        return self.market.last_price(inst.symbol) * inst.multiplier if inst else 0.0
 
     def row(self, con_id: int, p: Position) -> PositionRow:
-        """A position valued at the last price at ``clock.now()`` (flat: quantity 0, cost 0)."""
+        """A position valued at the last price at ``clock.now()`` (flat: quantity 0, cost 0).
+        Average cost, market value and P&L are per contract for options (x 100)."""
         inst = instrument_by_con_id(con_id)
         mark = self.market.last_price(inst.symbol)
+        unit = mark * inst.multiplier
         flat = abs(p.quantity) < EPS
         return PositionRow(
             account=self.account_id,
@@ -98,8 +108,8 @@ class Account:
             quantity=0.0 if flat else p.quantity,
             average_cost=0.0 if flat else p.avg_cost,
             market_price=mark,
-            market_value=0.0 if flat else p.quantity * mark,
-            unrealized_pnl=0.0 if flat else (mark - p.avg_cost) * p.quantity,
+            market_value=0.0 if flat else p.quantity * unit,
+            unrealized_pnl=0.0 if flat else (unit - p.avg_cost) * p.quantity,
             realized_pnl=p.realized,
         )
 

@@ -54,12 +54,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ibkr_nb.commissions import stock_commission
+from ibkr_nb.commissions import commission
 
 from .account import INITIAL_CASH, Account, Position, book_trade
 from .ids import IdAllocator, digest
 from .margin import margin, refusal, what_if_state
-from .market import UNIVERSE, Instrument, Market, locate, next_session_close, session_bounds
+from .market import Instrument, Market, instrument, next_session_close, trading_phase
 from .persistence import SavedState, StateStore, WorkingRecord
 from .records import (
     AccountChanged,
@@ -79,7 +79,15 @@ from .records import (
     WhatIf,
 )
 from .seed import seed_history
-from .validation import STOP_TYPES, normalise, reject, resolve, validate
+from .validation import (
+    MAX_ORDER_QUANTITY,
+    STOP_TYPES,
+    check_values,
+    normalise,
+    reject,
+    resolve,
+    validate,
+)
 
 __all__ = [
     "INITIAL_CASH",
@@ -103,6 +111,7 @@ __all__ = [
 ]
 
 _EPS = 1e-9
+LIMIT_TYPES = frozenset({"LMT", "STP LMT"})
 _EXCHANGE = {"NASDAQ": "ISLAND", "NYSE": "NYSE", "ARCA": "ARCA"}
 _Order = WorkingRecord
 
@@ -124,8 +133,11 @@ class Broker:
         state_file: str | Path | None = None,
         *,
         rth_only: bool = True,
+        max_order_quantity: float = MAX_ORDER_QUANTITY,
     ) -> None:
-        """``rth_only``: orders without ``outside_rth`` fill only during 09:30-16:00 ET."""
+        """``rth_only``: orders without ``outside_rth`` fill only during 09:30-16:00 ET.
+        ``max_order_quantity``: larger orders are refused with 383 (TWS's size limit)."""
+        self.max_order_quantity = max_order_quantity
         self.market = market
         self.clock = market.clock
         self.seed = int(seed)
@@ -201,12 +213,13 @@ class Broker:
         """Margin figures before and after filling ``signed`` shares at ``price``, and the fee."""
         qty = self.account.quantities()
         marks = {c: self.account.mark(c) for c in qty}
-        marks[inst.con_id] = self.market.last_price(inst.symbol)
+        marks[inst.con_id] = self.account.mark(inst.con_id)
         before = margin(self.account.cash, qty, marks)
-        fee = stock_commission(signed, price)
+        fee = commission(inst.sec_type, signed, price)
         after_qty = dict(qty)
         after_qty[inst.con_id] = after_qty.get(inst.con_id, 0.0) + signed
-        after = margin(self.account.cash - signed * price - fee, after_qty, marks)
+        cost = signed * price * inst.multiplier
+        after = margin(self.account.cash - cost - fee, after_qty, marks)
         return before, after, fee
 
     def _estimate_price(self, ticket: OrderTicket, inst: Instrument) -> float:
@@ -232,14 +245,16 @@ class Broker:
         self._reject_next = reason
         self._save()
 
-    def _market_open(self, ts: float | None = None) -> bool:
-        ts = self.clock.timestamp() if ts is None else ts
-        idx, s = locate(ts)
-        open_ts, close_ts = session_bounds(idx)
-        return open_ts <= ts < close_ts
+    def _phase(self, ts: float | None = None) -> str:
+        """ "regular", "extended" or "closed" (see :func:`.market.trading_phase`)."""
+        return trading_phase(self.clock.timestamp() if ts is None else ts)
 
-    def _can_trade(self, o: _Order, market_open: bool) -> bool:
-        return market_open or not self.rth_only or o.ticket.outside_rth
+    def _can_trade(self, o: _Order, phase: str) -> bool:
+        """Regular hours: any order. Extended hours: limit orders with ``outside_rth`` (a
+        market order waits for the open, as in TWS). Closed: nothing (unless not rth_only)."""
+        if phase == "regular" or not self.rth_only:
+            return True
+        return phase == "extended" and o.ticket.outside_rth and o.ticket.order_type in LIMIT_TYPES
 
     def _parent(self, o: _Order) -> _Order | None:
         if not o.ticket.parent_id:
@@ -253,14 +268,14 @@ class Broker:
         parent = self._parent(o)
         return parent is None or parent.ticket.status == "Filled"
 
-    def _status_for(self, o: _Order, market_open: bool) -> str:
+    def _status_for(self, o: _Order, phase: str) -> str:
         if not o.transmitted:
             return "PendingSubmit"
         if not self._active(o):
             return "PreSubmitted"
         if o.ticket.order_type in STOP_TYPES and not o.triggered:
             return "PreSubmitted"
-        if not self._can_trade(o, market_open):
+        if not self._can_trade(o, phase):
             # held until the open; an order already working stays "Submitted" overnight
             return "Submitted" if o.ticket.status == "Submitted" else "PreSubmitted"
         return "Submitted"
@@ -275,16 +290,21 @@ class Broker:
         New orders are only validated and queued here (status events); fills happen in
         :meth:`process`, which the server calls right after. Raises :class:`OrderRejected`:
         200 unknown contract, 201 bad order / buying power / ``reject_next_order``, 110 price
-        off the tick grid, 103 duplicate order id, 105 modification changes contract or side,
-        135 unknown parent order.
+        off the tick grid, 103 duplicate order id, 104 modifying a filled order, 105
+        modification changes contract or side, 135 unknown parent order, 383 over the size
+        limit; :class:`StateWriteError` (201) when the state file cannot be written.
         """
         normalise(ticket)
+        check_values(ticket, self.max_order_quantity)
         key = (ticket.client_id, ticket.order_id)
         if ticket.what_if:
             return self._emit(self._what_if(ticket))
         if key in self._working:
             return self._emit(self._modify(self._working[key], ticket))
         if self._ids.is_used(ticket.client_id, ticket.order_id):
+            done = self.order(ticket.order_id, ticket.client_id)
+            if done is not None and done.status == "Filled":
+                raise OrderRejected(104, "Can't modify a filled order.", ticket)
             raise OrderRejected(103, "Duplicate order id", ticket)
         inst = resolve(ticket)
         ticket.con_id, ticket.symbol = inst.con_id, inst.symbol
@@ -347,7 +367,7 @@ class Broker:
             if w.ticket.client_id == o.ticket.client_id and w.ticket.parent_id == root_id:
                 group.append(w)
         events: list[Event] = []
-        market_open = self._market_open()
+        phase = self._phase()
         unique = {id(w): w for w in group}.values()
         for w in sorted(unique, key=lambda x: x.seq):
             if w.transmitted and w is not o:
@@ -355,7 +375,7 @@ class Broker:
             w.transmitted = True
             w.ticket.transmit = True
             self._init_trail(w)
-            w.ticket.status = self._status_for(w, market_open)
+            w.ticket.status = self._status_for(w, phase)
             events.append(self._snapshot(w))
         return events
 
@@ -363,7 +383,7 @@ class Broker:
         t = o.ticket
         if t.order_type != "TRAIL" or t.trail_stop_price is not None or not self._active(o):
             return
-        inst = UNIVERSE[t.symbol]
+        inst = instrument(t.symbol)
         last = self.market.last_price(t.symbol)
         t.trail_stop_price = self._trail_level(t, last, inst)
 
@@ -379,7 +399,7 @@ class Broker:
 
     def _modify(self, o: _Order, new: OrderTicket) -> list[Event]:
         t = o.ticket
-        inst = UNIVERSE[t.symbol]
+        inst = instrument(t.symbol)
         if (new.con_id and new.con_id != t.con_id) or (
             new.symbol and new.symbol.upper() != t.symbol
         ):
@@ -410,7 +430,7 @@ class Broker:
                 events += self._transmit(o)
         else:
             self._init_trail(o)
-            t.status = self._status_for(o, self._market_open())
+            t.status = self._status_for(o, self._phase())
             events.append(self._snapshot(o))
         if t.remaining <= _EPS:
             events += self._finish(o, "Filled")
@@ -481,12 +501,12 @@ class Broker:
             for w in children:
                 events += self._finish(w, "Cancelled", "Parent order cancelled")
         elif status == "Filled":
-            market_open = self._market_open()
+            phase = self._phase()
             for w in sorted(children, key=lambda x: x.seq):
                 if not w.transmitted:
                     continue
                 self._init_trail(w)
-                new_status = self._status_for(w, market_open)
+                new_status = self._status_for(w, phase)
                 if new_status != w.ticket.status:
                     w.ticket.status = new_status
                     events.append(self._snapshot(w))
@@ -513,7 +533,7 @@ class Broker:
         if not self._working:
             return []
         now_ts = self.clock.timestamp()
-        market_open = self._market_open(now_ts)
+        phase = self._phase(now_ts)
         events: list[Event] = []
         touched: set[int] = set()
         seen: set[tuple[int, int]] = set()
@@ -534,8 +554,8 @@ class Broker:
                 if self._expired(o, now_ts):
                     events += self._finish(o, "Cancelled", "DAY order expired")
                     continue
-                status = self._status_for(o, market_open)
-                if not self._can_trade(o, market_open):
+                status = self._status_for(o, phase)
+                if not self._can_trade(o, phase):
                     if status != o.ticket.status:
                         o.ticket.status = status
                         events.append(self._snapshot(o))
@@ -543,7 +563,7 @@ class Broker:
                 sym = o.ticket.symbol
                 if sym not in quotes:
                     quotes[sym] = self.market.quote(sym)
-                events += self._evaluate(o, quotes[sym], market_open, touched)
+                events += self._evaluate(o, quotes[sym], phase, touched)
         if touched:
             events.append(AccountChanged(tuple(sorted(touched))))
         if events:
@@ -554,13 +574,13 @@ class Broker:
     def _expired(o: _Order, now_ts: float) -> bool:
         return o.ticket.tif == "DAY" and o.expires_ts is not None and now_ts >= o.expires_ts
 
-    def _evaluate(self, o: _Order, q, market_open: bool, touched: set[int]) -> list[Event]:
+    def _evaluate(self, o: _Order, q, phase: str, touched: set[int]) -> list[Event]:
         t = o.ticket
         buy = t.action == "BUY"
         events: list[Event] = []
         if t.order_type in STOP_TYPES and not o.triggered:
             if t.order_type == "TRAIL":
-                level = self._trail_level(t, q.last, UNIVERSE[t.symbol])
+                level = self._trail_level(t, q.last, instrument(t.symbol))
                 if t.trail_stop_price is None:
                     t.trail_stop_price = level
                 elif buy:
@@ -573,7 +593,7 @@ class Broker:
             if not (q.last >= stop if buy else q.last <= stop):
                 return events
             o.triggered = True
-        status = self._status_for(o, market_open)
+        status = self._status_for(o, phase)
         if status != t.status:
             t.status = status
             events.append(self._snapshot(o))
@@ -597,7 +617,7 @@ class Broker:
         now = self.clock.now()
         cum = t.filled + qty
         avg = (t.avg_fill_price * t.filled + price * qty) / cum
-        total_fee = stock_commission(cum, avg)
+        total_fee = commission(instrument(t.symbol).sec_type, cum, avg)
         fee = round(max(0.0, total_fee - t.commission), 8)
         signed = qty if t.action == "BUY" else -qty
         exec_id = self._ids.next_exec_id()
@@ -619,7 +639,7 @@ class Broker:
         t.avg_fill_price = avg
         t.last_fill_price = price
         t.commission = total_fee
-        inst = UNIVERSE[t.symbol]
+        inst = instrument(t.symbol)
         ex = ExecutionRecord(
             exec_id=exec_id,
             order_id=t.order_id,

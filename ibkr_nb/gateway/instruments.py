@@ -19,7 +19,7 @@ so :func:`instrument_by_con_id` decodes any of them without a registry.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import lru_cache
 
@@ -39,6 +39,7 @@ class Instrument:
     base_price: float
     annual_vol: float
     avg_volume: int
+    listed: date = date(1990, 1, 2)  # first trading day (the simulation starts 1990-01-02)
     sec_type: str = "STK"
     exchange: str = "SMART"
     currency: str = "USD"
@@ -96,6 +97,13 @@ UNIVERSE: dict[str, Instrument] = {  # US stocks and ETFs on SMART
     )
 }
 # fmt: on
+# first trading days of the symbols listed after the simulation starts (their IPOs)
+for _symbol, _listed in {
+    "SPY": date(1993, 1, 29), "AMZN": date(1997, 5, 15), "NVDA": date(1999, 1, 22),
+    "QQQ": date(1999, 3, 10), "NFLX": date(2002, 5, 23), "GOOGL": date(2004, 8, 19),
+    "TSLA": date(2010, 6, 29), "META": date(2012, 5, 18), "CSCO": date(1990, 2, 16),
+}.items():  # fmt: skip
+    UNIVERSE[_symbol] = replace(UNIVERSE[_symbol], listed=_listed)
 
 
 def _fx(base: str, quote: str, con_id: int, price: float, vol: float) -> Instrument:
@@ -353,6 +361,8 @@ def resolve(v: dict, today: date) -> list[Instrument]:
         return _match_derivatives(
             v, listed_futures(symbol, today) if symbol in FUTURE_ROOTS else []
         )
+    if sec_type == "CONTFUT":  # the continuous future is the front month
+        return listed_futures(symbol, today)[:1] if symbol in FUTURE_ROOTS else []
     if sec_type == "OPT" and symbol in OPTIONABLE:
         return _match_derivatives(v, _options_for(v, symbol, today))
     return []

@@ -7,9 +7,11 @@ cost-of-carry fair value, an option by Black-Scholes on a seeded volatility surf
 Price model
 -----------
 Every price is a pure function of ``(seed, con_id, time)`` plus explicit :meth:`Market.set_price`
-overrides. Trading days are weekdays (no exchange holidays); the regular session is
-09:30-16:00 America/New_York, i.e. ``T = 23400`` one-second steps. Outside the session the price
-is flat at the last close.
+overrides. Trading days are the NYSE's sessions from ``exchange_calendars`` (holidays closed;
+early closes end at 13:00); the price path of a session has ``T = 23400`` one-second steps from
+09:30; on an early-close day the path's last value is the 13:00 close. Outside the session the
+price is flat at the last close. Extended hours (04:00 to the open, the close to 4 hours after
+it) have no trades of their own: the quote stays at the last close.
 
 * Daily level: the log close is ``log(base_price) + dev[d]`` where ``dev`` is a mean-reverting
   AR(1) (half-life ~170 trading days, daily volatility ``annual_vol / sqrt(252)``) started at 0
@@ -22,7 +24,7 @@ is flat at the last close.
   Per-second volume follows a U-shaped profile around the instrument's average daily volume.
 * Quotes: ``last`` is the mid rounded to the tick grid; the spread is 1-2 ticks (more for high
   prices), ``bid = floor(mid) - (spread - 1) // 2`` ticks, ``ask = bid + spread``, so
-  ``bid <= last <= ask``. Sizes are seeded multiples of 100 shares.
+  ``bid <= last <= ask``. Sizes are seeded multiples of 100 shares (FX: x 10,000 units).
 * ``set_price(symbol, p)`` records a multiplicative offset from the current grid position on, so
   the quote's mid at that moment is exactly ``p`` and the path continues from there.
 
@@ -36,12 +38,15 @@ from __future__ import annotations
 import math
 import re
 import time as _time
+import warnings
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import exchange_calendars
 import numpy as np
 
 from .instruments import DIVIDEND_YIELD, LISTED, Instrument, instrument
@@ -55,7 +60,8 @@ RTH_OPEN_SECOND = 9 * 3600 + 30 * 60  # 09:30 ET, seconds after midnight
 RTH_CLOSE_SECOND = 16 * 3600  # 16:00 ET
 T = RTH_CLOSE_SECOND - RTH_OPEN_SECOND  # 23400 one-second steps per session
 BOOK_JITTER_LEN = 4096
-EPOCH = date(1990, 1, 1)  # a Monday; trading-day index 0
+PRE_MARKET_SECOND = 4 * 3600  # 04:00 ET: extended hours start
+POST_MARKET_SECONDS = 4 * 3600  # extended hours end 4 hours after the close (20:00, or 17:00)
 _CHUNK = 256  # trading days per daily-level chunk
 _PHI = math.exp(-1.0 / 250.0)  # AR(1) coefficient of the daily log-price deviation
 _MASK64 = (1 << 64) - 1
@@ -64,7 +70,9 @@ _MINUTE = np.arange(T // 60, dtype=np.float64)
 _PROFILE = 1.0 + 2.0 * np.exp(-_MINUTE / 20.0) + 1.5 * np.exp(-(_MINUTE[-1] - _MINUTE) / 15.0)
 _PROFILE /= _PROFILE.sum()
 _AVG_TRADE_SIZE = 150  # shares per trade, for bar trade counts
-_MAX_BARS = 50_000
+FX_LOT = 10_000  # an FX pair's displayed sizes are in units of the base currency
+_MAX_SUMMARIES = 100_000  # cached (open, high, low, close, ...) of whole sessions
+_MAX_BARS = 10_000  # intraday bars per request; more is refused with 162 as TWS does
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,42 +131,92 @@ class Clock:
         return self.now()
 
 
+def _nyse_sessions() -> tuple[np.ndarray, np.ndarray]:
+    """(date ordinals, close in seconds after midnight ET) of every NYSE session 1990-2045."""
+    with warnings.catch_warnings():  # the library's own pandas deprecations
+        warnings.simplefilter("ignore")
+        schedule = exchange_calendars.get_calendar(
+            "XNYS", start="1990-01-02", end="2045-12-29"
+        ).schedule
+    days = [d.date() for d in schedule.index]
+    closes = [
+        c.tz_convert(ET).hour * 3600 + c.tz_convert(ET).minute * 60 for c in schedule["close"]
+    ]
+    return np.array([d.toordinal() for d in days]), np.array(closes)
+
+
+_SESSIONS, _CLOSE_SECOND = _nyse_sessions()
+EPOCH = date.fromordinal(int(_SESSIONS[0]))  # trading-day index 0
+
+
 def day_index(d: date) -> int:
-    """Trading-day index of weekday ``d`` (weekdays since 1990-01-01); for a weekend day, the
-    index of the following Monday."""
-    days = (d - EPOCH).days
-    return (days // 7) * 5 + min(days % 7, 5)
+    """Trading-day index of session ``d`` (NYSE sessions since 1990-01-02); for a day without a
+    session (weekend, holiday), the index of the next session."""
+    idx = int(np.searchsorted(_SESSIONS, d.toordinal()))
+    if idx >= len(_SESSIONS):
+        raise ValueError(f"{d} is past the simulated calendar (sessions up to 2045)")
+    return idx
 
 
 def day_date(idx: int) -> date:
     """The date of trading day ``idx``."""
-    return EPOCH + timedelta(days=(idx // 5) * 7 + idx % 5)
+    return date.fromordinal(int(_SESSIONS[idx]))
+
+
+def is_session(d: date) -> bool:
+    """True when the NYSE trades on ``d``."""
+    idx = int(np.searchsorted(_SESSIONS, d.toordinal()))
+    return idx < len(_SESSIONS) and int(_SESSIONS[idx]) == d.toordinal()
 
 
 @lru_cache(maxsize=4096)
 def session_bounds(idx: int) -> tuple[float, float]:
-    """POSIX timestamps of the 09:30 open and 16:00 close of trading day ``idx``."""
+    """POSIX timestamps of the 09:30 open and the close (16:00, 13:00 on early-close days) of
+    trading day ``idx``."""
     d = day_date(idx)
     midnight = datetime(d.year, d.month, d.day, tzinfo=ET)
     return (
         (midnight + timedelta(seconds=RTH_OPEN_SECOND)).timestamp(),
-        (midnight + timedelta(seconds=RTH_CLOSE_SECOND)).timestamp(),
+        (midnight + timedelta(seconds=int(_CLOSE_SECOND[idx]))).timestamp(),
     )
+
+
+def head_timestamp(inst: Instrument) -> datetime:
+    """The first moment with data for ``inst``: the open of its first session (UTC)."""
+    return datetime.fromtimestamp(session_bounds(day_index(inst.listed))[0], UTC)
+
+
+def trading_phase(ts: float) -> str:
+    """ "regular" during a session, "extended" from 04:00 to the open and from the close to 4
+    hours after it on a session day, else "closed"."""
+    et = datetime.fromtimestamp(ts, ET)
+    if not is_session(et.date()):
+        return "closed"
+    open_ts, close_ts = session_bounds(day_index(et.date()))
+    if open_ts <= ts < close_ts:
+        return "regular"
+    midnight = open_ts - RTH_OPEN_SECOND
+    if (
+        midnight + PRE_MARKET_SECOND <= ts < open_ts
+        or close_ts <= ts < close_ts + POST_MARKET_SECONDS
+    ):
+        return "extended"
+    return "closed"
 
 
 @lru_cache(maxsize=4096)
 def _et_day_info(et_date: date) -> tuple[float, float, int, bool]:
-    """(midnight ts, next midnight ts, trading-day index on or after, is a weekday)."""
+    """(midnight ts, next midnight ts, trading-day index on or after, is a session day)."""
     start = datetime(et_date.year, et_date.month, et_date.day, tzinfo=ET).timestamp()
     nxt = et_date + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=ET).timestamp()
-    return start, end, day_index(et_date), et_date.weekday() < 5
+    return start, end, day_index(et_date), is_session(et_date)
 
 
 class _Locator:
     """Maps a timestamp to (trading day, second in 0..T) with a one-calendar-day cache."""
 
-    __slots__ = ("_lo", "_hi", "_idx", "_weekday", "_open", "_close")
+    __slots__ = ("_lo", "_hi", "_idx", "_session", "_open", "_close")
 
     def __init__(self) -> None:
         self._lo = self._hi = 0.0
@@ -166,9 +224,9 @@ class _Locator:
     def locate(self, ts: float) -> tuple[int, int]:
         if not (self._lo <= ts < self._hi):
             et_date = datetime.fromtimestamp(ts, ET).date()
-            self._lo, self._hi, self._idx, self._weekday = _et_day_info(et_date)
+            self._lo, self._hi, self._idx, self._session = _et_day_info(et_date)
             self._open, self._close = session_bounds(self._idx)
-        if self._weekday:
+        if self._session:
             if ts >= self._close:
                 return self._idx, T
             if ts >= self._open:
@@ -179,8 +237,8 @@ class _Locator:
 def locate(ts: float) -> tuple[int, int]:
     """(trading-day index, second in 0..T) whose price is in force at POSIX time ``ts``.
 
-    During a session: (today, seconds since 09:30). After 16:00: (today, T). Before the open, on
-    weekends: (previous trading day, T).
+    During a session: (today, seconds since 09:30). After the close: (today, T). Before the
+    open, on weekends and holidays: (previous trading day, T).
     """
     return _LOCATOR.locate(ts)
 
@@ -189,23 +247,19 @@ _LOCATOR = _Locator()
 
 
 def is_open(when: datetime) -> bool:
-    """True during the regular session (weekday 09:30 <= t < 16:00 ET)."""
-    et = when.astimezone(ET)
-    if et.weekday() >= 5:
-        return False
-    sec = et.hour * 3600 + et.minute * 60 + et.second
-    return RTH_OPEN_SECOND <= sec < RTH_CLOSE_SECOND
+    """True during the regular session (09:30 to the close on an NYSE session day)."""
+    return trading_phase(when.timestamp()) == "regular"
 
 
 def next_session_close(when: datetime) -> datetime:
-    """The 16:00 ET close that ends the session ``when`` belongs to for a DAY order: today's
-    close if ``when`` is before it on a trading day, else the next trading day's close (UTC)."""
+    """The close that ends the session ``when`` belongs to for a DAY order: today's close if
+    ``when`` is before it on a session day, else the next session's close (UTC)."""
     et = when.astimezone(ET)
     idx = day_index(et.date())
     _, close = session_bounds(idx)
-    if et.weekday() < 5 and when.timestamp() < close:
-        return datetime.fromtimestamp(close, UTC)
-    return datetime.fromtimestamp(session_bounds(idx + 1 if et.weekday() < 5 else idx)[1], UTC)
+    if is_session(et.date()) and when.timestamp() >= close:
+        _, close = session_bounds(idx + 1)
+    return datetime.fromtimestamp(close, UTC)
 
 
 @lru_cache(maxsize=4096)
@@ -227,8 +281,9 @@ def years_to_expiry(expiry: str, ts: float) -> float:
 
 @dataclass(slots=True)
 class Quote:
-    """Top of book and day statistics at ``time`` (UTC). ``close`` is the previous session's
-    close; ``volume`` is today's cumulative volume in shares; sizes in shares."""
+    """Top of book and day statistics at ``time`` (UTC) of the session in force (the last one
+    outside hours). ``close`` is the previous session's close during a session and that
+    session's own close after it; ``volume`` is its cumulative volume; sizes in shares."""
 
     symbol: str
     con_id: int
@@ -283,7 +338,10 @@ _WHAT = {
     "MIDPOINT": "MIDPOINT",
     "BID": "BID",
     "ASK": "ASK",
+    "BID_ASK": "MIDPOINT",
 }
+_VOL_SERIES = ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY")
+_VOL_WINDOW = 20  # bars of log returns behind each historical-volatility value
 _DURATION_RE = re.compile(r"^\s*(\d+)\s+([SDWMY])\s*$")
 
 
@@ -345,10 +403,18 @@ class _View:
     )  # fmt: skip
 
 
+def _compact(values: np.ndarray) -> array:
+    """Integers as a compact ``array('q')``: indexing gives plain ints as fast as a list, at 8
+    bytes an item instead of ~36 (24 symbols' quote arrays: ~40 MB instead of ~180 MB)."""
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
+
+
 class Market:
     """Seeded quotes and bars for the :data:`UNIVERSE` at ``clock.now()``."""
 
-    def __init__(self, seed: int, clock: Clock, *, cache_days: int = 96) -> None:
+    def __init__(self, seed: int, clock: Clock, *, cache_days: int = 48) -> None:
         self.seed = int(seed)
         self.clock = clock
         self._seed_key = self.seed & _MASK64
@@ -522,16 +588,16 @@ class Market:
         v.sig, v.version = sig, version
         v.inv_tick = round(1.0 / inst.min_tick)
         last = np.rint(m).astype(np.int64)
-        v.last = last.tolist()
+        v.last = _compact(last)
         bid = np.floor(m + 1e-9).astype(np.int64) - (core.spread - 1) // 2
-        v.bid = bid.tolist()
-        v.ask = (bid + core.spread).tolist()
-        v.bid_size = core.bid_size.tolist()
-        v.ask_size = core.ask_size.tolist()
-        v.last_size = core.last_size.tolist()
-        v.cum_vol = np.cumsum(core.vol).tolist()
-        v.run_hi = np.maximum.accumulate(last).tolist()
-        v.run_lo = np.minimum.accumulate(last).tolist()
+        v.bid = _compact(bid)
+        v.ask = _compact(bid + core.spread)
+        v.bid_size = _compact(core.bid_size)
+        v.ask_size = _compact(core.ask_size)
+        v.last_size = _compact(core.last_size)
+        v.cum_vol = _compact(np.cumsum(core.vol))
+        v.run_hi = _compact(np.maximum.accumulate(last))
+        v.run_lo = _compact(np.minimum.accumulate(last))
         prev_f = self._factor_at(inst.con_id, idx - 1, T)
         v.prev_close = round(math.exp(self._log_close(inst, idx - 1)) * prev_f / inst.min_tick)
         self._views[key] = v
@@ -564,6 +630,7 @@ class Market:
         v = self._view(inst, idx)
         k = v.inv_tick
         quarter = int((ts % 1.0) * 4)
+        lot = FX_LOT if inst.sec_type == "CASH" else 1
         bid_extra = ask_extra = 0
         if quarter:  # 100 x quarter keeps consecutive quarters apart; the table varies them
             slot = (s * 4 + quarter + inst.con_id) % BOOK_JITTER_LEN
@@ -575,14 +642,14 @@ class Market:
             v.bid[s] / k,
             v.ask[s] / k,
             v.last[s] / k,
-            v.bid_size[s] + bid_extra,
-            v.ask_size[s] + ask_extra,
-            v.last_size[s],
-            v.cum_vol[s],
+            (v.bid_size[s] + bid_extra) * lot,
+            (v.ask_size[s] + ask_extra) * lot,
+            v.last_size[s] * lot,
+            v.cum_vol[s] * lot,
             v.last[0] / k,
             v.run_hi[s] / k,
             v.run_lo[s] / k,
-            v.prev_close / k,
+            (v.last[T] if s == T else v.prev_close) / k,  # after the close: today's close
             datetime.fromtimestamp(ts, UTC),
         )
 
@@ -611,6 +678,10 @@ class Market:
 
     # ---- derivatives ---------------------------------------------------------------------
 
+    def multiplier(self, symbol: str) -> float:
+        """Currency per point of price: 1 for stocks and FX, 50 for ES, 100 for options."""
+        return self._inst(symbol).multiplier
+
     def fair_value(self, inst: Instrument, spot: float, ts: float) -> float:
         """Model price of a future or option when its underlying is at ``spot`` at ``ts``."""
         years = years_to_expiry(inst.expiry, ts)
@@ -625,12 +696,7 @@ class Market:
         under = LISTED[inst.underlying]
         years = years_to_expiry(inst.expiry, ts)
         forward = forward_price(spot, years, RATE, DIVIDEND_YIELD.get(inst.underlying, 0.0))
-        surface = self._surfaces.get(under.con_id)
-        if surface is None:
-            surface = self._surfaces[under.con_id] = vol_surface(
-                self.seed, under.con_id, under.annual_vol
-            )
-        return surface.vol(inst.strike, forward, years)
+        return self._surface(under).vol(inst.strike, forward, years)
 
     def _derived_quote(self, inst: Instrument, ts: float) -> Quote:
         """A future or option quoted around its fair value: a spread of one tick (futures) or
@@ -683,8 +749,10 @@ class Market:
         bar_size: str,
         what_to_show: str = "TRADES",
         use_rth: bool = True,
+        capped: bool = True,
     ) -> list[Bar]:
-        """Historical bars ending at ``end`` (capped at ``clock.now()``), oldest first.
+        """Historical bars ending at ``end`` (capped at ``clock.now()`` unless ``capped`` is
+        False: a stream's simulated time may run ahead of a frozen clock), oldest first.
 
         ``duration``: "N S" (seconds), "N D" (the N latest sessions that opened before
         ``end``), "N W" / "N M" / "N Y" (calendar weeks / months / years back from ``end``).
@@ -694,9 +762,34 @@ class Market:
         so the last bar's close equals the quote's last at ``end``. ``use_rth=False`` gives the
         same bars (the simulation has no extended-hours trading). Raises
         :class:`HistoricalDataError` (a ValueError) for a bad request, KeyError for an unknown
-        symbol.
+        symbol. :meth:`bar_request` gives the same bars a few sessions at a time.
         """
+        request = self.bar_request(symbol, end, duration, bar_size, what_to_show, capped)
+        return request.finish(request.part(request.sessions))
+
+    def bar_request(
+        self,
+        symbol: str,
+        end: datetime,
+        duration: str,
+        bar_size: str,
+        what_to_show: str = "TRADES",
+        capped: bool = True,
+    ) -> BarRequest:
+        """A checked historical request (see :meth:`bars`) whose bars can be computed a few
+        sessions at a time: ``finish(part(s1) + part(s2) + ...)`` over ``sessions`` in order.
+
+        A future's or option's bars are its underlying's, mapped through the model; the
+        volatility series are computed from the instrument's TRADES bars."""
         inst = self._inst(symbol)
+        if inst.underlying:
+            under = self.bar_request(inst.underlying, end, duration, bar_size, what_to_show, capped)
+            return under.mapped(lambda bars: self._derived_bars(inst, bars))
+        if what_to_show.strip().upper() in _VOL_SERIES:
+            trades = self.bar_request(symbol, end, duration, bar_size, "TRADES", capped)
+            return trades.mapped(
+                lambda bars: self._volatility_bars(inst, bars, bar_size, what_to_show)
+            )
         step = parse_bar_size(bar_size)
         count, unit = parse_duration(duration)
         what = _WHAT.get(what_to_show.strip().upper())
@@ -704,39 +797,103 @@ class Market:
             raise HistoricalDataError(
                 321,
                 f"Error validating request.-'bP' : cause - Invalid whatToShow {what_to_show!r}; "
-                f"supported: TRADES, MIDPOINT, BID, ASK, ADJUSTED_LAST.",
+                f"supported: TRADES, MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST, "
+                "HISTORICAL_VOLATILITY, OPTION_IMPLIED_VOLATILITY.",
             )
-        end = min(_to_utc(end), self.clock.now())
+        end = min(_to_utc(end), self.clock.now()) if capped else _to_utc(end)
         end_ts = end.timestamp()
+        first_ts = head_timestamp(inst).timestamp()
+        if end_ts <= first_ts:
+            raise HistoricalDataError(
+                162,
+                "Historical Market Data Service error message:HMDS query returned no data: "
+                f"{inst.symbol} has history from {inst.listed} on",
+            )
         end_idx, _ = locate(end_ts)
         if unit == "S":
             start_ts = end_ts - count
         elif unit == "D":
             start_ts = session_bounds(max(end_idx - count + 1, 0))[0]
         elif unit == "W":
-            start_ts = (end - timedelta(days=7 * count)).timestamp()
+            start_ts = end_ts - 7 * 86400 * min(count, 60 * 53)
         elif unit == "M":
-            start_ts = _months_back(end, count).timestamp()
+            start_ts = _months_back(end, min(count, 12 * 60)).timestamp()
         else:
-            start_ts = _months_back(end, 12 * count).timestamp()
+            start_ts = _months_back(end, 12 * min(count, 60)).timestamp()
+        start_ts = max(start_ts, first_ts)  # no bars before the symbol was listed
         start_idx = day_index(datetime.fromtimestamp(start_ts, ET).date())
-        if start_idx < 0:
-            raise HistoricalDataError(
-                162,
-                "Historical Market Data Service error message:HMDS query returned no data: before 1990",
-            )
         sessions = [
             i for i in range(start_idx, end_idx + 1)
             if session_bounds(i)[1] > start_ts and session_bounds(i)[0] < end_ts
         ]  # fmt: skip
         if step > 0:
-            n = len(sessions) * -(-T // step)
-            if n > _MAX_BARS:
+            seconds = sum(
+                max(0.0, min(end_ts, session_bounds(i)[1]) - max(start_ts, session_bounds(i)[0]))
+                for i in sessions
+            )
+            if seconds / step > _MAX_BARS + len(sessions):
                 raise HistoricalDataError(
                     162, "Historical Market Data Service error message:Time length exceed max."
                 )
-            return self._intraday_bars(inst, sessions, start_ts, end_ts, step, what)
-        return self._period_bars(inst, sessions, end_ts, step, what)
+        return BarRequest(self, inst, sessions, start_ts, end_ts, step, what)
+
+    def _derived_bars(self, inst: Instrument, under: list[Bar]) -> list[Bar]:
+        """A future's or option's bars: its underlying's bars, each price mapped through the
+        model at the bar's start (a put's high comes from the underlying's low)."""
+        tick = round(1.0 / inst.min_tick)
+        out = []
+        for bar in under:
+            ts = bar.time.timestamp()
+            o, h, lo, c = (
+                round(self.fair_value(inst, p, ts) * tick) / tick
+                for p in (bar.open, bar.high, bar.low, bar.close)
+            )
+            h, lo = max(h, lo), min(h, lo)
+            volume = bar.volume // 1000 if bar.volume > 0 else bar.volume
+            wap = (h + lo) / 2.0 if bar.wap > 0 else bar.wap
+            out.append(
+                Bar(
+                    bar.time,
+                    o,
+                    h,
+                    lo,
+                    c,
+                    volume,
+                    wap,
+                    bar.count // 10 if bar.count > 0 else bar.count,
+                )
+            )
+        return out
+
+    def _volatility_bars(self, inst, trades: list[Bar], bar_size, what_to_show) -> list[Bar]:
+        """Annualized volatility as bars (every price field the same value, volume -1).
+
+        HISTORICAL_VOLATILITY: the standard deviation of the last 20 bar-to-bar log returns
+        of the TRADES closes, annualized by the bars in a year. OPTION_IMPLIED_VOLATILITY:
+        the surface's 30-day at-the-money volatility scaled by sqrt(realized / base vol).
+        """
+        step = parse_bar_size(bar_size)
+        per_year = 252.0 * (T / step if step > 0 else 1.0 / -step)
+        closes = np.log([b.close for b in trades])
+        surface = self._surface(inst)
+        out = []
+        for i, bar in enumerate(trades):
+            window = np.diff(closes[max(0, i - _VOL_WINDOW) : i + 1])
+            hv = float(window.std() * math.sqrt(per_year)) if len(window) > 1 else inst.annual_vol
+            if what_to_show.strip().upper() == "OPTION_IMPLIED_VOLATILITY":
+                atm = surface.vol(bar.close, bar.close, 30 / 365)
+                hv = atm * math.sqrt(max(hv, 1e-4) / inst.annual_vol)
+            hv = round(hv, 6)
+            out.append(Bar(bar.time, hv, hv, hv, hv, -1, -1.0, -1))
+        return out
+
+    def _surface(self, under: Instrument) -> VolSurface:
+        surface = self._surfaces.get(under.con_id)
+        if surface is None:
+            surface = self._surfaces[under.con_id] = vol_surface(
+                self.seed, under.con_id, under.annual_vol
+            )
+        return surface
 
     def _day_stats(self, inst, idx, hi, what, sig) -> tuple:
         """(open, high, low, close, volume, wap, count) over seconds [0, hi) of one session."""
@@ -755,10 +912,13 @@ class Market:
             v, wap, cnt = -1, -1.0, -1
         out = (o, h, lo, c, v, wap, cnt)
         if hi == T + 1:
+            if len(self._summaries) >= _MAX_SUMMARIES:  # bounded: ~20 MB of day statistics
+                self._summaries.clear()
             self._summaries[key] = out
         return out
 
-    def _period_bars(self, inst, sessions, end_ts, step, what) -> list[Bar]:
+    def _session_rows(self, inst, sessions, end_ts, what) -> list[tuple[date, tuple]]:
+        """(date, (open, high, low, close, volume, wap, count)) of each session up to end_ts."""
         rows = []
         for idx in sessions:
             open_ts, close_ts = session_bounds(idx)
@@ -766,6 +926,11 @@ class Market:
             rows.append(
                 (day_date(idx), self._day_stats(inst, idx, hi, what, self._sig(inst.con_id, idx)))
             )
+        return rows
+
+    @staticmethod
+    def _period_bars(rows, step, what) -> list[Bar]:
+        """Day, week (step -7) or month (-30) bars from :meth:`_session_rows`."""
         groups: list[list] = []
         for d, st in rows:
             if step == -1:
@@ -809,12 +974,16 @@ class Market:
         ends_all = np.append(starts_all[1:], T + 1)  # the last bar takes the closing print
         for idx in sessions:
             open_ts, close_ts = session_bounds(idx)
+            starts, ends = starts_all, ends_all
+            if close_ts - open_ts < T:  # an early close: the last bar takes the day's close
+                starts = starts_all[starts_all < close_ts - open_ts]
+                ends = np.append(starts[1:], T + 1)
             hi = T + 1 if end_ts >= close_ts else int(end_ts - open_ts) + 1
-            sel = (open_ts + starts_all < end_ts) & (open_ts + np.minimum(ends_all, T) > start_ts)
-            a = starts_all[sel]
+            sel = (open_ts + starts < end_ts) & (open_ts + np.minimum(ends, T) > start_ts)
+            a = starts[sel]
             if len(a) == 0:
                 continue
-            b = np.minimum(ends_all[sel], hi)
+            b = np.minimum(ends[sel], hi)
             b[-1] = hi  # the last bar runs to ``end``: its close is the quote's last there
             sig = self._sig(inst.con_id, idx)
             p = self._ticks(inst, idx, sig, what)
@@ -849,3 +1018,44 @@ class Market:
                     )
                 )
         return out
+
+
+class BarRequest:
+    """A checked historical-data request; its bars come a few sessions at a time, so a long
+    request need not hold the event loop (see :meth:`Market.bar_request`)."""
+
+    def __init__(self, market, inst, sessions, start_ts, end_ts, step, what) -> None:
+        self.market = market
+        self.inst = inst
+        self.sessions: list[int] = sessions
+        self.start_ts, self.end_ts = start_ts, end_ts
+        self.step, self.what = step, what
+        self.transforms: tuple = ()
+
+    def mapped(self, transform) -> BarRequest:
+        """The same request whose finished bars pass through ``transform(bars) -> bars``."""
+        self.transforms = (*self.transforms, transform)
+        return self
+
+    def steps(self, bars_per_step: int = 2000) -> list[list[int]]:
+        """The sessions in groups of about ``bars_per_step`` bars' work (at least one session;
+        a daily bar costs about as much as 400 intraday bars: it needs the day's whole path)."""
+        per_session = -(-T // self.step) if self.step > 0 else 400
+        size = max(1, bars_per_step // per_session)
+        return [self.sessions[i : i + size] for i in range(0, len(self.sessions), size)]
+
+    def part(self, sessions: list[int]) -> list:
+        """The work for these sessions (bars, or per-session statistics for daily bars)."""
+        m = self.market
+        if self.step > 0:
+            return m._intraday_bars(
+                self.inst, sessions, self.start_ts, self.end_ts, self.step, self.what
+            )
+        return m._session_rows(self.inst, sessions, self.end_ts, self.what)
+
+    def finish(self, parts: list) -> list[Bar]:
+        """The bars, from the concatenated :meth:`part` results of every session in order."""
+        bars = parts if self.step > 0 else Market._period_bars(parts, self.step, self.what)
+        for transform in self.transforms:
+            bars = transform(bars)
+        return bars

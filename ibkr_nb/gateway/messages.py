@@ -420,6 +420,202 @@ REQUESTS: dict[int, Request] = {
         ),
         Request(90, "cancelHeadTimeStamp", (("reqId", int),)),
         Request(99, "reqCompletedOrders", (("apiOnly", bool),)),
+        # -- market depth, streams and ticks --
+        Request(
+            10,
+            "reqMktDepth",
+            (
+                ("version", int),
+                ("reqId", int),
+                *CONTRACT_FIELDS,
+                ("numRows", int),
+                ("isSmartDepth", bool),
+                ("mktDepthOptions", str),
+            ),
+        ),
+        Request(11, "cancelMktDepth", (("version", int), ("reqId", int), ("isSmartDepth", bool))),
+        Request(12, "reqNewsBulletins", (("version", int), ("allMsgs", bool))),
+        Request(13, "cancelNewsBulletins", (("version", int),)),
+        Request(
+            50,
+            "reqRealTimeBars",
+            (
+                ("version", int),
+                ("reqId", int),
+                *CONTRACT_FIELDS,
+                ("barSize", int),
+                ("whatToShow", str),
+                ("useRTH", bool),
+                ("realTimeBarsOptions", str),
+            ),
+        ),
+        Request(51, "cancelRealTimeBars", (("version", int), ("reqId", int))),
+        Request(82, "reqMktDepthExchanges", ()),
+        Request(83, "reqSmartComponents", (("reqId", int), ("bboExchange", str))),
+        Request(
+            88,
+            "reqHistogramData",
+            (
+                ("reqId", int),
+                *CONTRACT_FIELDS,
+                ("includeExpired", bool),
+                ("useRTH", bool),
+                ("timePeriod", str),
+            ),
+        ),
+        Request(89, "cancelHistogramData", (("reqId", int),)),
+        Request(
+            96,
+            "reqHistoricalTicks",
+            (
+                ("reqId", int),
+                *CONTRACT_FIELDS,
+                ("includeExpired", bool),
+                ("startDateTime", str),
+                ("endDateTime", str),
+                ("numberOfTicks", int),
+                ("whatToShow", str),
+                ("useRth", bool),
+                ("ignoreSize", bool),
+                ("miscOptions", str),
+            ),
+        ),
+        Request(
+            97,
+            "reqTickByTickData",
+            (
+                ("reqId", int),
+                *CONTRACT_FIELDS,
+                ("tickType", str),
+                ("numberOfTicks", int),
+                ("ignoreSize", bool),
+            ),
+        ),
+        Request(98, "cancelTickByTickData", (("reqId", int),)),
+        # -- options --
+        Request(
+            78,
+            "reqSecDefOptParams",
+            (
+                ("reqId", int),
+                ("underlyingSymbol", str),
+                ("futFopExchange", str),
+                ("underlyingSecType", str),
+                ("underlyingConId", int),
+            ),
+        ),
+        Request(
+            54,
+            "calculateImpliedVolatility",
+            (
+                ("version", int),
+                ("reqId", int),
+                *CONTRACT_FIELDS,
+                ("optionPrice", float),
+                ("underPrice", float),
+                ("optionsCount", int),
+                ("options", str),
+            ),
+        ),
+        Request(
+            55,
+            "calculateOptionPrice",
+            (
+                ("version", int),
+                ("reqId", int),
+                *CONTRACT_FIELDS,
+                ("volatility", float),
+                ("underPrice", float),
+                ("optionsCount", int),
+                ("options", str),
+            ),
+        ),
+        Request(56, "cancelCalculateImpliedVolatility", (("version", int), ("reqId", int))),
+        Request(57, "cancelCalculateOptionPrice", (("version", int), ("reqId", int))),
+        # -- reference data: scanners, news, fundamentals, rules --
+        Request(
+            22,
+            "reqScannerSubscription",
+            (
+                ("reqId", int),
+                ("numberOfRows", int),
+                ("instrument", str),
+                ("locationCode", str),
+                ("scanCode", str),
+                ("abovePrice", float),
+                ("belowPrice", float),
+                ("aboveVolume", int),
+                ("marketCapAbove", float),
+                ("marketCapBelow", float),
+                ("moodyRatingAbove", str),
+                ("moodyRatingBelow", str),
+                ("spRatingAbove", str),
+                ("spRatingBelow", str),
+                ("maturityDateAbove", str),
+                ("maturityDateBelow", str),
+                ("couponRateAbove", float),
+                ("couponRateBelow", float),
+                ("excludeConvertible", bool),
+                ("averageOptionVolumeAbove", int),
+                ("scannerSettingPairs", str),
+                ("stockTypeFilter", str),
+                ("filterOptions", str),
+                ("subscriptionOptions", str),
+            ),
+        ),
+        Request(23, "cancelScannerSubscription", (("version", int), ("reqId", int))),
+        Request(24, "reqScannerParameters", (("version", int),)),
+        Request(
+            52,
+            "reqFundamentalData",
+            (
+                ("version", int),
+                ("reqId", int),
+                ("conId", int),
+                ("symbol", str),
+                ("secType", str),
+                ("exchange", str),
+                ("primaryExchange", str),
+                ("currency", str),
+                ("localSymbol", str),
+                ("reportType", str),
+                ("optionsCount", int),
+                ("options", str),
+            ),
+        ),
+        Request(53, "cancelFundamentalData", (("version", int), ("reqId", int))),
+        Request(
+            84,
+            "reqNewsArticle",
+            (("reqId", int), ("providerCode", str), ("articleId", str), ("options", str)),
+        ),
+        Request(85, "reqNewsProviders", ()),
+        Request(
+            86,
+            "reqHistoricalNews",
+            (
+                ("reqId", int),
+                ("conId", int),
+                ("providerCodes", str),
+                ("startDateTime", str),
+                ("endDateTime", str),
+                ("totalResults", int),
+                ("options", str),
+            ),
+        ),
+        Request(91, "reqMarketRule", (("marketRuleId", int),)),
+        Request(79, "reqSoftDollarTiers", (("reqId", int),)),
+        Request(80, "reqFamilyCodes", ()),
+        Request(104, "reqUserInfo", (("reqId", int),)),
+        # -- P&L --
+        Request(92, "reqPnL", (("reqId", int), ("account", str), ("modelCode", str))),
+        Request(93, "cancelPnL", (("reqId", int),)),
+        Request(
+            94,
+            "reqPnLSingle",
+            (("reqId", int), ("account", str), ("modelCode", str), ("conId", int)),
+        ),
+        Request(95, "cancelPnLSingle", (("reqId", int),)),
     )
 }
 
@@ -674,6 +870,15 @@ COMPLETED_ORDER = (
     PEG_BEST_MID,
 )
 
+TICK_BY_TICK_TRADE = (
+    ("time", int),
+    ("price", float),
+    ("size", float),
+    ("mask", int, 0),
+    ("exchange", str),
+    ("specialConditions", str),
+)
+
 REPLIES: dict[str, Reply] = {
     "tickPrice": Reply(
         1,
@@ -911,7 +1116,336 @@ REPLIES: dict[str, Reply] = {
     "headTimestamp": Reply(88, None, (("reqId", int), ("headTimestamp", str))),
     "completedOrder": Reply(101, None, COMPLETED_ORDER),
     "completedOrdersEnd": Reply(102, None, ()),
+    # -- options --
+    "tickOptionComputation": Reply(
+        21,
+        None,
+        (
+            ("reqId", int),
+            ("tickType", int),
+            ("tickAttrib", int),
+            ("impliedVol", float),
+            ("delta", float),
+            ("optPrice", float),
+            ("pvDividend", float),
+            ("gamma", float),
+            ("vega", float),
+            ("theta", float),
+            ("undPrice", float),
+        ),
+    ),
+    "securityDefinitionOptionParameter": Reply(
+        75,
+        None,
+        (
+            ("reqId", int),
+            ("exchange", str),
+            ("underlyingConId", int),
+            ("tradingClass", str),
+            ("multiplier", str),
+            Repeat("expirations", (("value", str),)),
+            Repeat("strikes", (("value", float),)),
+        ),
+    ),
+    "securityDefinitionOptionParameterEnd": Reply(76, None, (("reqId", int),)),
+    # -- depth, streams and ticks --
+    "updateMktDepth": Reply(
+        12,
+        1,
+        (
+            ("reqId", int),
+            ("position", int),
+            ("operation", int),
+            ("side", int),
+            ("price", float),
+            ("size", float),
+        ),
+    ),
+    "updateMktDepthL2": Reply(
+        13,
+        1,
+        (
+            ("reqId", int),
+            ("position", int),
+            ("marketMaker", str),
+            ("operation", int),
+            ("side", int),
+            ("price", float),
+            ("size", float),
+            ("isSmartDepth", bool),
+        ),
+    ),
+    "mktDepthExchanges": Reply(
+        80,
+        None,
+        (
+            Repeat(
+                "descriptions",
+                (
+                    ("exchange", str),
+                    ("secType", str),
+                    ("listingExch", str),
+                    ("serviceDataType", str),
+                    ("aggGroup", int),
+                ),
+            ),
+        ),
+    ),
+    "smartComponents": Reply(
+        82,
+        None,
+        (
+            ("reqId", int),
+            Repeat("components", (("bitNumber", int), ("exchange", str), ("exchangeLetter", str))),
+        ),
+    ),
+    "realtimeBar": Reply(
+        50,
+        3,
+        (
+            ("reqId", int),
+            ("time", int),
+            ("open", float),
+            ("high", float),
+            ("low", float),
+            ("close", float),
+            ("volume", float),
+            ("wap", float),
+            ("count", int),
+        ),
+    ),
+    "historicalDataUpdate": Reply(
+        90,
+        None,
+        (
+            ("reqId", int),
+            ("barCount", int),
+            ("date", str),
+            ("open", float),
+            ("close", float),
+            ("high", float),
+            ("low", float),
+            ("wap", float),
+            ("volume", float),
+        ),
+    ),
+    "historicalTicks": Reply(
+        96,
+        None,
+        (
+            ("reqId", int),
+            Repeat("ticks", (("time", int), ("unused", int, 0), ("price", float), ("size", float))),
+            ("done", bool),
+        ),
+    ),
+    "historicalTicksBidAsk": Reply(
+        97,
+        None,
+        (
+            ("reqId", int),
+            Repeat(
+                "ticks",
+                (
+                    ("time", int),
+                    ("mask", int, 0),
+                    ("priceBid", float),
+                    ("priceAsk", float),
+                    ("sizeBid", float),
+                    ("sizeAsk", float),
+                ),
+            ),
+            ("done", bool),
+        ),
+    ),
+    "historicalTicksLast": Reply(
+        98,
+        None,
+        (
+            ("reqId", int),
+            Repeat(
+                "ticks",
+                (
+                    ("time", int),
+                    ("mask", int, 0),
+                    ("price", float),
+                    ("size", float),
+                    ("exchange", str),
+                    ("specialConditions", str),
+                ),
+            ),
+            ("done", bool),
+        ),
+    ),
+    "tickByTick": Reply(
+        99,
+        None,
+        (
+            ("reqId", int),
+            Choice(
+                "tickType",
+                {
+                    1: TICK_BY_TICK_TRADE,
+                    2: TICK_BY_TICK_TRADE,
+                    3: (
+                        ("time", int),
+                        ("bidPrice", float),
+                        ("askPrice", float),
+                        ("bidSize", float),
+                        ("askSize", float),
+                        ("mask", int, 0),
+                    ),
+                    4: (("time", int), ("midPoint", float)),
+                },
+            ),
+        ),
+    ),
+    "histogramData": Reply(
+        89, None, (("reqId", int), Repeat("items", (("price", float), ("count", int))))
+    ),
+    # -- reference data --
+    "scannerParameters": Reply(19, 1, (("xml", str),)),
+    "scannerData": Reply(
+        20,
+        3,
+        (
+            ("reqId", int),
+            Repeat(
+                "rows",
+                (
+                    ("rank", int),
+                    *(
+                        f
+                        for f in CONTRACT_NO_PRIMARY
+                        if f[0] not in ("multiplier", "localSymbol", "tradingClass")
+                    ),
+                    ("localSymbol", str),
+                    ("marketName", str),
+                    ("tradingClass", str),
+                    ("distance", str),
+                    ("benchmark", str),
+                    ("projection", str),
+                    ("legsStr", str),
+                ),
+            ),
+        ),
+    ),
+    "fundamentalData": Reply(51, 1, (("reqId", int), ("data", str))),
+    "newsProviders": Reply(85, None, (Repeat("providers", (("code", str), ("name", str))),)),
+    "newsArticle": Reply(83, None, (("reqId", int), ("articleType", int), ("articleText", str))),
+    "historicalNews": Reply(
+        86,
+        None,
+        (
+            ("reqId", int),
+            ("time", str),
+            ("providerCode", str),
+            ("articleId", str),
+            ("headline", str),
+        ),
+    ),
+    "historicalNewsEnd": Reply(87, None, (("reqId", int), ("hasMore", bool))),
+    "marketRule": Reply(
+        93,
+        None,
+        (("marketRuleId", int), Repeat("increments", (("lowEdge", float), ("increment", float)))),
+    ),
+    "softDollarTiers": Reply(
+        77,
+        None,
+        (("reqId", int), Repeat("tiers", (("name", str), ("val", str), ("displayName", str)))),
+    ),
+    "familyCodes": Reply(
+        78, None, (Repeat("codes", (("accountID", str), ("familyCodeStr", str))),)
+    ),
+    "userInfo": Reply(107, None, (("reqId", int), ("whiteBrandingId", str))),
+    # -- P&L --
+    "pnl": Reply(
+        94,
+        None,
+        (("reqId", int), ("dailyPnL", float), ("unrealizedPnL", float), ("realizedPnL", float)),
+    ),
+    "pnlSingle": Reply(
+        95,
+        None,
+        (
+            ("reqId", int),
+            ("pos", float),
+            ("dailyPnL", float),
+            ("unrealizedPnL", float),
+            ("realizedPnL", float),
+            ("value", float),
+        ),
+    ),
 }
+
+
+# -- requests the paper gateway does not serve --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """How a request the gateway does not serve is answered, so the client's call returns.
+
+    ``id_field``: index of the request id among the message's fields (the message id is field
+    0), None when the request has none. Answered with error ``code``/``text`` carrying the
+    id; ``code`` 0 means there is nothing to answer (a cancel, a setting, a subscription that
+    simply never delivers anything here).
+    """
+
+    name: str
+    id_field: int | None
+    code: int = 0
+    text: str = ""
+
+
+_NO_WSH = "News feed is not allowed: the paper gateway has no Wall Street Horizon data."
+_NO_FA = "Error validating request.-'bY' : cause - FA data operations ignored for non FA customers."
+_NO_GROUPS = "Error validating request: display groups are not available from the paper gateway."
+
+UNSUPPORTED: dict[int, Unsupported] = {
+    14: Unsupported("setServerLogLevel", None),
+    18: Unsupported("requestFA", None, 321, _NO_FA),
+    19: Unsupported("replaceFA", 4, 321, _NO_FA),
+    21: Unsupported("exerciseOptions", 2, 200, "No security definition has been found for the "
+                    "request. The paper gateway does not simulate exercising options; close the "
+                    "position with an order instead."),
+    65: Unsupported("verifyRequest", None),
+    66: Unsupported("verifyMessage", None),
+    67: Unsupported("queryDisplayGroups", 2, 321, _NO_GROUPS),
+    68: Unsupported("subscribeToGroupEvents", 2, 321, _NO_GROUPS),
+    69: Unsupported("updateDisplayGroup", 2),
+    70: Unsupported("unsubscribeFromGroupEvents", 2),
+    72: Unsupported("verifyAndAuthRequest", None),
+    73: Unsupported("verifyAndAuthMessage", None),
+    100: Unsupported("reqWshMetaData", 1, 10276, _NO_WSH),
+    101: Unsupported("cancelWshMetaData", 1),
+    102: Unsupported("reqWshEventData", 1, 10276, _NO_WSH),
+    103: Unsupported("cancelWshEventData", 1),
+}  # fmt: skip
+
+
+def request_id(fields: list[str]) -> int:
+    """The request or order id of a message that could not be decoded, -1 when it has none
+    or it cannot be read. Only the fields before the id are trusted."""
+    try:
+        msg_id = int(fields[0])
+    except (IndexError, ValueError):
+        return -1
+    position = None
+    request = REQUESTS.get(msg_id)
+    if request is not None:
+        for i, item in enumerate(request.layout):
+            if not isinstance(item, tuple):
+                break
+            if item[0] in ("reqId", "orderId"):
+                position = i + 1
+                break
+    elif msg_id in UNSUPPORTED:
+        position = UNSUPPORTED[msg_id].id_field
+    try:
+        return int(fields[position]) if position is not None else -1
+    except (IndexError, ValueError):
+        return -1
 
 
 def _write(layout: tuple, values: Mapping[str, Any], version: int, out: list) -> None:

@@ -78,16 +78,16 @@ def connection_time(moment: datetime) -> str:
 
 
 def encode_field(value) -> str:
-    """One value as TWS writes it: None -> empty, bool -> 1/0, unset doubles -> empty."""
+    """One value as TWS writes it: None -> empty, bool -> 1/0, NaN -> empty. TWS never sends
+    an infinity (ib_async cannot read one back), so a non-finite number is written empty too;
+    the gateway refuses such values on the way in, so none should reach here."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
-        if math.isnan(value):
+        if not math.isfinite(value):
             return ""
-        if value == math.inf:
-            return "Infinite"
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))  # "100", not "100.0"; -0.0 becomes "0"
         return repr(value)

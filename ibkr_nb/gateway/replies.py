@@ -11,7 +11,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .instruments import LISTED, market_rule_id
-from .market import ET, Instrument, instrument_by_con_id, parse_bar_size
+from .market import (
+    ET,
+    Instrument,
+    day_index,
+    instrument_by_con_id,
+    is_session,
+    parse_bar_size,
+    session_bounds,
+)
 from .protocol import UNSET_DOUBLE
 from .records import CommissionRecord, ExecutionRecord, MarginState, OrderTicket, PositionRow
 
@@ -105,11 +113,13 @@ def trading_hours(today: date, days: int = 7) -> str:
     (exchange time, US/Eastern), the form ib_async's ``ContractDetails.tradingSessions`` reads."""
     sessions = []
     for offset in range(days):
-        day = (today + timedelta(days=offset)).strftime("%Y%m%d")
-        if (today + timedelta(days=offset)).weekday() >= 5:
-            sessions.append(f"{day}:CLOSED")
+        d = today + timedelta(days=offset)
+        day = d.strftime("%Y%m%d")
+        if is_session(d):
+            close = datetime.fromtimestamp(session_bounds(day_index(d))[1], ET).strftime("%H%M")
+            sessions.append(f"{day}:0930-{day}:{close}")
         else:
-            sessions.append(f"{day}:0930-{day}:1600")
+            sessions.append(f"{day}:CLOSED")
     return ";".join(sessions)
 
 
@@ -317,15 +327,55 @@ def portfolio_values(row: PositionRow, account: str) -> dict:
 RATIO_TAGS = frozenset({"Cushion", "Leverage"})
 
 
-def account_value_rows(values: dict[str, float]) -> list[tuple[str, str, str]]:
+# Account values TWS also reports per currency and in the BASE currency.
+BY_CURRENCY = (
+    "CashBalance",
+    "TotalCashBalance",
+    "NetLiquidationByCurrency",
+    "UnrealizedPnL",
+    "RealizedPnL",
+)
+
+
+def account_value_rows(
+    values: dict[str, float],
+    cash: dict[str, float] | None = None,
+    rates: dict[str, float] | None = None,
+) -> list[tuple[str, str, str]]:
     """(key, value text, currency) rows as reqAccountUpdates sends them: money in USD to the
-    cent, ratios (Cushion, Leverage) as plain numbers without a currency."""
+    cent, ratios (Cushion, Leverage) as plain numbers without a currency.
+
+    ``cash`` is the balance per currency other than USD (FX bought on IDEALPRO, in that
+    currency); ``rates`` the USD value of one unit of each currency. The BASE (USD) rows total
+    every currency; each currency gets its own CashBalance, NetLiquidationByCurrency and
+    ExchangeRate rows.
+    """
+    cash = cash or {}
+    rates = rates or {}
     rows = [("AccountType", "INDIVIDUAL", ""), ("Currency", "USD", "USD")]
     for key, value in values.items():
         if key in RATIO_TAGS:
             rows.append((key, f"{value:.6g}", ""))
         else:
             rows.append((key, _money(value), "USD"))
+    usd_cash = values.get("TotalCashValue", 0.0)
+    per_currency = {
+        "CashBalance": usd_cash,
+        "TotalCashBalance": usd_cash,
+        "NetLiquidationByCurrency": values.get("NetLiquidation", 0.0),
+        "UnrealizedPnL": values.get("UnrealizedPnL", 0.0),
+        "RealizedPnL": values.get("RealizedPnL", 0.0),
+    }
+    for key in BY_CURRENCY:
+        rows.append((key, _money(per_currency[key]), "BASE"))
+    rows.append(("ExchangeRate", "1.00", "USD"))
+    for currency in sorted(set(cash) | set(rates)):
+        if currency == "USD":
+            continue
+        rows.append(("ExchangeRate", f"{rates.get(currency, 0.0):.6g}", currency))
+        balance = cash.get(currency, 0.0)
+        for key in ("CashBalance", "TotalCashBalance", "NetLiquidationByCurrency"):
+            rows.append((key, _money(balance), currency))
     return rows
 
 
@@ -362,24 +412,33 @@ def ticks_for_quote(quote, market_data_type: int) -> list[tuple[str, int, object
 
 
 def parse_end_datetime(text: str, now: datetime) -> datetime:
-    """TWS endDateTime: empty = now; ``YYYYMMDD HH:MM:SS [zone]`` or ``YYYYMMDD-HH:MM:SS`` (UTC)."""
+    """TWS endDateTime: empty = now; ``YYYYMMDD HH:MM:SS [zone]`` or ``YYYYMMDD-HH:MM:SS`` (UTC).
+
+    Raises ValueError (naming the text) for a bad form, an unknown time zone or a date that
+    cannot be represented."""
     text = text.strip()
     if not text:
         return now
-    if "-" in text and len(text) == 17:
-        return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
     parts = text.split()
     try:
+        if "-" in text and len(text) == 17:
+            return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
         if len(parts) == 1 and len(parts[0]) == 8:
             moment = datetime.strptime(parts[0], "%Y%m%d").replace(hour=23, minute=59, second=59)
             return moment.replace(tzinfo=ET).astimezone(UTC)
         moment = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, OverflowError):
         raise ValueError(
             f"the end date/time {text!r} is not in 'YYYYMMDD HH:MM:SS [zone]' form"
         ) from None
-    zone = ZoneInfo(parts[2]) if len(parts) > 2 else ET
-    return moment.replace(tzinfo=zone).astimezone(UTC)
+    try:
+        zone = ZoneInfo(parts[2]) if len(parts) > 2 else ET
+    except (ValueError, LookupError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {parts[2]!r} in {text!r}") from None
+    try:
+        return moment.replace(tzinfo=zone).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"the date {text!r} is out of range") from None
 
 
 def bar_rows(bars, end: datetime, bar_size: str, format_date: int) -> tuple[str, str, list[dict]]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ibkr_nb.commissions import stock_commission
 
-from .market import ET, UNIVERSE, Market
+from .market import ET, UNIVERSE, Market, day_index, is_session, session_bounds
 from .records import TradeRecord
 
 
@@ -23,10 +23,8 @@ def seed_history(market: Market, seed: int, account_id: str) -> list[TradeRecord
 
     def trade_time(days_back: float) -> datetime:
         day = (start - timedelta(days=days_back)).astimezone(ET).date()
-        while day.weekday() >= 5:
-            day -= timedelta(days=1)
-        minute = int(rng.integers(0, 330))
-        return datetime(day.year, day.month, day.day, 10, 0, tzinfo=ET) + timedelta(minutes=minute)
+        idx = day_index(day) - (not is_session(day))  # that session, or the one before
+        return in_session(idx, int(rng.integers(0, 330)))
 
     def shares(when: datetime, symbol: str) -> float:
         price = market.price_at(symbol, when)
@@ -42,7 +40,7 @@ def seed_history(market: Market, seed: int, account_id: str) -> list[TradeRecord
         if lt[1] > current[sym] * 1.05 and st[1] > current[sym] * 1.05:
             loss_symbol = sym
             for d, _ in (lt, st):
-                when = datetime(d.year, d.month, d.day, 15, 30, tzinfo=ET)
+                when = in_session(day_index(d), 330)  # bought near the close
                 raw.append((when, sym, shares(when, sym)))
             break
     others = [s for s in order if s != loss_symbol][: 6 - (loss_symbol is not None)]
@@ -82,3 +80,11 @@ def _best_close(market: Market, symbol: str, start: datetime, lo_days: int, hi_d
     first = (start - timedelta(days=hi_days)).date()
     last = (start - timedelta(days=lo_days)).date()
     return max(market.daily_closes(symbol, first, last), key=lambda r: r[1])
+
+
+def in_session(idx: int, minutes: int) -> datetime:
+    """``minutes`` after 10:00 ET on session ``idx``, kept at least 30 minutes before its close
+    (early-close days end at 13:00)."""
+    open_ts, close_ts = session_bounds(idx)
+    latest = int((close_ts - open_ts) // 60) - 60  # minutes from 10:00 to 30 before the close
+    return datetime.fromtimestamp(open_ts + 1800 + 60 * min(minutes, latest), UTC)

@@ -27,15 +27,16 @@ from .broker import (
     OrderTicket,
     OrderUpdate,
     PositionRow,
+    StateWriteError,
     WhatIf,
 )
-from .instruments import resolve
+from .instruments import FX_PAIRS, instrument_by_con_id, resolve
 from .market import (
     ET,
     Clock,
     HistoricalDataError,
     Market,
-    day_date,
+    head_timestamp,
     matching_symbols,
 )
 from .protocol import (
@@ -48,6 +49,7 @@ from .protocol import (
     parse_version_range,
     split_frames,
 )
+from .reference import ReferenceRequests
 from .replies import (
     account_value_rows,
     bar_rows,
@@ -62,14 +64,19 @@ from .replies import (
     position_values,
     symbol_sample_values,
     ticket_from_request,
-    ticks_for_quote,
 )
 from .statements import flex_statement
+from .streams import TICK_INTERVAL, Stream, StreamRequests
+from .validation import MAX_ORDER_QUANTITY
 
 log = logging.getLogger("ibkr_nb.gateway")
 
 PACING_LIMIT = 50  # messages per second per client, as TWS enforces
-TICK_INTERVAL = 0.25  # seconds between streaming market data updates (4 per second)
+HANDSHAKE_TIMEOUT = 5.0  # seconds for a new socket to finish the API handshake
+MAX_CONNECTIONS = 64  # API clients at once (TWS allows 32 client ids; some slack for tools)
+MAX_PENDING = 512  # sockets still in the handshake; more are closed at once
+HISTORY_STEP = 2000  # intraday bars' worth of historical work between looks at other clients
+MAX_OUTBOX = 8 * 1024 * 1024  # bytes queued for a client that does not read; then it is dropped
 FARM_STATUS = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2106, "HMDS data farm connection is OK:ushmds"),
@@ -87,17 +94,18 @@ class ClientConnection:
         self.version = 0
         self.client_id: int | None = None
         self.market_data_type = 1
-        self.streams: dict[int, str] = {}  # reqId -> symbol of a streaming subscription
-        self.last_ticks: dict[int, dict[int, object]] = {}  # reqId -> tick type -> value sent
+        self.subscriptions: dict[tuple[str, int], Stream] = {}  # (kind, reqId) -> stream
         self.account_updates = False
-        self.account_multi: dict[int, dict[str, str]] = {}  # reqId -> values last sent
+        self.account_multi: dict[int, dict] = {}  # reqId -> (key, currency) -> text sent
         self.positions_subscribed = False
         self.positions_multi: set[int] = set()
         self.tokens = float(PACING_LIMIT)
         self.refilled = time.monotonic()
         self.closed = False
         self.outbox: list[bytes] = []
-        self.account_sent: dict[str, str] = {}  # account value key -> text last sent
+        self.account_sent: dict[tuple[str, str], str] = {}  # (key, currency) -> text sent
+        self.tasks: set[asyncio.Task] = set()  # long requests being answered in steps
+        self.history_turn = asyncio.Lock()  # one historical request of a client at a time
 
     # -- output ------------------------------------------------------------------------------
 
@@ -112,9 +120,20 @@ class ClientConnection:
     def flush(self) -> None:
         if self.outbox and not self.closed:
             self.writer.write(b"".join(self.outbox))
+            if self.writer.transport.get_write_buffer_size() > MAX_OUTBOX:
+                log.warning(
+                    "client %s reads too slowly (%d bytes waiting): disconnected",
+                    self.client_id,
+                    self.writer.transport.get_write_buffer_size(),
+                )
+                self.outbox.clear()
+                self.closed = True
+                self.writer.transport.abort()
         self.outbox.clear()
 
     def error(self, req_id: int, code: int, text: str) -> None:
+        if code < 2100 or code > 2200:  # farm notices are not errors
+            log.info("client %s: error %d for id %s: %s", self.client_id, code, req_id, text)
         self.send(
             "error", reqId=req_id, errorCode=code, errorString=text, advancedOrderRejectJson=""
         )
@@ -143,11 +162,13 @@ class ClientConnection:
         return False
 
 
-class PaperGateway:
+class PaperGateway(StreamRequests, ReferenceRequests):
     """A TWS stand-in that speaks the TWS API socket protocol on a loopback port.
 
     ``seed`` fixes every price path, id and fill. ``clock_start`` with ``fixed_clock=True``
     freezes time (it moves only by ``advance_clock``), so two runs give identical results.
+    ``state_file`` None keeps the account in memory; ``max_order_quantity`` is the size limit
+    (larger orders get 383).
     """
 
     def __init__(
@@ -160,6 +181,7 @@ class PaperGateway:
         fixed_clock: bool = False,
         state_file: str | Path | None = None,
         allow_remote: bool = False,
+        max_order_quantity: float = MAX_ORDER_QUANTITY,
     ):
         if not _is_loopback(host) and not allow_remote:
             raise ValueError(
@@ -171,9 +193,15 @@ class PaperGateway:
         self.seed = seed
         self.clock = Clock(clock_start, fixed=fixed_clock)
         self.market = Market(seed, self.clock)
-        self.broker = Broker(self.market, seed, state_file=state_file)
+        self.broker = Broker(
+            self.market, seed, state_file=state_file, max_order_quantity=max_order_quantity
+        )
         self.broker.subscribe(self._on_broker_event)
         self.clients: set[ClientConnection] = set()
+        self._rates: tuple[int, dict[str, float]] = (-1, {})
+        self._pending = 0  # sockets still in the handshake
+        self._drops: dict[str, int] = {}
+        self._drops_logged = 0.0
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -331,9 +359,33 @@ class PaperGateway:
 
     async def _serve_client(self, reader, writer) -> None:
         client = ClientConnection(reader, writer)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        if self._pending >= MAX_PENDING:
+            self._dropped("too many unfinished handshakes")
+            writer.transport.abort()
+            return
+        self._pending += 1
         try:
-            await self._handshake(client)
-            self.clients.add(client)
+            await asyncio.wait_for(self._handshake(client), HANDSHAKE_TIMEOUT)
+        except (TimeoutError, ProtocolError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            self._dropped(str(exc) or f"no API handshake within {HANDSHAKE_TIMEOUT:g} s")
+            client.closed = True
+            writer.transport.abort()
+            return
+        finally:
+            self._pending -= 1
+        if len(self.clients) >= MAX_CONNECTIONS:
+            client.error(
+                -1,
+                502,
+                f"Couldn't connect to TWS: the paper gateway serves at most {MAX_CONNECTIONS} "
+                "API clients at once. Disconnect one and try again.",
+            )
+            client.close()
+            return
+        self.clients.add(client)
+        log.info("connection from %s:%s (API version %d)", peer[0], peer[1], client.version)
+        try:
             await self._read_loop(client)
         except (ProtocolError, asyncio.IncompleteReadError, ConnectionError) as exc:
             log.info("closing client %s: %s", client.client_id, exc)
@@ -341,10 +393,24 @@ class PaperGateway:
             log.exception("unexpected error serving client %s", client.client_id)
         finally:
             self.clients.discard(client)
+            for task in list(client.tasks):
+                task.cancel()
             client.close()
+            log.info("client %s disconnected", client.client_id)
+
+    def _dropped(self, reason: str) -> None:
+        """Count a socket closed before it became a client; log a summary now and then (a
+        flood of half-open sockets must not flood the log)."""
+        self._drops[reason] = self._drops.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._drops_logged >= 10.0:
+            summary = "; ".join(f"{n} x {why}" for why, n in self._drops.items())
+            log.warning("closed sockets that did not finish the API handshake: %s", summary)
+            self._drops.clear()
+            self._drops_logged = now
 
     async def _handshake(self, client: ClientConnection) -> None:
-        prefix = await asyncio.wait_for(client.reader.readexactly(4), 30)
+        prefix = await client.reader.readexactly(4)
         if prefix != HANDSHAKE_PREFIX:
             raise ProtocolError(f"expected API handshake, got {prefix!r}")
         size = int.from_bytes(await client.reader.readexactly(4), "big")
@@ -377,15 +443,14 @@ class PaperGateway:
         try:
             request, values = messages.decode_request(fields, client.version)
         except KeyError:
-            client.error(
-                -1,
-                503,
-                f"Unsupported message id {fields[0] if fields else '?'}: "
-                "the paper gateway does not implement this request",
-            )
+            self._unsupported(client, fields)
             return
-        except ValueError as exc:  # FieldError included
-            client.error(-1, 320, f"Server error when reading an API client request: {exc}")
+        except ValueError as exc:  # FieldError included: answered with the request's own id
+            client.error(
+                messages.request_id(fields),
+                320,
+                f"Server error when reading an API client request: {exc}",
+            )
             return
         if client.client_id is None and request.name != "startApi":
             client.error(
@@ -395,11 +460,33 @@ class PaperGateway:
             )
             return
         handler = getattr(self, "_on_" + request.name)
+        req_id = values.get("reqId", values.get("orderId", -1))
         try:
             handler(client, values)
-        except ValueError as exc:  # a value no parser accepts: answer it, keep the connection
-            req_id = values.get("reqId", values.get("orderId", -1))
-            client.error(req_id, 321, f"Server error when validating an API client request: {exc}")
+        except (ValueError, ArithmeticError, LookupError) as exc:  # a value no parser accepts
+            client.error(req_id, 321, f"Error validating request: {exc}")
+        except Exception:  # a bug must cost one request, never the connection
+            log.exception("%s from client %s failed", request.name, client.client_id)
+            client.error(
+                req_id,
+                320,
+                f"Server error when reading an API client request: the paper gateway failed on "
+                f"{request.name}; the gateway log has the details.",
+            )
+
+    def _unsupported(self, client: ClientConnection, fields: list[str]) -> None:
+        """Answer a request the gateway does not serve so the client's call returns."""
+        entry = messages.UNSUPPORTED.get(int(fields[0])) if fields[0].isdigit() else None
+        if entry is None:
+            client.error(
+                -1,
+                503,
+                f"Unsupported message id {fields[0]}: the paper gateway does not implement "
+                "this request",
+            )
+            return
+        if entry.code:
+            client.error(messages.request_id(fields), entry.code, entry.text)
 
     # -- session -----------------------------------------------------------------------------
 
@@ -456,9 +543,10 @@ class PaperGateway:
             client.error(v["reqId"], 200, NO_SECURITY)
             return
         for inst in found:
-            client.send(
-                "contractDetails", **contract_details_values(v["reqId"], inst, self._today())
-            )
+            values = contract_details_values(v["reqId"], inst, self._today())
+            if v.get("secType") == "CONTFUT":  # TWS answers in the kind asked for
+                values["secType"] = "CONTFUT"
+            client.send("contractDetails", **values)
         client.send("contractDetailsEnd", reqId=v["reqId"])
 
     def _on_reqMatchingSymbols(self, client, v) -> None:
@@ -474,74 +562,18 @@ class PaperGateway:
             return
         client.market_data_type = kind
 
-    def _on_reqMktData(self, client, v) -> None:
-        req_id = v["reqId"]
-        found = self._instrument(client, req_id, v)
-        if found is None:
-            return
-        client.send(
-            "tickReqParams",
-            reqId=req_id,
-            minTick=found.min_tick,
-            bboExchange="9c0001",
-            snapshotPermissions=3,
-        )
-        if client.market_data_type != 1:
-            client.send("marketDataType", reqId=req_id, marketDataType=client.market_data_type)
-        streaming = not (v["snapshot"] or v["regulatorySnapshot"])
-        client.last_ticks[req_id] = {}
-        self._send_ticks(client, req_id, found.symbol)
-        if streaming:
-            client.streams[req_id] = found.symbol
-        else:
-            client.last_ticks.pop(req_id, None)
-            client.send("tickSnapshotEnd", reqId=req_id)
-
-    def _on_cancelMktData(self, client, v) -> None:
-        client.streams.pop(v["reqId"], None)
-        client.last_ticks.pop(v["reqId"], None)
-
-    def _send_ticks(self, client: ClientConnection, req_id: int, symbol: str) -> None:
-        quote = self.market.quote(symbol)
-        last = client.last_ticks.setdefault(req_id, {})
-        for kind, tick_type, value, size in ticks_for_quote(quote, client.market_data_type):
-            if last.get(tick_type) == value:
-                continue
-            last[tick_type] = value
-            if kind == "price":
-                client.send(
-                    "tickPrice",
-                    reqId=req_id,
-                    tickType=tick_type,
-                    price=value,
-                    size=size,
-                    attrMask=0,
-                )
-            elif kind == "size":
-                client.send("tickSize", reqId=req_id, tickType=tick_type, size=value)
-            else:
-                client.send("tickString", reqId=req_id, tickType=tick_type, value=value)
-
-    def _stream_ticks(self) -> None:
-        for client in list(self.clients):
-            for req_id, symbol in list(client.streams.items()):
-                self._send_ticks(client, req_id, symbol)
-
     def _market_moved(self) -> None:
         """Re-check working orders against the market, then stream what changed."""
-        self.broker.process()
-        self._stream_ticks()
+        self._process()
+        self._pump_streams()
 
     async def _tick_loop(self) -> None:
-        """Every TICK_INTERVAL: a running clock moves the market; a frozen one only lets
-        partially filled orders take the next displayed size."""
+        """Every TICK_INTERVAL: working orders are re-checked (a frozen clock only lets
+        partially filled orders take the next displayed size) and every stream updates."""
         while True:
             await asyncio.sleep(TICK_INTERVAL)
             try:
-                if self.clock.fixed:
-                    self.broker.process()
-                else:
-                    self._market_moved()
+                self._market_moved()
             except Exception:
                 log.exception("market tick failed")
 
@@ -550,45 +582,75 @@ class PaperGateway:
         found = self._instrument(client, req_id, v)
         if found is None:
             return
-        if v["keepUpToDate"]:
-            client.error(
-                req_id,
-                321,
-                "Error validating request: keepUpToDate is not supported "
-                "by the paper gateway; request bars without it",
-            )
-            return
         try:
             end = parse_end_datetime(v["endDateTime"], self.clock.now())
-            bars = self.market.bars(
+        except ValueError as exc:
+            client.error(req_id, 10314, f"End Date/Time: The date, time, or time-zone entered is "
+                         f"invalid. The correct format is yyyymmdd hh:mm:ss xx/xxxx: {exc}")  # fmt: skip
+            return
+        try:
+            request = self.market.bar_request(
                 found.symbol,
                 end,
                 v["durationStr"],
                 v["barSizeSetting"],
                 v["whatToShow"] or "TRADES",
-                v["useRTH"],
             )
         except HistoricalDataError as exc:
             client.error(req_id, exc.code, exc.message)
             return
-        except ValueError as exc:
-            client.error(req_id, 321, f"Error validating request: {exc}")
-            return
-        start_text, end_text, rows = bar_rows(bars, end, v["barSizeSetting"], v["formatDate"])
-        client.send(
-            "historicalData", reqId=req_id, startDateStr=start_text, endDateStr=end_text, bars=rows
+        task = asyncio.get_running_loop().create_task(
+            self._send_bars(client, v, end, request, found)
         )
+        client.tasks.add(task)
+        task.add_done_callback(client.tasks.discard)
 
-    def _on_cancelHistoricalData(self, client, v) -> None:
-        """Bars are sent at once, so there is nothing left to cancel."""
+    async def _send_bars(self, client, v, end, request, found) -> None:
+        """Compute bars a few sessions at a time, letting other clients in between, so a long
+        request never stalls the gateway; a client's requests take turns."""
+        async with client.history_turn:
+            await self._compute_bars(client, v, end, request, found)
+
+    async def _compute_bars(self, client, v, end, request, found) -> None:
+        try:
+            parts: list = []
+            for sessions in request.steps(HISTORY_STEP):
+                parts += request.part(sessions)
+                await asyncio.sleep(0)
+                if client.closed:
+                    return
+            bars = request.finish(parts)
+            await asyncio.sleep(0)  # grouping, formatting and encoding: one piece each
+            start_text, end_text, rows = bar_rows(bars, end, v["barSizeSetting"], v["formatDate"])
+            await asyncio.sleep(0)
+            if client.closed:
+                return
+        except Exception:  # a bug must cost one request, never a silent wait
+            log.exception("historical data for client %s failed", client.client_id)
+            client.error(
+                v["reqId"],
+                162,
+                "Historical Market Data Service error message:the paper gateway failed on this "
+                "request; the gateway log has the details.",
+            )
+            return
+        client.send(
+            "historicalData",
+            reqId=v["reqId"],
+            startDateStr=start_text,
+            endDateStr=end_text,
+            bars=rows,
+        )
+        if v["keepUpToDate"]:
+            self._keep_up_to_date(client, v["reqId"], found, v)
 
     def _on_reqHeadTimeStamp(self, client, v) -> None:
         found = self._instrument(client, v["reqId"], v)
         if found is None:
             return
-        first_day = day_date(0)  # the simulated history starts on the market's first day
+        first = head_timestamp(found)  # the open of the symbol's first session, in UTC
         client.send(
-            "headTimestamp", reqId=v["reqId"], headTimestamp=first_day.strftime("%Y%m%d-14:30:00")
+            "headTimestamp", reqId=v["reqId"], headTimestamp=first.strftime("%Y%m%d-%H:%M:%S")
         )
 
     def _on_cancelHeadTimeStamp(self, client, v) -> None:
@@ -596,10 +658,10 @@ class PaperGateway:
 
     # -- account -----------------------------------------------------------------------------
 
-    def _send_account(self, client: ClientConnection, con_ids=None) -> None:
+    def _send_account(self, client: ClientConnection, con_ids=None, rows=None) -> None:
         """Account values that changed since last sent, and portfolio rows (all, or con_ids)."""
         account = self.account_id
-        for key, value, currency in self._changed_account_values(client.account_sent):
+        for key, value, currency in self._changed_account_values(client.account_sent, rows):
             client.send(
                 "updateAccountValue", key=key, val=value, currency=currency, accountName=account
             )
@@ -636,10 +698,10 @@ class PaperGateway:
         self._send_account_multi(client, req_id)
         client.send("accountUpdateMultiEnd", reqId=req_id)
 
-    def _send_account_multi(self, client, req_id: int) -> None:
+    def _send_account_multi(self, client, req_id: int, rows=None) -> None:
         """Account values for a reqAccountUpdatesMulti subscription, those changed since sent."""
         sent = client.account_multi.setdefault(req_id, {})
-        for key, value, currency in self._changed_account_values(sent):
+        for key, value, currency in self._changed_account_values(sent, rows):
             client.send(
                 "accountUpdateMulti",
                 reqId=req_id,
@@ -650,14 +712,39 @@ class PaperGateway:
                 currency=currency,
             )
 
-    def _changed_account_values(self, sent: dict[str, str]) -> list[tuple[str, str, str]]:
-        """Account value rows whose text differs from ``sent`` (which is updated)."""
+    def _changed_account_values(self, sent: dict, rows=None) -> list[tuple[str, str, str]]:
+        """Account value rows (``rows``, or the current ones) whose text differs from ``sent``
+        (which is updated)."""
         changed = []
-        for key, value, currency in account_value_rows(self.broker.account_values()):
-            if sent.get(key) != value:
-                sent[key] = value
+        for key, value, currency in rows if rows is not None else self._account_rows():
+            if sent.get((key, currency)) != value:
+                sent[(key, currency)] = value
                 changed.append((key, value, currency))
         return changed
+
+    def _account_rows(self) -> list[tuple[str, str, str]]:
+        """Account value rows, with FX balances and rates per currency."""
+        cash: dict[str, float] = {}
+        for con_id, quantity in self.broker.account.quantities().items():
+            inst = instrument_by_con_id(con_id)
+            if inst is not None and inst.sec_type == "CASH":
+                cash[inst.tws_symbol] = cash.get(inst.tws_symbol, 0.0) + quantity
+        return account_value_rows(self.broker.account_values(), cash, self._fx_rates())
+
+    def _fx_rates(self) -> dict[str, float]:
+        """USD per unit of each simulated currency, from the FX mids (recomputed each second)."""
+        second = int(self.clock.timestamp())
+        if self._rates[0] != second:
+            rates = {}
+            for pair in FX_PAIRS.values():
+                quote = self.market.quote(pair.symbol)
+                mid = (quote.bid + quote.ask) / 2.0
+                if pair.currency == "USD":
+                    rates[pair.tws_symbol] = mid
+                else:
+                    rates[pair.currency] = 1.0 / mid
+            self._rates = (second, rates)
+        return self._rates[1]
 
     def _on_cancelAccountUpdatesMulti(self, client, v) -> None:
         client.account_multi.pop(v["reqId"], None)
@@ -666,7 +753,10 @@ class PaperGateway:
         req_id = v["reqId"]
         wanted = {t.strip() for t in v["tags"].split(",") if t.strip()}
         everything = "$LEDGER" in wanted or "$LEDGER:ALL" in wanted
-        for tag, value, currency in account_value_rows(self.broker.account_values()):
+        by_currency = "$LEDGER:ALL" in wanted
+        for tag, value, currency in self._account_rows():
+            if currency not in ("", "USD") and not by_currency:
+                continue
             if tag in wanted or everything:
                 client.send(
                     "accountSummary",
@@ -736,11 +826,29 @@ class PaperGateway:
         )
         try:
             self.broker.place_order(ticket)
-            self.broker.process()  # marketable orders fill now, not at the next market tick
         except OrderRejected as rejected:
             client.error(order_id, rejected.code, rejected.message)
-            if rejected.ticket is not None and rejected.code == 201:
+            if rejected.ticket is not None and rejected.ticket.status == "Inactive":
                 self._send_order(client, rejected.ticket)
+            return
+        log.info(
+            "client %s: order %d %s %g %s %s%s",
+            client.client_id,
+            order_id,
+            ticket.action,
+            ticket.total_quantity,
+            ticket.symbol,
+            ticket.order_type,
+            f" ref {ticket.order_ref!r}" if ticket.order_ref else "",
+        )
+        self._process()  # marketable orders fill now, not at the next market tick
+
+    def _process(self) -> None:
+        """Match working orders; a fill the state file cannot record is undone and retried."""
+        try:
+            self.broker.process()
+        except StateWriteError as exc:
+            log.error("fills not booked, retried at the next tick: %s", exc.message)
 
     def _on_cancelOrder(self, client, v) -> None:
         try:
@@ -775,7 +883,12 @@ class PaperGateway:
 
     def _on_reqExecutions(self, client, v) -> None:
         req_id = v["reqId"]
-        since = parse_end_datetime(v["time"], self.clock.now()) if v["time"] else None
+        try:
+            since = parse_end_datetime(v["time"], self.clock.now()) if v["time"] else None
+        except ValueError as exc:
+            client.error(req_id, 321, f"Error validating request: execution filter time: {exc}")
+            client.send("execDetailsEnd", reqId=req_id)  # the error says why nothing came
+            return
         for execution, commission in self.broker.executions():
             if not _execution_matches(execution, v, since):
                 continue
@@ -805,19 +918,28 @@ class PaperGateway:
             for client in self._owner(event.ticket.client_id):
                 client.send("openOrder", **open_order_values(event.ticket, event.state))
         elif isinstance(event, Fill):
+            ex = event.execution
+            log.info(
+                "fill %s: %s %g %s at %.2f (order %d of client %d)",
+                ex.exec_id, ex.side, ex.shares, ex.symbol, ex.price, ex.order_id, ex.client_id,
+            )  # fmt: skip
             for client in self._owner(event.execution.client_id):
                 client.send("execDetails", **execution_values(-1, event.execution))
                 client.send("commissionReport", **commission_values(event.commission))
         elif isinstance(event, AccountChanged):
-            self._push_account(event.con_ids or None)
+            # after the order and fill messages have gone out in their own write, as TWS sends
+            # account updates after the execution: the client sees the fill without first
+            # decoding two dozen account values
+            asyncio.get_running_loop().call_soon(self._push_account, event.con_ids or None)
 
     def _push_account(self, con_ids) -> None:
         """After a fill: changed account values and the positions it touched, to subscribers."""
+        rows = self._account_rows()
         for client in list(self.clients):
             if client.account_updates:
-                self._send_account(client, con_ids)
+                self._send_account(client, con_ids, rows)
             for req_id in client.account_multi:
-                self._send_account_multi(client, req_id)
+                self._send_account_multi(client, req_id, rows)
             if client.positions_subscribed or client.positions_multi:
                 for row in self._position_rows(con_ids):
                     values = position_values(row, self.account_id)

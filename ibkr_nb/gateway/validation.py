@@ -13,6 +13,42 @@ from .records import OrderRejected, OrderTicket
 
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")
 STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
+MAX_ORDER_QUANTITY = 1_000_000  # shares; TWS's precautionary size limit, configurable
+MAX_ORDER_ID = 2**31 - 2  # order ids are positive 32-bit integers (2^31-1 means "unset")
+MAX_PRICE = 1e7  # USD; a limit or stop beyond this is a typo, not an order
+MAX_TEXT = 255  # characters in orderRef and any other free-text field of an order
+
+
+def check_values(ticket: OrderTicket, max_quantity: float = MAX_ORDER_QUANTITY) -> None:
+    """Values no account may hold: ids out of range, non-finite, fractional or oversized
+    quantities, absurd prices, oversized text. Raised before the order touches the account, so
+    the id stays free and nothing is recorded (201, or 383 for the size limit as TWS does)."""
+    if not 0 < ticket.order_id <= MAX_ORDER_ID:
+        raise reject(
+            ticket,
+            f"Order id {ticket.order_id} is out of range: use 1 to {MAX_ORDER_ID} "
+            "(reqIds gives the next valid id)",
+        )
+    q = ticket.total_quantity
+    if q is None or not math.isfinite(q) or q <= 0:
+        raise reject(ticket, f"Order quantity must be a positive number of shares, got {q}")
+    if q != int(q):
+        raise reject(ticket, f"Fractional share quantity {q} is not supported for this stock order")
+    if q > max_quantity:
+        raise OrderRejected(
+            383,
+            f"The order size ({q:g}) exceeds the Size Limit of {max_quantity:g}. Restriction is "
+            "specified in Precautionary Settings of the paper gateway (max_order_quantity).",
+            ticket,
+        )
+    for name in ("lmt_price", "aux_price", "trailing_percent"):
+        v = getattr(ticket, name)
+        if v is not None and abs(v) > MAX_PRICE:
+            raise reject(ticket, f"{name} {v} is beyond {MAX_PRICE:g} USD")
+    texts = {"order_ref": ticket.order_ref, "oca_group": ticket.oca_group, **ticket.raw}
+    for name, v in texts.items():
+        if isinstance(v, str) and len(v) > MAX_TEXT:
+            raise reject(ticket, f"{name} is {len(v)} characters long; at most {MAX_TEXT}")
 
 
 def normalise(ticket: OrderTicket) -> None:
@@ -46,6 +82,72 @@ def resolve(ticket: OrderTicket) -> Instrument:
     return inst
 
 
+# IB algos the gateway accepts, with the values each parameter may take (None: any number).
+# They execute as their base order type: the algo's pacing over time is not simulated.
+ALGOS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "Adaptive": {"adaptivePriority": ("Urgent", "Normal", "Patient")},
+    "ArrivalPx": {
+        "maxPctVol": None,
+        "riskAversion": ("Get Done", "Aggressive", "Neutral", "Passive"),
+        "startTime": (),
+        "endTime": (),
+        "forceCompletion": ("0", "1"),
+        "allowPastEndTime": ("0", "1"),
+    },
+    "Twap": {
+        "strategyType": ("Marketable", "Matching Midpoint", "Matching Same Side", "Matching Last"),
+        "startTime": (),
+        "endTime": (),
+        "allowPastEndTime": ("0", "1"),
+    },
+    "Vwap": {
+        "maxPctVol": None,
+        "startTime": (),
+        "endTime": (),
+        "allowPastEndTime": ("0", "1"),
+        "noTakeLiq": ("0", "1"),
+    },
+}
+
+
+def algo(ticket: OrderTicket) -> None:
+    """An algo order names a known strategy and only its parameters, with valid values
+    (an empty tuple above takes any text, such as a time)."""
+    name = ticket.raw.get("algoStrategy") or ""
+    if not name:
+        return
+    if name not in ALGOS:
+        raise reject(ticket, f"Unknown algo strategy {name!r}; simulated: {', '.join(ALGOS)}")
+    allowed = ALGOS[name]
+    for param in ticket.raw.get("algoParams") or []:
+        tag, value = param.get("tag", ""), str(param.get("value", ""))
+        if tag not in allowed:
+            raise reject(ticket, f"{name} has no parameter {tag!r}; it takes {', '.join(allowed)}")
+        choices = allowed[tag]
+        if choices is None:
+            try:
+                float(value)
+            except ValueError:
+                raise reject(
+                    ticket, f"{name} parameter {tag} needs a number, got {value!r}"
+                ) from None
+        elif choices and value not in choices:
+            raise reject(
+                ticket, f"{name} parameter {tag}={value!r} is not one of {', '.join(choices)}"
+            )
+
+
+def tradable(ticket: OrderTicket, inst: Instrument) -> None:
+    """What the account can hold: stocks, options and FX pairs quoted in USD (its cash is USD
+    only); futures and indices are quoted but not traded here."""
+    if inst.sec_type in ("FUT", "IND") or (inst.sec_type == "CASH" and inst.currency != "USD"):
+        raise reject(
+            ticket,
+            f"The paper gateway quotes {inst.tws_symbol} ({inst.sec_type} {inst.currency}) but "
+            "does not trade it: its account holds stocks, options and FX pairs quoted in USD",
+        )
+
+
 def validate(ticket: OrderTicket, inst: Instrument) -> None:
     """Action, quantity, order type, time in force and the prices the order type needs."""
     if ticket.action not in ("BUY", "SELL"):
@@ -61,6 +163,8 @@ def validate(ticket: OrderTicket, inst: Instrument) -> None:
         )
     if ticket.tif not in ("DAY", "GTC"):
         raise reject(ticket, f"Unsupported time in force {ticket.tif!r} (DAY or GTC)")
+    tradable(ticket, inst)
+    algo(ticket)
     typ = ticket.order_type
     need = []
     if typ in ("LMT", "STP LMT"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -414,9 +414,9 @@ def test_modify_a_working_order(broker, market):
     assert u.ticket.perm_id == perm
     (f,) = fills(broker.process())
     assert (f.execution.shares, f.execution.order_ref) == (20, "r2")
-    with pytest.raises(OrderRejected) as exc:  # done -> duplicate
+    with pytest.raises(OrderRejected) as exc:  # filled: TWS says 104
         broker.place_order(tk(1, "BUY", 20, "LMT", sym, lmt_price=101.0))
-    assert (exc.value.code, exc.value.message) == (103, "Duplicate order id")
+    assert (exc.value.code, exc.value.message) == (104, "Can't modify a filled order.")
     broker.place_order(tk(2, "BUY", 10, "LMT", sym, lmt_price=95.0))
     with pytest.raises(OrderRejected) as exc:
         broker.place_order(tk(2, "SELL", 10, "LMT", sym, lmt_price=95.0))
@@ -485,8 +485,6 @@ def test_price_off_the_tick_grid_is_110(broker):
 @pytest.mark.parametrize(
     "ticket,needle",
     [
-        (tk(1, "BUY", 0), "quantity"),
-        (tk(1, "BUY", -5), "quantity"),
         (tk(1, "BUY", 10, "MOC"), "Unsupported order type"),
         (tk(1, "BUY", 10, "LMT"), "limit price"),
         (tk(1, "HOLD", 10), "action"),
@@ -503,6 +501,37 @@ def test_bad_orders_are_201(broker, ticket, needle):
     with pytest.raises(OrderRejected) as exc:  # the id is used now
         broker.place_order(tk(1, "BUY", 1))
     assert exc.value.code == 103
+
+
+@pytest.mark.parametrize(
+    "ticket,code,needle",
+    [
+        (tk(1, "BUY", 0), 201, "quantity"),
+        (tk(1, "BUY", -5), 201, "quantity"),
+        (tk(1, "BUY", float("nan")), 201, "quantity"),
+        (tk(1, "BUY", float("inf")), 201, "quantity"),
+        (tk(1, "BUY", 1e308), 383, "Size Limit"),
+        (tk(1, "BUY", 2_000_000), 383, "Size Limit"),
+        (tk(1, "BUY", 0.5), 201, "Fractional"),
+        (tk(1, "BUY", 1e-9), 201, "Fractional"),
+        (tk(-5), 201, "out of range"),
+        (tk(0), 201, "out of range"),
+        (tk(2**31), 201, "out of range"),
+        (tk(10**40), 201, "out of range"),
+        (tk(1, "BUY", 10, "LMT", lmt_price=1e200), 201, "beyond"),
+        (tk(1, order_ref="x" * 1_000_000), 201, "order_ref"),
+        (tk(1, raw={"algoStrategy": "y" * 10_000}), 201, "algoStrategy"),
+    ],
+)
+def test_impossible_values_are_refused_and_leave_no_trace(broker, ticket, code, needle):
+    before = (broker.account_values(), broker.next_order_id)
+    with pytest.raises(OrderRejected) as exc:
+        broker.place_order(ticket)
+    assert exc.value.code == code and needle in exc.value.message
+    assert broker.completed_orders() == [] and broker.open_orders() == []
+    assert (broker.account_values(), broker.next_order_id) == before
+    broker.place_order(tk(1))  # the id was not used up
+    assert broker.order(1, 1).status == "Submitted"
 
 
 def test_unknown_contract_is_200(broker):
@@ -657,10 +686,21 @@ def test_orders_outside_regular_hours_wait_for_the_open(broker, market, clock):
     ev = broker.process()
     assert statuses(ev) == ["Submitted", "Filled"]
     assert fills(ev)[0].execution.price == market.quote(sym).ask
-    # outside_rth and rth_only=False trade on the flat after-hours quote
+    # extended hours (16:00-20:00): a limit order with outside_rth trades on the flat quote,
+    # a market order waits for the open as in TWS
     clock.set(datetime(2024, 6, 13, 19, 0, tzinfo=ET))
-    broker.place_order(tk(2, "BUY", 10, symbol=sym, outside_rth=True))
-    assert len(fills(broker.process())) == 1
+    ask = market.quote(sym).ask
+    broker.place_order(tk(2, "BUY", 10, symbol=sym, outside_rth=True, tif="GTC"))
+    broker.place_order(tk(3, "BUY", 10, "LMT", sym, lmt_price=ask, outside_rth=True))
+    assert [f.execution.order_id for f in fills(broker.process())] == [3]
+    assert broker.order(2, 1).status == "PreSubmitted"
+    clock.set(datetime(2024, 6, 13, 20, 30, tzinfo=ET))  # after 20:00 nothing trades
+    broker.place_order(tk(4, "BUY", 10, "LMT", sym, lmt_price=ask, outside_rth=True, tif="GTC"))
+    assert fills(broker.process()) == []
+    clock.set(datetime(2024, 7, 4, 11, 0, tzinfo=ET))  # Independence Day: closed
+    assert fills(broker.process()) == [] and broker.order(2, 1).status == "PreSubmitted"
+    clock.set(datetime(2024, 7, 5, 9, 30, 1, tzinfo=ET))
+    assert 2 in {f.execution.order_id for f in fills(broker.process())}  # the open
     anytime = Broker(market, 9, rth_only=False)
     anytime.place_order(tk(1, "BUY", 10, symbol=sym))
     assert len(fills(anytime.process())) == 1
@@ -804,3 +844,16 @@ def test_cancel_errors_are_order_rejections_without_ticket(broker):
     with pytest.raises(OrderRejected) as exc:
         broker.cancel_order(42, 1)
     assert (exc.value.code, exc.value.order_id, exc.value.ticket) == (10147, 42, None)
+
+
+@pytest.mark.parametrize("start", [datetime(2025, 7, 7, 15, 0, tzinfo=UTC), START])
+def test_the_seeded_account_depends_only_on_seed_and_clock_and_trades_in_sessions(start):
+    from ibkr_nb.gateway.market import is_open
+
+    def seeded() -> list:
+        return Broker(Market(7, Clock(start, fixed=True)), 7).trade_history()
+
+    first = seeded()
+    assert seeded() == first and len(first) >= 10
+    assert all(is_open(t.time) for t in first)  # no holidays, weekends or after-hours lots
+    assert date(2025, 7, 4) not in {t.time.astimezone(ET).date() for t in first}

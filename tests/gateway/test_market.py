@@ -15,6 +15,7 @@ from ibkr_nb.gateway.market import (
     Clock,
     HistoricalDataError,
     Market,
+    head_timestamp,
     instrument,
     instrument_by_con_id,
     is_open,
@@ -22,6 +23,7 @@ from ibkr_nb.gateway.market import (
     next_session_close,
     parse_bar_size,
     parse_duration,
+    trading_phase,
 )
 
 # Wednesday 2024-06-12, 11:00 New York (15:00 UTC), market open.
@@ -114,6 +116,46 @@ def test_session_calendar():
     assert next_session_close(et(2024, 6, 12, 10)) == et(2024, 6, 12, 16)
     assert next_session_close(et(2024, 6, 12, 17)) == et(2024, 6, 13, 16)
     assert next_session_close(et(2024, 6, 14, 17)) == et(2024, 6, 17, 16)  # Friday -> Monday
+    assert not is_open(et(2025, 7, 4, 11, 0))  # Independence Day
+    assert not is_open(et(2024, 12, 25, 11, 0))  # Christmas
+    assert is_open(et(2024, 11, 29, 12, 59)) and not is_open(et(2024, 11, 29, 13, 0))  # early
+    assert next_session_close(et(2024, 7, 3, 17)) == et(2024, 7, 5, 16)  # over the holiday
+    assert trading_phase(et(2024, 6, 12, 4, 0).timestamp()) == "extended"
+    assert trading_phase(et(2024, 6, 12, 3, 59).timestamp()) == "closed"
+    assert trading_phase(et(2024, 6, 12, 19, 59).timestamp()) == "extended"
+    assert trading_phase(et(2024, 6, 12, 20, 0).timestamp()) == "closed"
+    assert trading_phase(et(2024, 11, 29, 16, 59).timestamp()) == "extended"  # 13:00 + 4 h
+    assert trading_phase(et(2024, 6, 15, 10, 0).timestamp()) == "closed"  # Saturday
+
+
+def test_head_timestamps_per_symbol_and_no_bars_before_them():
+    market = Market(3, Clock(et(2024, 6, 12, 11), fixed=True))
+    assert head_timestamp(UNIVERSE["META"]) == et(2012, 5, 18, 9, 30)
+    assert head_timestamp(UNIVERSE["IBM"]) == et(1990, 1, 2, 9, 30)
+    bars = market.bars("META", et(2012, 6, 29, 16), "1 Y", "1 day")
+    assert bars[0].time.date() == date(2012, 5, 18) and len(bars) == 30
+    with pytest.raises(HistoricalDataError) as exc:
+        market.bars("META", et(2011, 1, 3, 16), "1 M", "1 day")
+    assert exc.value.code == 162 and "2012-05-18" in exc.value.message
+
+
+def test_the_close_after_hours_is_that_sessions_close():
+    clock = Clock(et(2024, 6, 12, 15, 0), fixed=True)
+    market = Market(3, clock)
+    during = market.quote("AAPL")
+    clock.set(et(2024, 6, 12, 18, 0))
+    after = market.quote("AAPL")
+    assert after.close == after.last == market.bars("AAPL", clock.now(), "1 D", "1 day")[-1].close
+    assert during.close != after.close  # the previous session's close during the day
+    clock.set(et(2024, 6, 13, 8, 0))  # the next morning, before the open: still that close
+    assert market.quote("AAPL").close == after.close
+
+
+def test_early_close_days_end_at_one():
+    market = Market(3, Clock(et(2024, 11, 29, 18), fixed=True))
+    bars = market.bars("AAPL", et(2024, 11, 29, 18), "1 D", "30 mins")
+    assert bars[0].time == et(2024, 11, 29, 9, 30) and bars[-1].time == et(2024, 11, 29, 12, 30)
+    assert len(bars) == 7 and bars[-1].close == market.quote("AAPL").last
 
 
 # ---- determinism -----------------------------------------------------------------------------
@@ -237,7 +279,8 @@ def check_ohlc(bars):
 
 def test_daily_bars_count_and_agree_with_the_quote(market, clock):
     bars = market.bars("AAPL", clock.now(), "1 Y", "1 day")
-    assert 255 <= len(bars) <= 263  # weekdays in a year (no holidays simulated)
+    assert len(bars) == 253  # NYSE sessions 2023-06-12 .. 2024-06-12 (holidays closed)
+    assert date(2023, 7, 4) not in {b.time.date() for b in bars}
     assert bars[-1].time.date() == date(2024, 6, 12)
     assert bars[-1].close == market.quote("AAPL").last  # today's bar is in progress
     assert bars[-2].close == market.quote("AAPL").close
@@ -301,7 +344,10 @@ def test_weekly_and_monthly_bars(market, clock):
     weeks = market.bars("IBM", clock.now(), "1 Y", "1 week")
     days = market.bars("IBM", clock.now(), "1 Y", "1 day")
     assert 52 <= len(weeks) <= 54
-    assert all(b.time.weekday() == 0 for b in weeks[1:])
+    first_session = {}  # ISO week -> its first session (a Tuesday after a Monday holiday)
+    for b in days:
+        first_session.setdefault(b.time.isocalendar()[:2], b.time)
+    assert [b.time for b in weeks] == list(first_session.values())
     assert weeks[-1].close == days[-1].close and sum(b.volume for b in weeks) == sum(
         b.volume for b in days
     )

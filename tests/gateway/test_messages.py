@@ -6,7 +6,7 @@ A field that lands in the wrong place shows up as a wrong attribute on ib_async'
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 from ib_async.decoder import Decoder
@@ -434,7 +434,87 @@ SIMPLE = {
     ),
     "headTimestamp": ({"reqId": 3, "headTimestamp": "19801212-14:30:00"}, "headTimestamp"),
     "completedOrdersEnd": ({}, "completedOrdersEnd"),
+    "updateMktDepth": (
+        {"reqId": 3, "position": 1, "operation": 0, "side": 1, "price": 1.0825, "size": 2e6},
+        "updateMktDepth",
+    ),
+    "updateMktDepthL2": (
+        {
+            "reqId": 3,
+            "position": 0,
+            "marketMaker": "ARCA",
+            "operation": 1,
+            "side": 0,
+            "price": 190.01,
+            "size": 300.0,
+            "isSmartDepth": True,
+        },
+        "updateMktDepthL2",
+    ),
+    "scannerParameters": ({"xml": "<ScanParameterResponse/>"}, "scannerParameters"),
+    "realtimeBar": (
+        {
+            "reqId": 4,
+            "time": 1795000000,
+            "open": 1.5,
+            "high": 1.75,
+            "low": 1.25,
+            "close": 1.5,
+            "volume": 300.0,
+            "wap": 1.5,
+            "count": 5,
+        },
+        "realtimeBar",
+    ),
+    "fundamentalData": ({"reqId": 6, "data": "<ReportSnapshot/>"}, "fundamentalData"),
+    "securityDefinitionOptionParameterEnd": (
+        {"reqId": 7},
+        "securityDefinitionOptionParameterEnd",
+    ),
+    "newsArticle": ({"reqId": 8, "articleType": 0, "articleText": "text"}, "newsArticle"),
+    "historicalNews": (
+        {
+            "reqId": 9,
+            "time": "2026-11-24 15:00:00.0",
+            "providerCode": "BRFG",
+            "articleId": "BRFG$1",
+            "headline": "Headline",
+        },
+        "historicalNews",
+    ),
+    "historicalNewsEnd": ({"reqId": 9, "hasMore": False}, "historicalNewsEnd"),
+    "pnl": (
+        {"reqId": 10, "dailyPnL": 12.5, "unrealizedPnL": -3.25, "realizedPnL": 4.0},
+        "pnl",
+    ),
+    "pnlSingle": (
+        {
+            "reqId": 11,
+            "pos": 100.0,
+            "dailyPnL": 1.5,
+            "unrealizedPnL": 2.5,
+            "realizedPnL": 0.0,
+            "value": 19000.0,
+        },
+        "pnlSingle",
+    ),
+    "userInfo": ({"reqId": 12, "whiteBrandingId": ""}, "userInfo"),
 }
+
+
+@pytest.mark.parametrize(
+    "name, key", [("mktDepthExchanges", "descriptions"), ("newsProviders", "providers"),
+                  ("familyCodes", "codes")],
+)  # fmt: skip
+def test_empty_list_replies_round_trip(name, key):
+    assert decode(name, {key: []}, SERVER_MAX_VERSION) == [(name, ([],))]
+
+
+def test_market_rule_round_trip():
+    values = {"marketRuleId": 26, "increments": [{"lowEdge": 0.0, "increment": 0.01}]}
+    ((method, (rule_id, increments)),) = decode("marketRule", values, SERVER_MAX_VERSION)
+    assert (method, rule_id) == ("marketRule", 26)
+    assert [(i.lowEdge, i.increment) for i in increments] == [(0.0, 0.01)]
 
 
 @pytest.mark.parametrize("name", sorted(SIMPLE))
@@ -445,20 +525,211 @@ def test_simple_reply_round_trip(name):
 
 
 def test_every_reply_is_covered():
-    covered = set(SIMPLE) | {
-        "openOrder",
-        "completedOrder",
-        "contractDetails",
-        "execDetails",
-        "commissionReport",
-        "updatePortfolio",
-        "position",
-        "positionMulti",
-        "symbolSamples",
-        "historicalData",
-        "tickPrice",
-    }
+    covered = (
+        set(SIMPLE)
+        | {
+            "openOrder",
+            "completedOrder",
+            "contractDetails",
+            "execDetails",
+            "commissionReport",
+            "updatePortfolio",
+            "position",
+            "positionMulti",
+            "symbolSamples",
+            "historicalData",
+            "tickPrice",
+        }
+        | set(STRUCTURED)
+    )
     assert covered == set(messages.REPLIES)
+
+
+# Replies whose ib_async handler builds objects: (values, expected call, expected arguments).
+STRUCTURED = {
+    "tickOptionComputation": (
+        {
+            "reqId": 3,
+            "tickType": 13,
+            "tickAttrib": 1,
+            "impliedVol": 0.2,
+            "delta": 0.5,
+            "optPrice": 12.5,
+            "pvDividend": 0.1,
+            "gamma": 0.01,
+            "vega": 0.3,
+            "theta": -0.05,
+            "undPrice": 500.0,
+        },
+        "tickOptionComputation",
+        (3, 13, 1, 0.2, 0.5, 12.5, 0.1, 0.01, 0.3, -0.05, 500.0),
+    ),
+    "securityDefinitionOptionParameter": (
+        {
+            "reqId": 4,
+            "exchange": "SMART",
+            "underlyingConId": 416904,
+            "tradingClass": "SPX",
+            "multiplier": "100",
+            "expirations": [{"value": "20261218"}, {"value": "20270115"}],
+            "strikes": [{"value": 5800.0}, {"value": 5805.0}],
+        },
+        "securityDefinitionOptionParameter",
+        (4, "SMART", "416904", "SPX", "100", ["20261218", "20270115"], [5800.0, 5805.0]),
+    ),
+    "historicalDataUpdate": (
+        {
+            "reqId": 5,
+            "barCount": 7,
+            "date": "20261124 10:30:00 US/Eastern",
+            "open": 1.0,
+            "close": 2.0,
+            "high": 3.0,
+            "low": 0.5,
+            "wap": 1.5,
+            "volume": 100.0,
+        },
+        "historicalDataUpdate",
+        None,
+    ),
+    "tickByTick": (
+        {
+            "reqId": 6,
+            "tickType": 3,
+            "time": 1795000000,
+            "bidPrice": 1.1,
+            "askPrice": 1.2,
+            "bidSize": 100.0,
+            "askSize": 200.0,
+        },
+        "tickByTickBidAsk",
+        None,
+    ),
+    "historicalTicks": (
+        {"reqId": 7, "ticks": [{"time": 1795000000, "price": 1.5, "size": 0.0}], "done": True},
+        "historicalTicks",
+        None,
+    ),
+    "historicalTicksBidAsk": (
+        {
+            "reqId": 7,
+            "ticks": [
+                {
+                    "time": 1795000000,
+                    "priceBid": 1.5,
+                    "priceAsk": 1.6,
+                    "sizeBid": 100.0,
+                    "sizeAsk": 200.0,
+                }
+            ],
+            "done": True,
+        },
+        "historicalTicksBidAsk",
+        None,
+    ),
+    "historicalTicksLast": (
+        {
+            "reqId": 7,
+            "ticks": [
+                {
+                    "time": 1795000000,
+                    "price": 1.5,
+                    "size": 100.0,
+                    "exchange": "NASDAQ",
+                    "specialConditions": "",
+                }
+            ],
+            "done": True,
+        },
+        "historicalTicksLast",
+        None,
+    ),
+    "mktDepthExchanges": (
+        {
+            "descriptions": [
+                {
+                    "exchange": "IDEALPRO",
+                    "secType": "CASH",
+                    "listingExch": "",
+                    "serviceDataType": "Deep",
+                    "aggGroup": 4,
+                }
+            ]
+        },
+        "mktDepthExchanges",
+        None,
+    ),
+    "smartComponents": (
+        {"reqId": 8, "components": [{"bitNumber": 1, "exchange": "ARCA", "exchangeLetter": "P"}]},
+        "smartComponents",
+        None,
+    ),
+    "histogramData": (
+        {"reqId": 9, "items": [{"price": 190.0, "count": 12}]},
+        "histogramData",
+        None,
+    ),
+    "scannerData": (
+        {
+            "reqId": 10,
+            "rows": [
+                {
+                    "rank": 0,
+                    **{k: v for k, v in CONTRACT.items() if k != "primaryExchange"},
+                    "marketName": "NMS",
+                    "distance": "",
+                    "benchmark": "",
+                    "projection": "",
+                    "legsStr": "",
+                }
+            ],
+        },
+        "scannerData",
+        None,
+    ),
+    "newsProviders": (
+        {"providers": [{"code": "BRFG", "name": "Briefing.com General Market Columns"}]},
+        "newsProviders",
+        None,
+    ),
+    "marketRule": (
+        {"marketRuleId": 26, "increments": [{"lowEdge": 0.0, "increment": 0.01}]},
+        "marketRule",
+        None,
+    ),
+    "softDollarTiers": (
+        {"reqId": 11, "tiers": [{"name": "n", "val": "v", "displayName": "d"}]},
+        "softDollarTiers",
+        None,
+    ),
+    "familyCodes": (
+        {"codes": [{"accountID": "DU1", "familyCodeStr": ""}]},
+        "familyCodes",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURED))
+def test_structured_reply_round_trip(name):
+    """ib_async's decoder reads every field of the reply where the layout put it."""
+    values, method, expected = STRUCTURED[name]
+    calls = decode(name, values, SERVER_MAX_VERSION)
+    assert calls[0][0] == method
+    args = calls[0][1]
+    if expected is not None:
+        assert args == expected
+        return
+    flat = repr(args)
+    for key, value in values.items():
+        items = value if isinstance(value, list) else [{key: value}]
+        for item in items:
+            for field, v in item.items():
+                if field in ("reqId", "tickType", "unused", "mask", "done"):
+                    continue
+                if field == "time" and isinstance(v, int) and repr(v) not in flat:  # a datetime
+                    v = datetime.fromtimestamp(v, UTC)
+                assert (v if isinstance(v, str) else repr(v)) in flat, (name, field, v, flat)
 
 
 # -- requests: what ib_async sends, decoded by our layouts --------------------------------------

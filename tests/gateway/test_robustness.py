@@ -8,58 +8,9 @@ import struct
 
 import pytest
 from ib_async import IB, MarketOrder, Stock
-from support import CLOCK, connect_ib
+from support import CLOCK, RawClient, connect_ib
 
 from ibkr_nb.gateway.protocol import decode_fields, encode_message, frame
-
-
-class RawClient:
-    """A bare TWS API client on a blocking socket, for sending what ib_async never would."""
-
-    def __init__(self, port: int, client_id: int):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.buffer = b""
-        self.sock.sendall(b"API\0" + frame(b"v157..178"))
-        version, _ = self.read()
-        assert int(version) == 178
-        self.send(71, 2, client_id, "")
-        self.read_until(lambda f: f[0] == "9")
-
-    def send(self, *fields) -> None:
-        self.sock.sendall(encode_message(fields))
-
-    def read(self) -> list[str]:
-        while True:
-            if len(self.buffer) >= 4:
-                (size,) = struct.unpack(">I", self.buffer[:4])
-                if len(self.buffer) >= 4 + size:
-                    payload, self.buffer = self.buffer[4 : 4 + size], self.buffer[4 + size :]
-                    return decode_fields(payload)
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by gateway")
-            self.buffer += chunk
-
-    def read_until(self, predicate) -> list[str]:
-        while True:
-            fields = self.read()
-            if predicate(fields):
-                return fields
-
-    def error_code(self) -> int:
-        fields = self.read_until(lambda f: f[0] == "4" and int(f[3]) < 2100)
-        return int(fields[3])
-
-    def closed(self) -> bool:
-        try:
-            while True:
-                if not self.sock.recv(65536):
-                    return True
-        except (ConnectionError, OSError):
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 
 import pytest
 from ib_async import (
@@ -324,11 +325,13 @@ def test_rejections_use_ibkr_codes(gateway, ib):
     contract = ib.qualifyContracts(AAPL)[0]
     (ticker,) = ib.reqTickers(contract)
     off_grid = ib.placeOrder(contract, LimitOrder("BUY", 1, round(ticker.bid, 2) - 0.003))
-    too_big = ib.placeOrder(contract, MarketOrder("BUY", 10_000_000))
-    wait_until(ib, lambda: off_grid.isDone() and too_big.isDone())
+    too_big = ib.placeOrder(contract, MarketOrder("BUY", 100_000))  # beyond buying power
+    over_limit = ib.placeOrder(contract, MarketOrder("BUY", 10_000_000))  # TWS's size limit
+    wait_until(ib, lambda: off_grid.isDone() and too_big.isDone() and over_limit.isDone())
     codes = {req: code for req, code, _ in seen}
     assert codes[off_grid.order.orderId] == 110
     assert codes[too_big.order.orderId] == 201
+    assert codes[over_limit.order.orderId] == 383
     gateway.reject_next_order("Simulated exchange halt")
     halted = ib.placeOrder(contract, MarketOrder("BUY", 1))
     wait_until(ib, halted.isDone)
@@ -337,15 +340,21 @@ def test_rejections_use_ibkr_codes(gateway, ib):
     )
 
 
-def test_duplicate_order_id_is_103(gateway, ib):
+def test_reused_order_ids_are_103_or_104_when_filled(gateway, ib):
     seen = errors_of(ib)
     contract = ib.qualifyContracts(AAPL)[0]
     first = ib.placeOrder(contract, MarketOrder("BUY", 1))
+    (ticker,) = ib.reqTickers(contract)
+    resting = ib.placeOrder(contract, LimitOrder("BUY", 1, round(ticker.bid - 5, 2)))
     wait_until(ib, first.isDone)
-    again = MarketOrder("BUY", 1)
-    again.orderId = first.order.orderId
-    ib.client.placeOrder(again.orderId, contract, again)
-    wait_until(ib, lambda: any(code == 103 for _, code, _ in seen))
+    ib.cancelOrder(resting.order)
+    wait_until(ib, resting.isDone)
+    for done in (first, resting):
+        again = MarketOrder("BUY", 1)
+        again.orderId = done.order.orderId
+        ib.client.placeOrder(again.orderId, contract, again)
+    wait_until(ib, lambda: {(r, c) for r, c, _ in seen} >= {
+        (first.order.orderId, 104), (resting.order.orderId, 103)})  # fmt: skip
 
 
 def test_open_completed_orders_and_executions_with_commissions(gateway, ib):
@@ -393,6 +402,9 @@ def test_positions_multi_and_head_timestamp(gateway, ib):
     assert set(rows) == {p.contract.symbol for p in ib.reqPositions()}
     head = ib.reqHeadTimeStamp(aapl(ib), "TRADES", True)
     assert head.year < CLOCK.year - 2
+    meta = ib.qualifyContracts(Stock("META", "SMART", "USD"))[0]
+    first = ib.reqHeadTimeStamp(meta, "TRADES", True)  # ib_async gives naive UTC
+    assert first.replace(tzinfo=UTC) == datetime(2012, 5, 18, 13, 30, tzinfo=UTC)
 
 
 def test_client_zero_binds_manual_orders_and_others_may_not(gateway):
@@ -486,7 +498,7 @@ def test_state_file_keeps_the_account_across_restarts(tmp_path):
         after = sorted((p.contract.symbol, p.position) for p in ib.reqPositions())
         ib.disconnect()
     assert after == before
-    assert dict(after)["KO"] == 1220 + 7  # the seeded 1,220 shares and the 7 bought
+    assert dict(after)["KO"] == 1085 + 7  # the seeded 1,085 shares and the 7 bought
 
 
 def test_refuses_a_non_loopback_host_unless_asked():

@@ -83,7 +83,7 @@ print("ready", flush=True)
 n = broker.next_order_id
 while True:
     broker.place_order(OrderTicket(n, 1, "BUY", 1, "LMT", symbol="KO", lmt_price=1.0,
-                                   order_ref="x" * 2000))
+                                   order_ref="x" * 250))
     n += 1
 """
 
@@ -168,3 +168,24 @@ def test_a_damaged_state_file_is_refused_naming_the_field(tmp_path, market, edit
     assert "--fresh" in str(info.value)
     Broker(market, SEED, state_file=tmp_path / "other.json").close()  # the lock was released
     StateStore(state).acquire()  # and this file's lock too
+
+
+def test_fills_the_state_file_cannot_record_are_undone_and_retried(tmp_path, market, monkeypatch):
+    state = tmp_path / "account.json"
+    broker = Broker(market, SEED, state_file=state)
+    price = market.quote("KO").ask
+    broker.place_order(OrderTicket(1, 1, "BUY", 10, "LMT", symbol="KO", lmt_price=price - 1))
+    saved = state.read_bytes()
+
+    def failing(self, saved):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(StateStore, "save", failing)
+    market.set_price("KO", price - 2)  # now marketable
+    with pytest.raises(StateWriteError):
+        broker.process()
+    assert broker.executions() == [] and broker.order(1, 1).status == "Submitted"
+    assert state.read_bytes() == saved  # nothing half-written
+    monkeypatch.undo()
+    assert broker.process() and len(broker.executions()) == 1  # retried at the next tick
+    broker.close()
