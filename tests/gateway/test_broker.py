@@ -797,18 +797,6 @@ def test_corrupt_state_file_names_the_file(tmp_path, market):
         Broker(market, 7, state_file=path)
 
 
-def test_round_trip_is_fast_enough(broker, market):
-    import time
-
-    sym = free_symbol(broker)
-    t0 = time.perf_counter()
-    for i in range(200):
-        broker.place_order(tk(100 + i, "BUY" if i % 2 else "SELL", 1, symbol=sym))
-        broker.process()
-    per = (time.perf_counter() - t0) / 200
-    assert per < 2e-3, f"place+process took {per * 1e3:.2f} ms"
-
-
 def test_clock_moves_do_not_break_day_expiry_across_days(broker, clock):
     broker.place_order(tk(1, "BUY", 10, "LMT", lmt_price=1.0))
     clock.advance(timedelta(days=3).total_seconds())
