@@ -12,12 +12,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Every notebook headless on a paper gateway; executed notebooks and HTML in reports/.
 demo: $(STAMP)
-	$(VENV)/bin/ibkr-nb demo
+	$(VENV)/bin/ibkr-nb run
 
+# The suite, then every notebook against a fixed-seed paper gateway (nbval, strict outputs).
 test: $(STAMP)
 	$(VENV)/bin/ruff check ibkr_nb tests benchmarks
 	$(PY) -m pytest
+	$(PY) -m pytest --nbval notebooks -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ibkr_nb tests benchmarks
