@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench gateway clean
+.PHONY: demo test lint bench gateway clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/ibkr-nb run
 
-# The suite, then every notebook against a fixed-seed paper gateway (nbval, strict outputs).
-test: $(STAMP)
+# Debian's chromium for the browser test (driven by Playwright; no browser download).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+# The suite (with the browser test), then every notebook against a fixed-seed paper gateway
+# (nbval, outputs compared strictly).
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check ibkr_nb tests benchmarks
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval notebooks -p no:cacheprovider

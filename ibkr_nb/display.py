@@ -99,7 +99,9 @@ class Table:
         return out
 
     def formatters(self) -> dict:
-        fmt = {c: money for c in self.money}
+        numbers = [c for c in self.data.columns if pd.api.types.is_float_dtype(self.data[c])]
+        fmt = {c: (lambda v: "" if pd.isna(v) else f"{v:,.6g}") for c in numbers}
+        fmt.update({c: money for c in self.money})
         fmt.update({c: (lambda v: "" if pd.isna(v) else f"{v:.2%}") for c in self.percent})
         return fmt
 

@@ -82,6 +82,17 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def configured_environment(settings) -> dict[str, str]:
+    """The settings of this process (environment and ``.env`` here) for kernels that run in
+    ``notebooks/``: connection, and the ledger and kill-switch paths made absolute."""
+    return {
+        "IBKR_HOST": settings.ibkr_host,
+        "IBKR_PORT": str(settings.ibkr_port),
+        "IBKR_NB_DB": str(Path(settings.ibkr_nb_db).resolve()),
+        "IBKR_KILL_SWITCH": str(Path(settings.ibkr_kill_switch).resolve()),
+    }
+
+
 def notebook_paths(names) -> list[Path]:
     """Notebook files for names like ``04``, ``04_paper_orders`` or a path; all when empty."""
     every = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -168,7 +179,7 @@ def run_notebooks(args) -> int:
             env = stack.enter_context(paper_environment(work, port=port))
             print(f"started a paper gateway (seed {SEED}, clock {CLOCK:%Y-%m-%d %H:%M} UTC)")
         else:
-            env = {}
+            env = configured_environment(settings)
             print(f"using the gateway on {settings.ibkr_host}:{settings.ibkr_port}")
         if not args.in_place:
             env["PLOTLY_RENDERER"] = REPORT_RENDERER
@@ -197,7 +208,7 @@ def run_lab(args) -> int:
     """``ibkr-nb lab``: JupyterLab on notebooks/, with a paper gateway if no TWS answers."""
     settings = load_settings()
     with ExitStack() as stack:
-        env = dict(os.environ)
+        env = {**os.environ, **configured_environment(settings)}
         if not gateway_answers(settings.ibkr_host, settings.ibkr_port):
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ibkr-nb-lab-")))
             paper = stack.enter_context(
@@ -206,7 +217,10 @@ def run_lab(args) -> int:
             env.update(paper)
             print(f"no TWS on port {settings.ibkr_port}: started a paper gateway there")
         command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={NOTEBOOK_DIR}"]
-        return subprocess.call([*command, *args.lab_args], env=env)
+        if os.geteuid() == 0:  # containers; JupyterLab refuses root otherwise
+            command.append("--allow-root")
+        extra = args.lab_args[1:] if args.lab_args[:1] == ["--"] else args.lab_args
+        return subprocess.call([*command, *extra], env=env)
 
 
 def add_notebook_commands(sub) -> None:
@@ -221,5 +235,5 @@ def add_notebook_commands(sub) -> None:
     )
     p.set_defaults(func=run_notebooks)
     p = sub.add_parser("lab", help="JupyterLab on notebooks/ (a paper gateway if no TWS)")
-    p.add_argument("lab_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    p.add_argument("lab_args", nargs=argparse.REMAINDER, help="after --, passed on to jupyter lab")
     p.set_defaults(func=run_lab)

@@ -9,7 +9,10 @@ Every widget is a thin face on a plain function that scripts and nbval call with
 - ``ConnectionBadge`` -> ``connection_status``.
 - ``TaxPicker``      -> ``tax_report`` (a year and a lot-matching method).
 
-Handlers never print: what a click produces is shown as tables inside the widget (and kept on
+Handlers run on the thread that made the widget, where the session lives (JupyterLab sends
+clicks to a kernel subshell thread; ``kernel.MainThread``), and importing this module lets a
+kernel take widget messages and queued cells while a session waits for IBKR
+(``kernel.allow_nested_messages``). Handlers never print: what a click produces is shown as tables inside the widget (and kept on
 it, e.g. ``ticket.result``), so it cannot land under another cell (ipykernel 7).
 """
 
@@ -28,10 +31,13 @@ from IPython.display import display
 from ibkr_nb.display import exchange_time, mask_account, money, table
 from ibkr_nb.errors import OrderRejected, SessionError
 from ibkr_nb.gates import session_denial
+from ibkr_nb.kernel import MainThread, allow_nested_messages
 from ibkr_nb.ledger import Ledger
 from ibkr_nb.plots import fig_realized_by_month, fig_wash_sale_effect
 from ibkr_nb.risk import check_orders
 from ibkr_nb.tax import METHODS, LotResult, form_8949, match_lots, schedule_d
+
+allow_nested_messages()
 
 SIDES = ("BUY", "SELL")
 TICKET_ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT")
@@ -278,10 +284,11 @@ class OrderTicket(W.VBox):
         self.result: pd.DataFrame | None = None
         fields = [self.symbol, self.side, self.quantity, self.order_type, self.limit_price,
                   self.stop_price, self.tif]  # fmt: skip
+        main = MainThread()
         for field in fields:
-            field.observe(self._changed, names="value")
-        self.preview_button.on_click(self._on_preview)
-        self.submit_button.on_click(self._on_submit)
+            field.observe(main.wrap(self._changed), names="value")
+        self.preview_button.on_click(main.wrap(self._on_preview))
+        self.submit_button.on_click(main.wrap(self._on_submit))
         for widget, name in ((self.preview_button, "preview"), (self.submit_button, "submit")):
             widget.add_class(f"ibkr-nb-{name}")
         super().__init__(
@@ -318,7 +325,9 @@ class OrderTicket(W.VBox):
         except (OrderRejected, SessionError) as exc:
             self.output.value = _message(str(exc), False)
             return
-        self.output.value = _html(table(self.result)) + _message(
+        shown = ["order_ref", "symbol", "action", "quantity", "order_type", "limit_price",
+                 "status", "filled", "avg_fill_price"]  # fmt: skip
+        self.output.value = _html(table(self.result[shown])) + _message(
             f"Sent as order_ref {self.preview.order_ref}.", True
         )
 
@@ -368,7 +377,7 @@ class DecisionReview(W.VBox):
             self.choices[row.order_ref] = toggle
             rows.append(W.HBox([toggle, W.HTML(html.escape(_plan_label(row)))]))
         self.place_button = W.Button(description="Place approved", button_style="danger")
-        self.place_button.on_click(self._on_place)
+        self.place_button.on_click(MainThread().wrap(self._on_place))
         self.output = W.HTML(value=_html(table(plan[plan["status"] != "planned"][
             ["decision_id", "symbol", "status", "reason"]], caption="not planned")))  # fmt: skip
         self.result: pd.DataFrame | None = None
@@ -420,7 +429,7 @@ class ConnectionBadge(W.HBox):
         self.session = session
         self.label = W.HTML()
         self.refresh_button = W.Button(description="Refresh", layout=W.Layout(width="auto"))
-        self.refresh_button.on_click(self.refresh)
+        self.refresh_button.on_click(MainThread().wrap(self.refresh))
         super().__init__(children=[self.label, self.refresh_button])
         self.refresh()
 
@@ -519,8 +528,9 @@ class TaxPicker(W.VBox):
         self.tables = W.HTML()
         self.charts = W.Output()
         self.report: TaxReport | None = None
-        self.year.observe(self.redraw, names="value")
-        self.method.observe(self.redraw, names="value")
+        main = MainThread()
+        self.year.observe(main.wrap(self.redraw), names="value")
+        self.method.observe(main.wrap(self.redraw), names="value")
         super().__init__(children=[W.HBox([self.year, self.method]), self.tables, self.charts])
         self.redraw()
 

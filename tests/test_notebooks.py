@@ -4,14 +4,17 @@ are checked by nbval: `pytest --nbval notebooks`)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import nbformat
 import pytest
 
 from ibkr_nb.cli import main
+from ibkr_nb.config import load_settings
 from ibkr_nb.notebooks import (
     NOTEBOOK_DIR,
+    configured_environment,
     gateway_answers,
     notebook_paths,
     paper_environment,
@@ -66,8 +69,6 @@ def test_paper_environment_points_at_a_gateway_that_answers(tmp_path):
         assert env["IBKR_NB_DB"].startswith(str(tmp_path))
         assert env["IBKR_KILL_SWITCH"].startswith(str(tmp_path))
         with patched_environ({"IBKR_PORT": "1"}):
-            import os
-
             assert os.environ["IBKR_PORT"] == "1"
     assert not gateway_answers("127.0.0.1", port)
 
@@ -90,3 +91,13 @@ def test_run_starts_a_gateway_and_writes_notebook_html_and_index(tmp_path, monke
 def test_run_refuses_an_unknown_notebook(capsys):
     assert main(["run", "nope"]) == 2
     assert "No single notebook matches 'nope'" in capsys.readouterr().err
+
+
+def test_kernels_in_notebooks_get_the_settings_with_absolute_paths(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IBKR_NB_DB", "data/mine.duckdb")
+    monkeypatch.setenv("IBKR_PORT", "4002")
+    env = configured_environment(load_settings())
+    assert env["IBKR_NB_DB"] == str(tmp_path / "data" / "mine.duckdb")
+    assert env["IBKR_PORT"] == "4002"
+    assert env["IBKR_KILL_SWITCH"].startswith("/")
