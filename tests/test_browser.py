@@ -35,6 +35,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+expect.set_options(timeout=60_000)  # a shared, busy machine: JupyterLab may take a while
 QUANTITY = 7  # shares the test types into the ticket (the notebook's default is 10)
 
 
