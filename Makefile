@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # 9.81 release in the dev extra, so it lives in its own directory, used by a subprocess test.
 IBAPI10 := .ibapi10/.installed-stamp
 
-.PHONY: demo test lint bench gateway clean
+.PHONY: demo test lint bench gateway clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,20 @@ $(IBAPI10): $(STAMP)
 	$(PY) -m pip install --quiet --target .ibapi10 'ibapi-stable>=10,<11'
 	touch $(IBAPI10)
 
+# Every notebook headless on a paper gateway; executed notebooks and HTML in reports/.
 demo: $(STAMP)
-	$(VENV)/bin/ibkr-nb demo
+	$(VENV)/bin/ibkr-nb run
 
-test: $(STAMP) $(IBAPI10)
+# Debian's chromium for the browser test (driven by Playwright; no browser download).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+# The suite (with the browser test), then every notebook against a fixed-seed paper gateway
+# (nbval, outputs compared strictly).
+test: $(STAMP) $(IBAPI10) browser
 	$(VENV)/bin/ruff check ibkr_nb tests benchmarks
 	$(PY) -m pytest
+	$(PY) -m pytest --nbval notebooks -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ibkr_nb tests benchmarks

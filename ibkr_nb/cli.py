@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import __version__
 from .gateway.validation import MAX_ORDER_QUANTITY
+from .notebooks import add_notebook_commands
 from .tax.cli import add_tax_command
 
 DEFAULT_STATE = Path("data") / "gateway_state.json"
@@ -311,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_demo(sub)
     _add_orders(sub)
     add_tax_command(sub)
+    add_notebook_commands(sub)
     for command in sub.choices.values():  # accepted after the subcommand too
         command.add_argument(
             "--log-level", type=_log_level, default=argparse.SUPPRESS, help=level_help

@@ -23,7 +23,7 @@ import pandas as pd
 from ib_async import IB, Contract, Stock, util
 from ib_async.wrapper import RequestError
 
-from . import display, frames
+from . import display, frames, kernel
 from .config import LIVE_PORTS, PAPER_PORTS, Settings, load_settings
 from .decisions import load_decisions, validate_decisions
 from .errors import (
@@ -90,6 +90,7 @@ def _patch_event_loop() -> None:
             asyncio.set_event_loop(loop)
     if not getattr(loop, "_nest_patched", False):
         nest_asyncio.apply(loop)
+    kernel.allow_nested_messages()  # "Run All" under ipykernel 7 (see kernel.py)
     display.install()
 
 

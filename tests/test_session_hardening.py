@@ -184,10 +184,10 @@ def test_dates_are_tz_aware_and_missing_numbers_are_nan(session):
 def test_money_shows_with_two_decimals_and_stays_float(session):
     summary = session.account_summary()
     assert summary.value.dtype == float
-    html = display.styled(summary).to_html()
     nav = float(summary.loc[summary.tag == "NetLiquidation", "value"].iloc[0])
-    assert f"{nav:,.2f}" in html
-    assert "e+06" not in html
+    for rendered in (display.table(summary)._repr_html_(), repr(display.table(summary))):
+        assert f"{nav:,.2f}" in rendered
+        assert "e+06" not in rendered
 
 
 def test_a_contract_is_accepted_wherever_a_symbol_is(session):
