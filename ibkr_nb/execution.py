@@ -674,11 +674,20 @@ def _unexplained_positions(session: Session, ledger) -> pd.DataFrame:
     booked = booked[booked["account"] == session.account].set_index("symbol")["quantity"]
     gap = broker.assign(missing=broker["quantity"] - broker["symbol"].map(booked).fillna(0.0))
     gap = gap[gap["missing"].abs() > 1e-9]
-    stamp = session.ib.reqCurrentTime()
+    # before every fill the ledger has of the symbol: the position was there first
+    fills = ledger.fills()
+    first = pd.to_datetime(fills["time"], utc=True).groupby(fills["symbol"]).min()
+    now = pd.Timestamp(session.ib.reqCurrentTime())
+    first_fill = pd.to_datetime(
+        pd.Series([first.get(symbol) for symbol in gap["symbol"]], index=gap.index, dtype=object),
+        utc=True,
+    )
+    stamp = first_fill.where(first_fill < now, now) - pd.Timedelta(seconds=1)
     return pd.DataFrame(
         {
             "exec_id": [
-                f"opening:{session.account}:{s}:{stamp:%Y%m%dT%H%M%S%f}" for s in gap["symbol"]
+                f"opening:{session.account}:{symbol}:{when:%Y%m%dT%H%M%S%f}"
+                for symbol, when in zip(gap["symbol"], stamp, strict=True)
             ],
             "order_ref": "",
             "account": session.account,
@@ -687,8 +696,8 @@ def _unexplained_positions(session: Session, ledger) -> pd.DataFrame:
             "quantity": gap["missing"].to_numpy(),
             "price": gap["average_cost"].to_numpy(),
             "currency": gap["currency"].to_numpy(),
-            "time": stamp,
+            "time": stamp.to_numpy(),
             "source": OPENING,
-            "flag": "opening lot at IBKR's average cost: the ledger has no fills for this position",
+            "flag": "opening lot at IBKR's average cost: the ledger's fills do not explain it",
         }
     )

@@ -327,7 +327,8 @@ class Ledger:
             return
         rows = rows.copy()
         rows["at"] = pd.to_datetime(rows["at"], utc=True)
-        latest = rows.sort_values("at").drop_duplicates("order_ref", keep="last")
+        # stable: entries of one order keep their log order when their times tie
+        latest = rows.sort_values("at", kind="stable").drop_duplicates("order_ref", keep="last")
         latest = latest.rename(columns={"at": "updated_at"})[
             [
                 "order_ref",

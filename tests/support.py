@@ -23,7 +23,7 @@ def connect_ib(gateway, client_id: int | None = None, **kwargs) -> IB:
     ib = IB()
     ib.RaiseRequestErrors = True
     ib.connect(
-        "127.0.0.1", gateway.port, clientId=client_id or next(_client_ids), timeout=5, **kwargs
+        "127.0.0.1", gateway.port, clientId=client_id or next(_client_ids), timeout=15, **kwargs
     )
     return ib
 
@@ -85,3 +85,11 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def last_price(symbol: str) -> float:
+    """The paper gateway's last trade price of ``symbol`` at the frozen test clock (SEED), so
+    that tests state decision prices relative to the market instead of copying numbers."""
+    from ibkr_nb.gateway.market import Clock, Market
+
+    return round(float(Market(SEED, Clock(CLOCK, fixed=True)).quote(symbol).last), 2)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import CLOCK, SEED, connect_ib
+from support import CLOCK, SEED, connect_ib, last_price
 
 import ibkr_nb
 from ibkr_nb import OrderRejected
@@ -21,15 +21,16 @@ from ibkr_nb.gateway.server import PaperGateway
 
 CRASH_CLIENT = Path(__file__).with_name("crash_client.py")
 # prices at the frozen clock (support.CLOCK, SEED 7)
+AAPL, KO, MSFT, XOM = (last_price(s) for s in ("AAPL", "KO", "MSFT", "XOM"))
 DECISIONS = [
     {
         "decision_id": "ai-aapl",
         "ticker": "AAPL",
         "decision": "BUY",
         "confidence": 80,
-        "current_price": 198.13,
-        "stop_loss": 190.0,
-        "take_profit": 215.0,
+        "current_price": AAPL,
+        "stop_loss": round(AAPL * 0.96, 2),
+        "take_profit": round(AAPL * 1.08, 2),
         "reasoning": "bracket",
     },
     {
@@ -37,7 +38,7 @@ DECISIONS = [
         "ticker": "KO",
         "decision": "BUY",
         "confidence": 60,
-        "current_price": 61.63,
+        "current_price": KO,
         "reasoning": "plain buy",
     },
     {
@@ -45,7 +46,7 @@ DECISIONS = [
         "ticker": "MSFT",
         "decision": "SELL",
         "confidence": 70,
-        "current_price": 394.39,
+        "current_price": MSFT,
         "reasoning": "sell the long",
     },
     {
@@ -53,7 +54,7 @@ DECISIONS = [
         "ticker": "XOM",
         "decision": "BUY",
         "confidence": 90,
-        "current_price": 138.52,
+        "current_price": XOM,
         "reasoning": "plain buy",
     },
 ]
@@ -62,7 +63,7 @@ PARENT_REFS = [d["decision_id"] for d in DECISIONS]
 
 @pytest.fixture
 def session(gateway):
-    with ibkr_nb.connect(port=gateway.port, client_id=31, timeout=5) as s:
+    with ibkr_nb.connect(port=gateway.port, client_id=31, timeout=15) as s:
         yield s
 
 
@@ -191,15 +192,24 @@ def test_place_order_with_the_same_ref_three_times_places_one(gateway, session, 
 
 def test_bracket_parent_stop_and_target_reach_the_gateway(gateway, session, broker):
     rows = session.place_order(
-        "AAPL", 10, 199.0, stop_loss=190.0, take_profit=215.0, order_ref="br"
+        "AAPL",
+        10,
+        round(AAPL * 1.002, 2),
+        stop_loss=round(AAPL * 0.96, 2),
+        take_profit=round(AAPL * 1.08, 2),
+        order_ref="br",
     )
     assert rows["order_ref"].tolist() == ["br", "br:stop", "br:target"]
     broker.ib.reqAllOpenOrders()
     legs = {t.order.orderRef: t for t in broker.ib.openTrades()}
     parent_id = int(rows["order_id"].iloc[0])
     stop, target = legs["br:stop"], legs["br:target"]
-    assert (stop.order.orderType, stop.order.auxPrice, stop.order.action) == ("STP", 190.0, "SELL")
-    assert (target.order.orderType, target.order.lmtPrice) == ("LMT", 215.0)
+    assert (stop.order.orderType, stop.order.auxPrice, stop.order.action) == (
+        "STP",
+        round(AAPL * 0.96, 2),
+        "SELL",
+    )
+    assert (target.order.orderType, target.order.lmtPrice) == ("LMT", round(AAPL * 1.08, 2))
     assert stop.order.parentId == target.order.parentId == parent_id
     assert stop.order.totalQuantity == target.order.totalQuantity == 10
     history = session.ledger.intents().set_index("order_ref")
@@ -233,7 +243,9 @@ def test_a_ticker_the_broker_does_not_know_is_a_rejected_row(gateway, private_le
 
 
 def test_trailing_stop_legs_reach_the_gateway(gateway, session, broker):
-    rows = session.place_order("KO", 10, 61.8, stop_loss=60.0, trail="2%", order_ref="tr")
+    rows = session.place_order(
+        "KO", 10, round(KO * 1.003, 2), stop_loss=round(KO * 0.97, 2), trail="2%", order_ref="tr"
+    )
     assert rows["order_ref"].tolist() == ["tr", "tr:stop"]
     plan = session.plan(decisions().iloc[[0]], trail_percent=3.0)
     assert plan["trail_percent"].iloc[0] == 3.0
@@ -369,8 +381,8 @@ def test_manual_orders_are_held_to_the_risk_limits(gateway, private_ledger):
             s.place_order("AAPL", 1, 250.0)
         assert info.value.rule == "MAX_SLIPPAGE_PCT"
         for legs, rule in [
-            ({"stop_loss": 250.0}, "STOP_LOSS"),  # a market buy stopped out at once
-            ({"take_profit": 150.0}, "TAKE_PROFIT"),
+            ({"stop_loss": round(AAPL * 1.2, 2)}, "STOP_LOSS"),  # a market buy stopped out at once
+            ({"take_profit": round(AAPL * 0.7, 2)}, "TAKE_PROFIT"),
         ]:
             with pytest.raises(OrderRejected) as info:
                 s.place_order("AAPL", 10, **legs)
@@ -507,7 +519,7 @@ def test_a_killed_kernel_then_reconcile_and_rerun(own_gateway, tmp_path, moment)
     assert crashed.returncode == -9
     broker = Broker(own_gateway)
     try:
-        with ibkr_nb.connect(port=own_gateway.port, client_id=41, timeout=5) as s:
+        with ibkr_nb.connect(port=own_gateway.port, client_id=41, timeout=15) as s:
             s.reconcile()
             result = s.execute(s.plan(decisions()), dry_run=False)
             assert result["status"].isin(["Filled", "duplicate"]).all(), result

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
-from support import CLOCK, SEED
+from support import CLOCK, SEED, last_price
 
 import ibkr_nb
 from ibkr_nb import LiveTradingLocked, OrderRejected
@@ -137,7 +137,7 @@ def one_decision() -> pd.DataFrame:
                 "ticker": "AAPL",
                 "decision": "BUY",
                 "confidence": 50,
-                "current_price": 198.13,
+                "current_price": last_price("AAPL"),
             }
         ]
     )
@@ -209,7 +209,9 @@ def test_port_mismatch_blocks_the_whole_batch():
         two = pd.concat(
             [
                 one_decision(),
-                one_decision().assign(decision_id="g-2", ticker="KO", current_price=61.63),
+                one_decision().assign(
+                    decision_id="g-2", ticker="KO", current_price=last_price("KO")
+                ),
             ]
         )
         result = s.execute(s.plan(two), dry_run=False)

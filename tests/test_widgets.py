@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import last_price
 
 import ibkr_nb
 from ibkr_nb import widgets
@@ -25,7 +26,9 @@ def session(gateway):
 
 
 def test_ticket_submits_only_after_a_passing_preview_and_reaches_gateway_and_ledger(session):
-    ticket = widgets.OrderTicket(session, symbol="AAPL", quantity=10, limit_price=198.5)
+    ticket = widgets.OrderTicket(
+        session, symbol="AAPL", quantity=10, limit_price=round(last_price("AAPL") * 1.002, 2)
+    )
     assert ticket.submit_button.disabled  # nothing previewed yet
     ticket.submit_button.click()
     assert ticket.result is None
@@ -59,13 +62,15 @@ def test_ticket_submits_only_after_a_passing_preview_and_reaches_gateway_and_led
 
 
 def test_ticket_over_a_limit_shows_the_rule_and_cannot_be_submitted(session):
-    ticket = widgets.OrderTicket(session, symbol="AAPL", quantity=1000, limit_price=198.5)
+    ticket = widgets.OrderTicket(
+        session, symbol="AAPL", quantity=1000, limit_price=round(last_price("AAPL") * 1.002, 2)
+    )
     ticket.preview_button.click()
     gates = ticket.preview.gates.set_index("gate")
     assert gates.loc["risk limits", "verdict"] == "deny"
-    assert "MAX_ORDER_NOTIONAL" in gates.loc["risk limits", "detail"]
+    assert "MAX_POSITION_PCT" in gates.loc["risk limits", "detail"]  # 1000 AAPL is 20% of NAV
     assert ticket.submit_button.disabled
-    assert "MAX_ORDER_NOTIONAL" in ticket.output.value
+    assert "MAX_POSITION_PCT" in ticket.output.value
     with pytest.raises(ibkr_nb.OrderRejected) as err:
         widgets.submit_ticket(session, ticket.preview)
     assert err.value.rule == "PREVIEW"
