@@ -1,7 +1,8 @@
 """Benchmark: FIFO tax lots with wash sales on 1,000,000 fills (2,000 symbols, 10 years).
 
 Two generated histories: "realistic" (round trips with a mix of holding periods in an
-up-drifting market: mostly gains, some wash sales) and "wash-heavy" (random position targets
+up-drifting market: mostly gains, some wash sales; a tenth of the symbols are options with
+multiplier 100 and a fifth trade in EUR at a daily USD rate) and "wash-heavy" (random position targets
 re-traded every few days in a driftless market: about 80% of realized rows are wash sales,
 the engine's worst case). For each it prints wall time and peak memory of `match_lots`, then
 the speed ratio against a straightforward lot-by-lot pure-Python implementation of the same
@@ -116,7 +117,29 @@ def generate_realistic(fills: int, symbols: int, seed: int = SEED) -> pd.DataFra
             "commission": np.maximum(1.0, 0.005 * np.abs(qty)),
         }
     )
-    return frame.sort_values(["datetime", "trade_id"], kind="stable").reset_index(drop=True)
+    return with_options_and_currencies(
+        frame.sort_values(["datetime", "trade_id"], kind="stable").reset_index(drop=True), rng
+    )
+
+
+def with_options_and_currencies(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Every tenth symbol an equity option (multiplier 100, price / 50), every fifth a stock
+    in EUR at a daily EUR/USD rate (a random walk around 1.10): the engine's data-driven
+    multiplier and currency paths."""
+    code = frame["symbol"].str[1:].astype(int).to_numpy()
+    option = code % 10 == 3
+    euro = code % 5 == 1
+    day = frame["datetime"].dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    first = day.min()
+    span = int((day.max() - first).astype(int)) + 1
+    walk = 1.10 * np.exp(np.cumsum(rng.normal(0, 0.004, span)))
+    return frame.assign(
+        price=np.where(option, np.round(frame["price"] / 50, 2), frame["price"]),
+        asset_category=np.where(option, "OPT", "STK"),
+        multiplier=np.where(option, 100.0, 1.0),
+        currency=np.where(euro, "EUR", "USD"),
+        fx_rate=np.where(euro, walk[(day - first).astype(int)], 1.0),
+    )
 
 
 @dataclass(slots=True)
@@ -141,9 +164,22 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     One record per realized piece, DataFrames built at the end with `match_lots`'s columns
     (realized, open lots). Long positions and one account only, as the generated data.
     """
+    trades = trades.assign(
+        multiplier=trades.get("multiplier", 1.0), fx_rate=trades.get("fx_rate", 1.0)
+    )
     rows = list(
         trades[
-            ["trade_id", "account", "symbol", "datetime", "quantity", "price", "commission"]
+            [
+                "trade_id",
+                "account",
+                "symbol",
+                "datetime",
+                "quantity",
+                "price",
+                "commission",
+                "multiplier",
+                "fx_rate",
+            ]
         ].itertuples(index=False)
     )
     day = [r.datetime.toordinal() for r in rows]
@@ -159,7 +195,7 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         for pos, i in enumerate(idx):
             r = rows[i]
             if r.quantity > 0:
-                unit = (r.quantity * r.price + r.commission) / r.quantity
+                unit = (r.quantity * r.price * r.multiplier + r.commission) * r.fx_rate / r.quantity
                 left = r.quantity
                 for q, adj, hps in reserved.pop(i, []):
                     book.append(NaiveLot(q, unit, i, day[i], hps, adj, True))
@@ -168,7 +204,7 @@ def naive_fifo_wash(trades: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                     book.append(NaiveLot(left, unit, i, day[i], day[i], 0.0, False))
                 continue
             need = -r.quantity
-            net = (need * r.price - r.commission) / need
+            net = (need * r.price * r.multiplier - r.commission) * r.fx_rate / need
             sold = []
             while need > 1e-9:
                 lot = book[0]

@@ -1,4 +1,5 @@
-"""ibkr-nb: run the paper gateway, try it with a demo, or compute tax lots.
+"""ibkr-nb: run the paper gateway, try it with a demo, plan and execute AI decisions, or
+compute tax lots.
 
 Options may come before or after the subcommand, e.g. ibkr-nb gateway --log-level DEBUG.
 """
@@ -11,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -213,9 +215,14 @@ def run_demo(args) -> int:
     from . import connect, frames
     from .gateway.server import PaperGateway
 
-    with PaperGateway(port=0, seed=args.seed, clock_start=args.clock, fixed_clock=True) as gateway:
+    with (
+        PaperGateway(port=0, seed=args.seed, clock_start=args.clock, fixed_clock=True) as gateway,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         print(f"paper gateway started on 127.0.0.1:{gateway.port}, account {gateway.account_id}")
-        with connect(port=gateway.port, client_id=1) as session:
+        # a fresh gateway gets a fresh ledger: its order refs start over
+        ledger = Path(scratch) / "demo.duckdb"
+        with connect(port=gateway.port, client_id=1, ibkr_nb_db=ledger) as session:
             print(session)
             summary = session.account_summary()
             _show(
@@ -234,6 +241,66 @@ def run_demo(args) -> int:
     return 0
 
 
+def _add_orders(sub) -> None:
+    for name, helptext in (
+        ("plan", "size AI decisions under the risk limits and print the plan (nothing is sent)"),
+        ("execute", "plan AI decisions and send them (a dry run unless --transmit)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("decisions", help="decisions file: CSV, JSON, JSON lines or Parquet")
+        p.add_argument("--host", help="TWS / IB Gateway host (default IBKR_HOST)")
+        p.add_argument("--port", type=_port, help="API port (default IBKR_PORT)")
+        p.add_argument("--client-id", type=int, help="API client id (default IBKR_CLIENT_ID)")
+        if name == "execute":
+            p.add_argument("--transmit", action="store_true", help="send the orders for real")
+            p.add_argument(
+                "--allow-live", action="store_true", help="second live key (see README Safety)"
+            )
+            p.add_argument("--wait", type=float, default=10.0, help="seconds to follow each order")
+        p.set_defaults(func=run_orders)
+
+
+PLAN_SHOWN = [
+    "decision_id",
+    "symbol",
+    "action",
+    "quantity",
+    "limit_price",
+    "stop_loss",
+    "take_profit",
+    "notional",
+    "pct_nav",
+    "status",
+    "reason",
+]
+
+
+def run_orders(args) -> int:
+    from . import connect, load_decisions
+
+    valid, rejects = load_decisions(args.decisions)
+    if len(rejects):
+        _show(
+            f"{len(rejects)} decisions rejected",
+            rejects[["row", "decision_id", "ticker", "reason"]],
+        )
+    with connect(args.host, args.port, args.client_id) as session:
+        print(session)
+        plan = session.plan(valid)
+        _show("plan", plan[PLAN_SHOWN])
+        if args.command == "plan":
+            return 0
+        results = session.execute(
+            plan,
+            dry_run=not args.transmit,
+            allow_live=args.allow_live,
+            wait=args.wait,
+            progress=lambda line: print(line, flush=True),
+        )
+        _show("results" if args.transmit else "dry run (add --transmit to send)", results)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ibkr-nb", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -242,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_gateway(sub)
     _add_demo(sub)
+    _add_orders(sub)
     add_tax_command(sub)
     for command in sub.choices.values():  # accepted after the subcommand too
         command.add_argument(
@@ -249,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     args = parser.parse_args(argv)
     level = args.log_level or ("INFO" if args.command == "gateway" else "WARNING")
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    # a no-op where logging is set up already (a notebook, pytest); our own loggers always obey
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ibkr_nb").setLevel(level)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -22,6 +22,8 @@ def stock_commission(quantity, price):
     """
     q = np.abs(np.asarray(quantity, dtype=float))
     p = np.abs(np.asarray(price, dtype=float))
-    fee = np.minimum(np.maximum(COMMISSION_PER_SHARE * q, COMMISSION_MIN), COMMISSION_MAX_PCT * q * p)
+    fee = np.minimum(
+        np.maximum(COMMISSION_PER_SHARE * q, COMMISSION_MIN), COMMISSION_MAX_PCT * q * p
+    )
     fee = np.where(q > 0, np.round(fee, 8), 0.0)
     return float(fee) if fee.ndim == 0 else fee

@@ -98,6 +98,7 @@ PREVIEW_COLUMNS = [
     "equity_with_loan_after",
     "warning",
 ]
+EXCHANGE_TZ = "America/New_York"
 BAR_COLUMNS = ["date", "open", "high", "low", "close", "volume", "wap", "bar_count"]
 
 
@@ -109,6 +110,12 @@ def clean(value) -> float:
     if number in (UNSET_DOUBLE, float(UNSET_INTEGER)) or math.isinf(number):
         return math.nan
     return number
+
+
+def clean_market(value) -> float:
+    """A price, size or volume where IBKR's -1 means "none" (no quote, no volume): NaN."""
+    number = clean(value)
+    return math.nan if number == -1 else number
 
 
 def _frame(rows: Iterable[dict], columns: list[str]) -> pd.DataFrame:
@@ -233,13 +240,13 @@ def quotes_frame(tickers) -> pd.DataFrame:
     rows = [
         {
             "symbol": t.contract.symbol,
-            "bid": clean(t.bid),
-            "ask": clean(t.ask),
-            "last": clean(t.last),
-            "close": clean(t.close),
-            "bid_size": clean(t.bidSize),
-            "ask_size": clean(t.askSize),
-            "volume": clean(t.volume),
+            "bid": clean_market(t.bid),
+            "ask": clean_market(t.ask),
+            "last": clean_market(t.last),
+            "close": clean_market(t.close),
+            "bid_size": clean_market(t.bidSize),
+            "ask_size": clean_market(t.askSize),
+            "volume": clean_market(t.volume),
             "time": t.lastTimestamp or t.delayedLastTimestamp or t.time,
         }
         for t in tickers
@@ -250,24 +257,28 @@ def quotes_frame(tickers) -> pd.DataFrame:
 
 
 def bars_frame(bars) -> pd.DataFrame:
-    """Bars with ``date`` as a date (daily) or a tz-aware UTC timestamp (intraday)."""
+    """Bars; ``date`` is always tz-aware: the session's date at midnight New York for daily and
+    longer bars, the bar's start in UTC for intraday bars. Missing volume / WAP / count: NaN."""
     rows = [
         {
             "date": b.date,
-            "open": b.open,
-            "high": b.high,
-            "low": b.low,
-            "close": b.close,
-            "volume": b.volume,
-            "wap": b.average,
-            "bar_count": b.barCount,
+            "open": clean_market(b.open),
+            "high": clean_market(b.high),
+            "low": clean_market(b.low),
+            "close": clean_market(b.close),
+            "volume": clean_market(b.volume),
+            "wap": clean_market(b.average),
+            "bar_count": clean_market(b.barCount),
         }
         for b in bars
     ]
     frame = _frame(rows, BAR_COLUMNS)
-    if len(frame) and hasattr(frame["date"].iloc[0], "hour"):
+    intraday = len(frame) and hasattr(frame["date"].iloc[0], "hour")
+    if intraday:
         frame["date"] = pd.to_datetime(frame["date"], utc=True)
-    return frame
+    else:
+        frame["date"] = pd.to_datetime(frame["date"]).dt.tz_localize(EXCHANGE_TZ)
+    return frame.astype({c: float for c in BAR_COLUMNS[1:]})
 
 
 def preview_frame(symbol: str, quantity: float, order_type: str, state) -> pd.DataFrame:

@@ -13,6 +13,15 @@ settings.register_profile("shared-machine", deadline=None, print_blob=True)
 settings.load_profile("shared-machine")
 
 
+@pytest.fixture(autouse=True)
+def private_ledger(tmp_path, monkeypatch):
+    """Every test gets its own DuckDB ledger and kill-switch path (never the repo's data/)."""
+    monkeypatch.setenv("IBKR_NB_DB", str(tmp_path / "ledger.duckdb"))
+    monkeypatch.setenv("IBKR_KILL_SWITCH", str(tmp_path / "KILL"))
+    monkeypatch.delenv("IBKR_ALLOW_LIVE", raising=False)
+    return tmp_path / "ledger.duckdb"
+
+
 @pytest.fixture
 def gateway():
     """A paper gateway with a frozen clock, served from a background thread."""

@@ -17,7 +17,11 @@ VARIABLES = (
     "MAX_PORTFOLIO_RISK",
     "MAX_POSITION_PCT",
     "IBKR_ALLOW_LIVE",
+    "TRADING_STATE",
+    "IBKR_LIVE_ACCOUNTS",
+    "MAX_ORDER_NOTIONAL",
     "IBKR_NB_DB",
+    "IBKR_KILL_SWITCH",
 )
 
 
@@ -33,7 +37,8 @@ def test_defaults_are_paper_and_safe():
     assert (s.ibkr_host, s.ibkr_port, s.ibkr_client_id) == ("127.0.0.1", 7497, 1)
     assert s.ibkr_account_id == ""
     assert (s.max_position_size, s.max_portfolio_risk, s.max_position_pct) == (10000, 0.02, 0.10)
-    assert s.ibkr_allow_live is False
+    assert s.trading_state == "ACTIVE" and s.live_accounts == frozenset()
+    assert s.ibkr_kill_switch == Path("data/KILL")
     assert s.ibkr_nb_db == Path("data/ibkr_nb.duckdb")
     assert s.is_paper_port
 
@@ -61,7 +66,10 @@ def test_keyword_overrides_win(monkeypatch):
         ("MAX_PORTFOLIO_RISK", "1.5", "less than or equal to 1"),
         ("MAX_POSITION_PCT", "0", "greater than 0"),
         ("MAX_POSITION_SIZE", "-5", "greater than 0"),
-        ("IBKR_ALLOW_LIVE", "perhaps", "boolean"),
+        ("TRADING_STATE", "PAUSED", "ACTIVE"),
+        ("IBKR_LIVE_ACCOUNTS", "U1;DROP", "account id"),
+        ("MAX_ORDER_NOTIONAL", "0", "greater than 0"),
+        ("MAX_ORDERS_PER_BATCH", "0", "greater than or equal to 1"),
         ("IBKR_HOST", "  ", "not empty"),
         ("IBKR_ACCOUNT_ID", "DU 12;", "account id"),
     ],
@@ -74,3 +82,11 @@ def test_bad_value_names_variable_value_and_what_is_allowed(monkeypatch, variabl
     assert variable in message
     assert repr(value) in message
     assert allowed in message
+
+
+def test_trading_state_and_live_accounts_are_normalised(monkeypatch):
+    monkeypatch.setenv("TRADING_STATE", " reducing ")
+    monkeypatch.setenv("IBKR_LIVE_ACCOUNTS", "u123, U456 ,")
+    s = load_settings()
+    assert s.trading_state == "REDUCING"
+    assert s.live_accounts == frozenset({"U123", "U456"})

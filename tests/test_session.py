@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from support import CLOCK
+from support import CLOCK, connect_ib
 
 import ibkr_nb
 from ibkr_nb import frames
@@ -86,7 +86,8 @@ def test_preview_then_place_then_executions_and_open_orders(session):
     assert session.executions().empty
     order = session.place_order("AAPL", 20, order_ref="nb-1")
     assert order.status.iloc[0] == "Filled" and order.quantity.iloc[0] == 20
-    resting = session.place_order("MSFT", -5, "LMT", limit_price=9999.0, order_ref="nb-2", wait=0.5)
+    above = round(float(session.quote("MSFT").ask.iloc[0]) * 1.015, 2)  # rests: above the ask
+    resting = session.place_order("MSFT", -5, above, order_ref="nb-2", wait=0.5)
     assert resting.status.iloc[0] == "Submitted"
     open_orders = session.open_orders()
     assert list(open_orders.columns) == frames.ORDER_COLUMNS
@@ -104,9 +105,9 @@ def test_bad_orders_are_refused_before_sending(session):
     with pytest.raises(OrderRefused, match="non-zero"):
         session.place_order("AAPL", 0)
     with pytest.raises(OrderRefused, match="limit_price"):
-        session.place_order("AAPL", 1, "LMT")
+        session.place_order("AAPL", 1, order_type="LMT")
     with pytest.raises(OrderRefused, match="not one of"):
-        session.place_order("AAPL", 1, "PEG MID")
+        session.place_order("AAPL", 1, order_type="PEG MID")
 
 
 def test_gateway_rejection_is_reported(gateway, session):
@@ -123,17 +124,27 @@ def test_readonly_session_refuses_orders(gateway):
         s.place_order("AAPL", 1)
 
 
-def test_live_account_needs_two_keys(gateway, session):
+def test_live_account_needs_three_keys_each_alone_refuses(gateway, session, monkeypatch):
     session.account = "U1234567"  # as if the login were a live account
-    with pytest.raises(LiveTradingLocked, match="IBKR_ALLOW_LIVE"):
+    monkeypatch.delenv("IBKR_ALLOW_LIVE", raising=False)
+    with pytest.raises(LiveTradingLocked, match="IBKR_ALLOW_LIVE") as info:
+        session.place_order("AAPL", 1, allow_live=True)
+    assert info.value.rule == "LIVE_ENV_KEY"
+    monkeypatch.setenv("IBKR_ALLOW_LIVE", "1")
+    with pytest.raises(LiveTradingLocked) as info:
         session.place_order("AAPL", 1)
-    session.allow_live = True  # one key is not enough
-    with pytest.raises(LiveTradingLocked):
-        session.place_order("AAPL", 1)
-    session.allow_live = False
-    session.settings = load_settings(ibkr_allow_live=True)  # nor is the other alone
-    with pytest.raises(LiveTradingLocked):
-        session.place_order("AAPL", 1)
+    assert info.value.rule == "LIVE_CALL_KEY"
+    with pytest.raises(LiveTradingLocked) as info:
+        session.place_order("AAPL", 1, allow_live=True)
+    assert info.value.rule == "LIVE_ACCOUNT_KEY"
+    monkeypatch.delenv("IBKR_ALLOW_LIVE")
+    session.settings = load_settings(ibkr_live_accounts="U1234567")
+    with pytest.raises(LiveTradingLocked) as info:  # a Settings object is not the environment
+        session.place_order("AAPL", 1, allow_live=True)
+    assert info.value.rule == "LIVE_ENV_KEY"
+    with pytest.raises(LiveTradingLocked) as info:  # cancels are locked too
+        session.cancel_order(1)
+    assert info.value.rule == "LIVE_ENV_KEY"
 
 
 def test_gateway_not_running_names_host_port_and_what_to_check():
@@ -145,9 +156,15 @@ def test_gateway_not_running_names_host_port_and_what_to_check():
     assert "Enable ActiveX and Socket Clients" in message and "trusted IPs" in message
 
 
-def test_client_id_in_use_suggests_another(gateway, session):
-    with pytest.raises(ClientIdInUse, match="client_id=4"):
-        ibkr_nb.connect(port=gateway.port, client_id=3, timeout=3)
+def test_client_id_in_use_by_another_program_says_what_to_do(gateway):
+    other = connect_ib(gateway, client_id=3)  # another program holds client id 3
+    try:
+        with pytest.raises(ClientIdInUse, match="client_id=4") as info:
+            ibkr_nb.connect(port=gateway.port, client_id=3, timeout=3)
+        assert "another program" in str(info.value)
+        assert "open orders" in str(info.value)
+    finally:
+        other.disconnect()
 
 
 def test_timeout_when_nothing_answers_the_handshake():

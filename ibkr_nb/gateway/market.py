@@ -1,4 +1,8 @@
-"""A deterministic simulated US stock market: instruments, a clock, quotes and historical bars.
+"""A deterministic simulated market: a clock, quotes and historical bars.
+
+Stocks, FX pairs and indices follow their own seeded paths (below); futures and options are
+priced from their underlying at the same instant (see ``pricing``): a future at its
+cost-of-carry fair value, an option by Black-Scholes on a seeded volatility surface.
 
 Price model
 -----------
@@ -37,13 +41,19 @@ import time as _time
 import warnings
 from array import array
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import exchange_calendars
 import numpy as np
+
+from .instruments import DIVIDEND_YIELD, LISTED, Instrument, instrument
+from .instruments import UNIVERSE as UNIVERSE
+from .instruments import instrument_by_con_id as instrument_by_con_id
+from .instruments import matching_symbols as matching_symbols
+from .pricing import RATE, VolSurface, black_scholes, forward_price, vol_surface
 
 ET = ZoneInfo("America/New_York")
 RTH_OPEN_SECOND = 9 * 3600 + 30 * 60  # 09:30 ET, seconds after midnight
@@ -62,118 +72,6 @@ _PROFILE /= _PROFILE.sum()
 _AVG_TRADE_SIZE = 150  # shares per trade, for bar trade counts
 _MAX_SUMMARIES = 100_000  # cached (open, high, low, close, ...) of whole sessions
 _MAX_BARS = 10_000  # intraday bars per request; more is refused with 162 as TWS does
-
-
-# --------------------------------------------------------------------------------------------
-# Instruments
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Instrument:
-    """A US stock or ETF traded on SMART in USD (fields as in TWS contract details)."""
-
-    symbol: str
-    con_id: int
-    primary_exchange: str
-    long_name: str
-    min_tick: float
-    industry: str
-    category: str
-    subcategory: str
-    base_price: float
-    annual_vol: float
-    avg_volume: int
-    listed: date = date(1990, 1, 2)  # first trading day (the simulation starts 1990-01-02)
-
-
-def _i(symbol, con_id, exch, name, industry, category, sub, price, vol, avg_vol) -> Instrument:
-    return Instrument(
-        symbol, con_id, exch, name, 0.01, industry, category, sub, price, vol, avg_vol
-    )
-
-
-_TECH, _COMM, _FIN = "Technology", "Communications", "Financial"
-_CNC, _CC = "Consumer, Non-cyclical", "Consumer, Cyclical"
-
-# fmt: off
-UNIVERSE: dict[str, Instrument] = {
-    i.symbol: i
-    for i in (
-        _i("AAPL", 265598, "NASDAQ", "APPLE INC", _TECH, "Computers", "Computers", 190.0, 0.25, 55_000_000),
-        _i("MSFT", 272093, "NASDAQ", "MICROSOFT CORP", _TECH, "Software", "Software", 410.0, 0.24, 20_000_000),
-        _i("IBM", 8314, "NYSE", "INTL BUSINESS MACHINES CORP", _TECH, "Computers", "Computer Services", 180.0, 0.22, 4_000_000),
-        _i("SPY", 756733, "ARCA", "SPDR S&P 500 ETF TRUST", "Funds", "Equity Fund", "Growth&Income-Large Cap", 520.0, 0.15, 70_000_000),
-        _i("QQQ", 320227571, "NASDAQ", "INVESCO QQQ TRUST SERIES 1", "Funds", "Equity Fund", "Growth-Large Cap", 450.0, 0.20, 40_000_000),
-        _i("AMZN", 3691937, "NASDAQ", "AMAZON.COM INC", _COMM, "Internet", "E-Commerce/Products", 180.0, 0.30, 40_000_000),
-        _i("NVDA", 4815747, "NASDAQ", "NVIDIA CORP", _TECH, "Semiconductors", "Electronic Compo-Semicon", 120.0, 0.50, 250_000_000),
-        _i("TSLA", 76792991, "NASDAQ", "TESLA INC", _CC, "Auto Manufacturers", "Auto-Cars/Light Trucks", 220.0, 0.55, 90_000_000),
-        _i("GOOGL", 208813719, "NASDAQ", "ALPHABET INC-CL A", _COMM, "Internet", "Web Portals/ISP", 165.0, 0.28, 25_000_000),
-        _i("META", 107113386, "NASDAQ", "META PLATFORMS INC-CLASS A", _COMM, "Internet", "Internet Content-Entmnt", 500.0, 0.35, 15_000_000),
-        _i("JPM", 1520593, "NYSE", "JPMORGAN CHASE & CO", _FIN, "Banks", "Money Center Banks", 200.0, 0.22, 9_000_000),
-        _i("JNJ", 8719, "NYSE", "JOHNSON & JOHNSON", _CNC, "Pharmaceuticals", "Medical-Drugs", 155.0, 0.15, 7_000_000),
-        _i("XOM", 13977, "NYSE", "EXXON MOBIL CORP", "Energy", "Oil&Gas", "Oil Comp-Integrated", 115.0, 0.24, 16_000_000),
-        _i("KO", 8894, "NYSE", "COCA-COLA CO/THE", _CNC, "Beverages", "Beverages-Non-alcoholic", 62.0, 0.14, 13_000_000),
-        _i("PEP", 11017, "NASDAQ", "PEPSICO INC", _CNC, "Beverages", "Beverages-Non-alcoholic", 170.0, 0.15, 5_000_000),
-        _i("WMT", 13824, "NASDAQ", "WALMART INC", _CC, "Retail", "Retail-Discount", 65.0, 0.17, 15_000_000),
-        _i("PG", 15016, "NYSE", "PROCTER & GAMBLE CO/THE", _CNC, "Cosmetics/Personal Care", "Cosmetics&Toiletries", 165.0, 0.15, 6_000_000),
-        _i("DIS", 6459, "NYSE", "WALT DISNEY CO/THE", _COMM, "Media", "Multimedia", 100.0, 0.26, 9_000_000),
-        _i("INTC", 270639, "NASDAQ", "INTEL CORP", _TECH, "Semiconductors", "Electronic Compo-Semicon", 30.0, 0.38, 45_000_000),
-        _i("CSCO", 268084, "NASDAQ", "CISCO SYSTEMS INC", _COMM, "Telecommunications", "Networking Products", 50.0, 0.20, 18_000_000),
-        _i("BAC", 10098, "NYSE", "BANK OF AMERICA CORP", _FIN, "Banks", "Super-Regional Banks-US", 38.0, 0.25, 35_000_000),
-        _i("NFLX", 15124833, "NASDAQ", "NETFLIX INC", _COMM, "Internet", "Internet Content-Entmnt", 650.0, 0.35, 3_500_000),
-        _i("AMD", 4391, "NASDAQ", "ADVANCED MICRO DEVICES", _TECH, "Semiconductors", "Electronic Compo-Semicon", 150.0, 0.48, 50_000_000),
-        _i("ORCL", 272800, "NYSE", "ORACLE CORP", _TECH, "Software", "Enterprise Software/Serv", 130.0, 0.28, 8_000_000),
-    )
-}
-# fmt: on
-# first trading days of the symbols listed after the simulation starts (their IPOs)
-for _symbol, _listed in {
-    "SPY": date(1993, 1, 29), "AMZN": date(1997, 5, 15), "NVDA": date(1999, 1, 22),
-    "QQQ": date(1999, 3, 10), "NFLX": date(2002, 5, 23), "GOOGL": date(2004, 8, 19),
-    "TSLA": date(2010, 6, 29), "META": date(2012, 5, 18), "CSCO": date(1990, 2, 16),
-}.items():  # fmt: skip
-    UNIVERSE[_symbol] = replace(UNIVERSE[_symbol], listed=_listed)
-_BY_CON_ID: dict[int, Instrument] = {i.con_id: i for i in UNIVERSE.values()}
-
-
-def instrument(symbol: str) -> Instrument | None:
-    """The instrument for ``symbol`` (case-insensitive), or None if it is not in the universe."""
-    return UNIVERSE.get(symbol.strip().upper()) if symbol else None
-
-
-def instrument_by_con_id(con_id: int) -> Instrument | None:
-    """The instrument with this IBKR conId, or None."""
-    return _BY_CON_ID.get(con_id)
-
-
-def matching_symbols(pattern: str, limit: int = 16) -> list[Instrument]:
-    """Instruments whose symbol or long name matches ``pattern``, best first, at most 16.
-
-    Rank: exact symbol, symbol prefix, a word of the name starts with it, symbol contains it,
-    name contains it; ties by symbol.
-    """
-    p = pattern.strip().upper()
-    if not p:
-        return []
-    ranked = []
-    for inst in UNIVERSE.values():
-        name = inst.long_name.upper()
-        if inst.symbol == p:
-            rank = 0
-        elif inst.symbol.startswith(p):
-            rank = 1
-        elif any(w.startswith(p) for w in re.split(r"[\s\-/.&]+", name)):
-            rank = 2
-        elif p in inst.symbol:
-            rank = 3
-        elif p in name:
-            rank = 4
-        else:
-            continue
-        ranked.append((rank, inst.symbol, inst))
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in ranked[:limit]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,42 +130,69 @@ class Clock:
         return self.now()
 
 
+EPOCH = date(1990, 1, 1)  # a Monday: weekday index 0, where every price path starts
+
+
+def day_index(d: date) -> int:
+    """Weekday index of ``d`` (weekdays since 1990-01-01: the price paths' day counter); for a
+    weekend day, the index of the following Monday. Holidays keep their index (their price
+    path is never shown): a holiday moves no other day's prices."""
+    days = (d - EPOCH).days
+    return (days // 7) * 5 + min(days % 7, 5)
+
+
+def day_date(idx: int) -> date:
+    """The date of weekday ``idx``."""
+    return EPOCH + timedelta(days=(idx // 5) * 7 + idx % 5)
+
+
 def _nyse_sessions() -> tuple[np.ndarray, np.ndarray]:
-    """(date ordinals, close in seconds after midnight ET) of every NYSE session 1990-2045."""
+    """(weekday indexes of every NYSE session 1990-2045, close in seconds after midnight ET of
+    every weekday: 16:00, 13:00 on early closes)."""
     with warnings.catch_warnings():  # the library's own pandas deprecations
         warnings.simplefilter("ignore")
         schedule = exchange_calendars.get_calendar(
             "XNYS", start="1990-01-02", end="2045-12-29"
         ).schedule
-    days = [d.date() for d in schedule.index]
-    closes = [
-        c.tz_convert(ET).hour * 3600 + c.tz_convert(ET).minute * 60 for c in schedule["close"]
-    ]
-    return np.array([d.toordinal() for d in days]), np.array(closes)
+    sessions = np.array([day_index(d.date()) for d in schedule.index])
+    closes = np.full(sessions[-1] + 1, RTH_CLOSE_SECOND)
+    for idx, c in zip(sessions, schedule["close"], strict=True):
+        c = c.tz_convert(ET)
+        closes[idx] = c.hour * 3600 + c.minute * 60
+    return sessions, closes
 
 
 _SESSIONS, _CLOSE_SECOND = _nyse_sessions()
-EPOCH = date.fromordinal(int(_SESSIONS[0]))  # trading-day index 0
-
-
-def day_index(d: date) -> int:
-    """Trading-day index of session ``d`` (NYSE sessions since 1990-01-02); for a day without a
-    session (weekend, holiday), the index of the next session."""
-    idx = int(np.searchsorted(_SESSIONS, d.toordinal()))
-    if idx >= len(_SESSIONS):
-        raise ValueError(f"{d} is past the simulated calendar (sessions up to 2045)")
-    return idx
-
-
-def day_date(idx: int) -> date:
-    """The date of trading day ``idx``."""
-    return date.fromordinal(int(_SESSIONS[idx]))
 
 
 def is_session(d: date) -> bool:
     """True when the NYSE trades on ``d``."""
-    idx = int(np.searchsorted(_SESSIONS, d.toordinal()))
-    return idx < len(_SESSIONS) and int(_SESSIONS[idx]) == d.toordinal()
+    return d.weekday() < 5 and _is_session_index(day_index(d))
+
+
+def _is_session_index(idx: int) -> bool:
+    k = int(np.searchsorted(_SESSIONS, idx))
+    return k < len(_SESSIONS) and int(_SESSIONS[k]) == idx
+
+
+def session_on_or_after(idx: int) -> int:
+    """The first session's weekday index at or after ``idx``."""
+    k = int(np.searchsorted(_SESSIONS, idx))
+    if k >= len(_SESSIONS):
+        raise ValueError(f"{day_date(idx)} is past the simulated calendar (sessions up to 2045)")
+    return int(_SESSIONS[k])
+
+
+def session_before(idx: int) -> int:
+    """The last session's weekday index before ``idx`` (-1 before the first session)."""
+    k = int(np.searchsorted(_SESSIONS, idx)) - 1
+    return int(_SESSIONS[k]) if k >= 0 else -1
+
+
+def sessions_between(first: int, last: int) -> list[int]:
+    """Weekday indexes of the sessions from ``first`` to ``last`` inclusive."""
+    lo, hi = np.searchsorted(_SESSIONS, [first, last + 1])
+    return [int(i) for i in _SESSIONS[lo:hi]]
 
 
 @lru_cache(maxsize=4096)
@@ -276,19 +201,22 @@ def session_bounds(idx: int) -> tuple[float, float]:
     trading day ``idx``."""
     d = day_date(idx)
     midnight = datetime(d.year, d.month, d.day, tzinfo=ET)
+    close = int(_CLOSE_SECOND[idx]) if 0 <= idx < len(_CLOSE_SECOND) else RTH_CLOSE_SECOND
     return (
         (midnight + timedelta(seconds=RTH_OPEN_SECOND)).timestamp(),
-        (midnight + timedelta(seconds=int(_CLOSE_SECOND[idx]))).timestamp(),
+        (midnight + timedelta(seconds=close)).timestamp(),
     )
 
 
 def head_timestamp(inst: Instrument) -> datetime:
     """The first moment with data for ``inst``: the open of its first session (UTC)."""
-    return datetime.fromtimestamp(session_bounds(day_index(inst.listed))[0], UTC)
+    return datetime.fromtimestamp(
+        session_bounds(session_on_or_after(day_index(inst.listed)))[0], UTC
+    )
 
 
 def trading_phase(ts: float) -> str:
-    """"regular" during a session, "extended" from 04:00 to the open and from the close to 4
+    """ "regular" during a session, "extended" from 04:00 to the open and from the close to 4
     hours after it on a session day, else "closed"."""
     et = datetime.fromtimestamp(ts, ET)
     if not is_session(et.date()):
@@ -297,14 +225,17 @@ def trading_phase(ts: float) -> str:
     if open_ts <= ts < close_ts:
         return "regular"
     midnight = open_ts - RTH_OPEN_SECOND
-    if midnight + PRE_MARKET_SECOND <= ts < open_ts or close_ts <= ts < close_ts + POST_MARKET_SECONDS:
+    if (
+        midnight + PRE_MARKET_SECOND <= ts < open_ts
+        or close_ts <= ts < close_ts + POST_MARKET_SECONDS
+    ):
         return "extended"
     return "closed"
 
 
 @lru_cache(maxsize=4096)
 def _et_day_info(et_date: date) -> tuple[float, float, int, bool]:
-    """(midnight ts, next midnight ts, trading-day index on or after, is a session day)."""
+    """(midnight ts, next midnight ts, weekday index on or after, is a session day)."""
     start = datetime(et_date.year, et_date.month, et_date.day, tzinfo=ET).timestamp()
     nxt = et_date + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=ET).timestamp()
@@ -329,14 +260,14 @@ class _Locator:
                 return self._idx, T
             if ts >= self._open:
                 return self._idx, int(ts - self._open)
-        return self._idx - 1, T
+        return session_before(self._idx), T
 
 
 def locate(ts: float) -> tuple[int, int]:
     """(trading-day index, second in 0..T) whose price is in force at POSIX time ``ts``.
 
     During a session: (today, seconds since 09:30). After the close: (today, T). Before the
-    open, on weekends and holidays: (previous trading day, T).
+    open, on weekends and holidays: (the previous session, T). Days are weekday indexes.
     """
     return _LOCATOR.locate(ts)
 
@@ -354,10 +285,24 @@ def next_session_close(when: datetime) -> datetime:
     ``when`` is before it on a session day, else the next session's close (UTC)."""
     et = when.astimezone(ET)
     idx = day_index(et.date())
-    _, close = session_bounds(idx)
-    if is_session(et.date()) and when.timestamp() >= close:
-        _, close = session_bounds(idx + 1)
-    return datetime.fromtimestamp(close, UTC)
+    if is_session(et.date()):
+        _, close = session_bounds(idx)
+        if when.timestamp() < close:
+            return datetime.fromtimestamp(close, UTC)
+        idx += 1
+    return datetime.fromtimestamp(session_bounds(session_on_or_after(idx))[1], UTC)
+
+
+@lru_cache(maxsize=4096)
+def _expiry_ts(expiry: str) -> float:
+    """POSIX time of 16:00 ET on ``expiry`` (YYYYMMDD)."""
+    d = datetime.strptime(expiry, "%Y%m%d").date()
+    return datetime(d.year, d.month, d.day, 16, tzinfo=ET).timestamp()
+
+
+def years_to_expiry(expiry: str, ts: float) -> float:
+    """Calendar years from POSIX ``ts`` to 16:00 ET on ``expiry`` (0 once expired)."""
+    return max(_expiry_ts(expiry) - ts, 0.0) / (365.0 * 86400.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,6 +458,7 @@ class Market:
             np.random.default_rng([self.seed, 0xB00C]).integers(0, 3, BOOK_JITTER_LEN) * 400
         ).tolist()
         self._version: dict[int, int] = {}
+        self._surfaces: dict[int, VolSurface] = {}
 
     # ---- random streams ------------------------------------------------------------------
 
@@ -680,8 +626,9 @@ class Market:
         v.cum_vol = _compact(np.cumsum(core.vol))
         v.run_hi = _compact(np.maximum.accumulate(last))
         v.run_lo = _compact(np.minimum.accumulate(last))
-        prev_f = self._factor_at(inst.con_id, idx - 1, T)
-        v.prev_close = round(math.exp(self._log_close(inst, idx - 1)) * prev_f / inst.min_tick)
+        prev = session_before(idx)  # the last session's close, not a holiday's
+        prev_f = self._factor_at(inst.con_id, prev, T)
+        v.prev_close = round(math.exp(self._log_close(inst, prev)) * prev_f / inst.min_tick)
         self._views[key] = v
         if len(self._views) > self._cache_days:
             self._views.popitem(last=False)
@@ -690,7 +637,7 @@ class Market:
     # ---- public API ----------------------------------------------------------------------
 
     def _inst(self, symbol: str) -> Instrument:
-        inst = UNIVERSE.get(symbol) or instrument(symbol)
+        inst = LISTED.get(symbol) or instrument(symbol)
         if inst is None:
             raise KeyError(f"unknown symbol {symbol!r}")
         return inst
@@ -706,6 +653,8 @@ class Market:
     def _quote(self, inst: Instrument, ts: float) -> Quote:
         """Prices move on the one-second grid; displayed sizes also move each quarter second
         (unchanged on the whole second), so a stream carries about four updates a second."""
+        if inst.underlying:
+            return self._derived_quote(inst, ts)
         idx, s = _LOCATOR.locate(ts)
         v = self._view(inst, idx)
         k = v.inv_tick
@@ -735,6 +684,8 @@ class Market:
     def price_at(self, symbol: str, when: datetime) -> float:
         """The last trade price at any time ``when`` (cheap: no order-book arrays are built)."""
         inst = self._inst(symbol)
+        if inst.underlying:
+            return self._derived_quote(inst, _to_utc(when).timestamp()).last
         idx, s = _LOCATOR.locate(_to_utc(when).timestamp())
         key = (inst.con_id, idx)
         v = self._views.get(key)
@@ -747,9 +698,68 @@ class Market:
     def last_price(self, symbol: str) -> float:
         """The last trade price at ``clock.now()``."""
         inst = self._inst(symbol)
+        if inst.underlying:
+            return self._derived_quote(inst, self.clock.timestamp()).last
         idx, s = _LOCATOR.locate(self.clock.timestamp())
         v = self._view(inst, idx)
         return v.last[s] / v.inv_tick
+
+    # ---- derivatives ---------------------------------------------------------------------
+
+    def fair_value(self, inst: Instrument, spot: float, ts: float) -> float:
+        """Model price of a future or option when its underlying is at ``spot`` at ``ts``."""
+        years = years_to_expiry(inst.expiry, ts)
+        q = DIVIDEND_YIELD.get(inst.underlying, 0.0)
+        if inst.sec_type == "FUT":
+            return forward_price(spot, years, RATE, q)
+        sigma = self.implied_vol_at(inst, spot, ts)
+        return black_scholes(inst.right, spot, inst.strike, years, sigma, RATE, q).price
+
+    def implied_vol_at(self, inst: Instrument, spot: float, ts: float) -> float:
+        """The surface volatility of option ``inst`` with its underlying at ``spot``."""
+        under = LISTED[inst.underlying]
+        years = years_to_expiry(inst.expiry, ts)
+        forward = forward_price(spot, years, RATE, DIVIDEND_YIELD.get(inst.underlying, 0.0))
+        surface = self._surfaces.get(under.con_id)
+        if surface is None:
+            surface = self._surfaces[under.con_id] = vol_surface(
+                self.seed, under.con_id, under.annual_vol
+            )
+        return surface.vol(inst.strike, forward, years)
+
+    def _derived_quote(self, inst: Instrument, ts: float) -> Quote:
+        """A future or option quoted around its fair value: a spread of one tick (futures) or
+        about 1 % (options, at least one tick), seeded sizes in contracts."""
+        under = self._quote(LISTED[inst.underlying], ts)
+        spot = (under.bid + under.ask) / 2.0
+        tick = inst.min_tick
+        fair = self.fair_value(inst, spot, ts) / tick
+        close = round(self.fair_value(inst, under.close, ts - 86400.0) / tick)
+        opening = round(self.fair_value(inst, under.open, ts) / tick)
+        spread = 1 if inst.sec_type == "FUT" else max(1, round(0.01 * fair))
+        bid = max(0, math.floor(fair - spread / 2.0))
+        ask = bid + spread
+        last = min(max(round(fair), bid), ask)
+        _, s = _LOCATOR.locate(ts)
+        jitter = self._book_jitter[(s * 4 + int((ts % 1.0) * 4) + inst.con_id) % BOOK_JITTER_LEN]
+        size_unit = 10 if inst.sec_type == "OPT" else 1
+        k = round(1.0 / tick)
+        return Quote(
+            inst.symbol,
+            inst.con_id,
+            bid / k,
+            ask / k,
+            last / k,
+            size_unit * (1 + (inst.con_id + s) % 20) + jitter // 100,
+            size_unit * (1 + (inst.con_id + 7 * s) % 20) + jitter // 200,
+            size_unit,
+            s // 30 + inst.con_id % 50,
+            opening / k,
+            max(opening, last, close) / k,
+            min(opening, last, close) / k,
+            close / k,
+            datetime.fromtimestamp(ts, UTC),
+        )
 
     def daily_closes(self, symbol: str, first: date, last: date) -> list[tuple[date, float]]:
         """(date, close) for every session from ``first`` to ``last`` inclusive (no overrides)."""
@@ -758,7 +768,10 @@ class Market:
         dev = self._daily_arrays(inst, max(i1, 0))[0]
         lb = math.log(inst.base_price)
         inv = round(1.0 / inst.min_tick)
-        return [(day_date(i), round(math.exp(lb + dev[i]) * inv) / inv) for i in range(i0, i1 + 1)]
+        return [
+            (day_date(i), round(math.exp(lb + dev[i]) * inv) / inv)
+            for i in sessions_between(i0, i1)
+        ]
 
     def bars(
         self,
@@ -812,7 +825,8 @@ class Market:
         if unit == "S":
             start_ts = end_ts - count
         elif unit == "D":
-            start_ts = session_bounds(max(end_idx - count + 1, 0))[0]
+            k = int(np.searchsorted(_SESSIONS, end_idx))
+            start_ts = session_bounds(int(_SESSIONS[max(k - count + 1, 0)]))[0]
         elif unit == "W":
             start_ts = end_ts - 7 * 86400 * min(count, 60 * 53)
         elif unit == "M":
@@ -822,7 +836,7 @@ class Market:
         start_ts = max(start_ts, first_ts)  # no bars before the symbol was listed
         start_idx = day_index(datetime.fromtimestamp(start_ts, ET).date())
         sessions = [
-            i for i in range(start_idx, end_idx + 1)
+            i for i in sessions_between(start_idx, end_idx)
             if session_bounds(i)[1] > start_ts and session_bounds(i)[0] < end_ts
         ]  # fmt: skip
         if step > 0:

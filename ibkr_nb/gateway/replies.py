@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from .instruments import LISTED, market_rule_id
 from .market import (
     ET,
     Instrument,
@@ -23,9 +24,6 @@ from .protocol import UNSET_DOUBLE
 from .records import CommissionRecord, ExecutionRecord, MarginState, OrderTicket, PositionRow
 
 ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,GTC,IOC,LIT,LMT,MIT,MKT,MOC,MTL,NONALGO,OCA,PEGBENCH,POSTONLY,REL,SCALE,STP,STPLMT,TRAIL,TRAILLIT,TRAILLMT,WHATIF"
-VALID_EXCHANGES = (
-    "SMART,AMEX,NYSE,CBOE,PHLX,ISE,CHX,ARCA,NASDAQ,DRCTEDGE,BEX,BATS,EDGEA,BYX,IEX,LTSE,MEMX,PEARL"
-)
 
 # Request field name -> OrderTicket attribute, for the fields the broker interprets.
 TICKET_FIELDS = {
@@ -82,19 +80,31 @@ def ticket_from_request(
     )
 
 
-def contract_values(instrument: Instrument, exchange: str = "SMART") -> dict:
-    """The contract fields TWS reports for a US stock."""
+def contract_values(instrument: Instrument, exchange: str = "") -> dict:
+    """The contract fields TWS reports; ``exchange`` defaults to the instrument's own."""
+    if instrument.sec_type == "STK":
+        trading_class = (
+            "NMS"
+            if instrument.primary_exchange in ("NASDAQ", "NYSE")
+            else instrument.primary_exchange
+        )
+    else:
+        trading_class = instrument.trading_class
+    if instrument.sec_type not in ("STK", "OPT"):
+        exchange = instrument.exchange
     return {
         "conId": instrument.con_id,
-        "symbol": instrument.symbol,
-        "secType": "STK",
+        "symbol": instrument.tws_symbol,
+        "secType": instrument.sec_type,
+        "lastTradeDateOrContractMonth": instrument.expiry,
+        "strike": instrument.strike,
+        "right": instrument.right,
+        "multiplier": f"{instrument.multiplier:g}" if instrument.underlying else "",
         "exchange": exchange or "SMART",
         "primaryExchange": instrument.primary_exchange,
-        "currency": "USD",
+        "currency": instrument.currency,
         "localSymbol": instrument.symbol,
-        "tradingClass": "NMS"
-        if instrument.primary_exchange in ("NASDAQ", "NYSE")
-        else instrument.primary_exchange,
+        "tradingClass": trading_class,
     }
 
 
@@ -113,19 +123,33 @@ def trading_hours(today: date, days: int = 7) -> str:
     return ";".join(sessions)
 
 
+# Valid exchanges per security type, as TWS lists them.
+VALID_EXCHANGES = {
+    "STK": "SMART,AMEX,NYSE,CBOE,PHLX,ISE,CHX,ARCA,NASDAQ,DRCTEDGE,BEX,BATS,EDGEA,BYX,IEX,LTSE,MEMX,PEARL",
+    "OPT": "SMART,AMEX,CBOE,PHLX,PSE,ISE,BOX,BATS,NASDAQOM,CBOE2,NASDAQBX,MIAX,GEMINI,EDGX,MERCURY,PEARL,EMERALD,MEMX,IBUSOPT",
+    "CASH": "IDEALPRO",
+    "IND": "",
+    "FUT": "CME,QBALGO",
+}  # fmt: skip
+
+
 def contract_details_values(req_id: int, instrument: Instrument, today: date) -> dict:
     contract = contract_values(instrument)
     hours = trading_hours(today)
+    exchanges = VALID_EXCHANGES[instrument.sec_type] or instrument.exchange
+    rule = str(market_rule_id(instrument.min_tick))
+    under = LISTED.get(instrument.underlying)
     return {
         **contract,
         "reqId": req_id,
         "marketName": contract["tradingClass"],
         "minTick": instrument.min_tick,
         "orderTypes": ORDER_TYPES,
-        "validExchanges": VALID_EXCHANGES,
+        "validExchanges": exchanges,
         "priceMagnifier": 1,
-        "underConId": 0,
+        "underConId": under.con_id if under else 0,
         "longName": instrument.long_name,
+        "contractMonth": instrument.expiry[:6],
         "industry": instrument.industry,
         "category": instrument.category,
         "subcategory": instrument.subcategory,
@@ -135,18 +159,25 @@ def contract_details_values(req_id: int, instrument: Instrument, today: date) ->
         "evMultiplier": 0.0,
         "secIdList": [],
         "aggGroup": 1,
-        "marketRuleIds": "26,26,26",
-        "stockType": "ETF" if instrument.category == "ETF" else "COMMON",
+        "underSymbol": under.tws_symbol if under else "",
+        "underSecType": under.sec_type if under else "",
+        "marketRuleIds": ",".join([rule] * len(exchanges.split(","))),
+        "realExpirationDate": instrument.expiry,
+        "stockType": (
+            ("ETF" if instrument.category == "Equity Fund" else "COMMON")
+            if instrument.sec_type == "STK"
+            else ""
+        ),
         "minSize": 1.0,
         "sizeIncrement": 1.0,
-        "suggestedSizeIncrement": 100.0,
+        "suggestedSizeIncrement": 100.0 if instrument.sec_type == "STK" else 1.0,
     }
 
 
 def _order_values(ticket: OrderTicket) -> dict:
     instrument = instrument_by_con_id(ticket.con_id)
     values = dict(ticket.raw)
-    values.update(contract_values(instrument, ticket.raw.get("exchange", "SMART")))
+    values.update(contract_values(instrument, ticket.raw.get("exchange", "")))
     values.update({name: getattr(ticket, attr) for name, attr in TICKET_FIELDS.items()})
     values.update(
         clientId=ticket.client_id,

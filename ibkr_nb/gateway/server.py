@@ -30,14 +30,13 @@ from .broker import (
     StateWriteError,
     WhatIf,
 )
+from .instruments import resolve
 from .market import (
     ET,
     Clock,
     HistoricalDataError,
     Market,
     head_timestamp,
-    instrument,
-    instrument_by_con_id,
     matching_symbols,
 )
 from .protocol import (
@@ -538,31 +537,33 @@ class PaperGateway:
     # -- contracts ---------------------------------------------------------------------------
 
     def _instrument(self, client: ClientConnection, req_id: int, v: dict):
-        """The instrument a request's contract names; None after answering error 200."""
-        found = self._resolve(v)
-        if found is None:
+        """The one instrument a request's contract names; None after answering error 200."""
+        found = resolve(v, self._today())
+        if len(found) == 1:
+            return found[0]
+        if found:
+            client.error(
+                req_id,
+                200,
+                f"The contract description specified for {v.get('symbol')} is ambiguous: "
+                f"{len(found)} contracts match; give the expiry, strike, right or conId",
+            )
+        else:
             client.error(req_id, 200, NO_SECURITY)
-        return found
+        return None
 
-    def _resolve(self, v: dict):
-        """The instrument a request's contract names, or None."""
-        if v.get("secType") not in ("", "STK", None) or v.get("currency") not in ("", "USD", None):
-            return None
-        if v.get("conId"):
-            found = instrument_by_con_id(v["conId"])
-            if found and v.get("symbol") and v["symbol"].upper() != found.symbol:
-                return None
-            return found
-        return instrument(v.get("symbol") or v.get("localSymbol") or "")
+    def _today(self):
+        return self.clock.now().astimezone(ET).date()
 
     def _on_reqContractDetails(self, client, v) -> None:
-        found = self._instrument(client, v["reqId"], v)
-        if found is None:
+        found = resolve(v, self._today())
+        if not found:
+            client.error(v["reqId"], 200, NO_SECURITY)
             return
-        client.send(
-            "contractDetails",
-            **contract_details_values(v["reqId"], found, self.clock.now().astimezone(ET).date()),
-        )
+        for inst in found:
+            client.send(
+                "contractDetails", **contract_details_values(v["reqId"], inst, self._today())
+            )
         client.send("contractDetailsEnd", reqId=v["reqId"])
 
     def _on_reqMatchingSymbols(self, client, v) -> None:

@@ -1,5 +1,6 @@
 """Tax lots: import trade histories, match lots with wash sales, write Form 8949 / Schedule D."""
 
+from ibkr_nb.plots import fig_realized_by_month, fig_wash_sale_effect
 from ibkr_nb.tax.importers import (
     ImportResult,
     TradeFileError,
@@ -11,8 +12,6 @@ from ibkr_nb.tax.importers import (
 )
 from ibkr_nb.tax.lots import METHODS, LotResult, match_lots
 from ibkr_nb.tax.reports import (
-    fig_realized_by_month,
-    fig_wash_sale_effect,
     form_8949,
     reconcile_ibkr,
     schedule_d,

@@ -42,14 +42,15 @@ Lot choice uses the lots' cost before wash-sale adjustments; ties go to the earl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ibkr_nb.tax.importers import DEFAULT_TZ
-from ibkr_nb.tax.wash import Segments, plain_segments, wash_sale_segments
+from ibkr_nb.tax.options import exercise_pairs, fold_premiums
+from ibkr_nb.tax.trades import DEFAULT_TZ
+from ibkr_nb.tax.wash import Lots, Pieces, Segments, plain_segments, wash_sale_segments
 
 MICRO = 1_000_000  # internal quantity unit: one micro-share
 METHODS = (
@@ -90,6 +91,8 @@ REALIZED_COLUMNS = [
     "term",
     "datetime_acquired",
     "datetime_sold",
+    "permanently_disallowed",
+    "ira",
 ]
 OPEN_LOT_COLUMNS = [
     "account",
@@ -117,6 +120,8 @@ class LotResult:
       sales); `adjustment_code` is "W" and `adjustment_amount` (>= 0) the loss disallowed on
       this row; `gain_loss = proceeds - cost_basis + adjustment_amount`. For a short lot,
       `proceeds` is what the short sale brought in and `cost_basis` what covering it cost.
+      `permanently_disallowed` is the part of `adjustment_amount` washed by shares bought in
+      an IRA (never added to any basis); `ira` marks sales inside an IRA account.
     open_lots: what is still held, signed quantity; `cost_basis` is the total basis of a long
       lot including adjustments (for a short lot only its carried adjustment, `proceeds` its
       short-sale proceeds); `holding_period_start` is the date the holding period counts from
@@ -139,6 +144,7 @@ def match_lots(
     wash_sales: bool = True,
     lot_selection: Mapping[str, Sequence[str]] | None = None,
     tz: str = DEFAULT_TZ,
+    ira_accounts: Collection[str] = (),
 ) -> LotResult:
     """Match closing trades to open lots by `method` and apply the wash-sale rule.
 
@@ -146,13 +152,16 @@ def match_lots(
     `account`, `currency` may be missing (trade, -, 1, 0, "", USD). `lot_selection` (method
     "specific") maps a closing trade_id to the lot ids (opening trade_ids) to take, in order;
     any quantity they do not cover is matched FIFO and reported in `warnings`. Trade dates
-    are the calendar dates of `datetime` in `tz`.
+    are the calendar dates of `datetime` in `tz`. `ira_accounts` (or a boolean `ira` column)
+    names the IRA accounts of the same person: a loss replaced there is disallowed for good,
+    and sales inside them are marked `ira` (not reported on Form 8949).
     """
     if method not in METHODS:
         raise ValueError(
             f"unknown lot matching method {method!r}; choose one of {', '.join(METHODS)}."
         )
-    book = _Book.from_trades(trades, tz)
+    trades = _fold_exercises(trades, method, lot_selection, tz)
+    book = _Book.from_trades(trades, tz, ira_accounts)
     pieces = book.match_fifo() if method == "fifo" else book.match_loop(method, lot_selection or {})
     segments = (
         wash_sale_segments(book.lots, pieces) if wash_sales else plain_segments(book.lots, pieces)
@@ -166,14 +175,40 @@ def match_lots(
     )
 
 
+def _fold_exercises(
+    trades: pd.DataFrame,
+    method: str,
+    lot_selection: Mapping[str, Sequence[str]] | None,
+    tz: str,
+) -> pd.DataFrame:
+    """Trades with exercised and assigned options folded into their stock trades (see
+    `options`): the options are matched first, by the same method, to learn each exercised
+    contract's premium."""
+    pairs = exercise_pairs(trades)
+    if pairs.empty:
+        return trades
+    frame = trades.reset_index(drop=True)
+    options = frame[frame["asset_category"].isin(["OPT", "WAR"])].assign(fx_rate=1.0)
+    realized = match_lots(options, method, False, lot_selection, tz).realized
+    option_ids = frame["trade_id"].to_numpy()[pairs["option_row"].to_numpy()]
+    mine = realized[realized["trade_id"].isin(option_ids)]
+    result = (mine["proceeds"] - mine["cost_basis"]).groupby(mine["trade_id"]).sum()
+    consumed = mine[["lot_id", "quantity"]]
+    return fold_premiums(frame, pairs, result.reindex(option_ids).fillna(0.0).to_numpy(), consumed)
+
+
 def is_long_term(acquired: np.ndarray, sold: np.ndarray) -> np.ndarray:
     """True where `sold` is more than one year after `acquired` (datetime64[D] arrays, or
     day numbers: days since 1970-01-01).
 
-    Compares (year, month, day) of the sale with the acquisition's shifted by one year, so
-    a 2024-02-29 acquisition needs a sale after "2025-02-29", i.e. on 2025-03-01 or later.
+    IRS Pub. 544 / 550: the holding period starts the day after acquisition, and a sale is
+    long-term from the first anniversary of that day: held through the same calendar date a
+    year later is one year, not more. So a lot bought 2023-02-28 (holding from 2023-03-01)
+    sold 2024-02-29 is short-term, long-term from 2024-03-01; one bought 2024-02-29 (holding
+    from 2024-03-01) is long-term from 2025-03-01. Compares yyyymmdd integers.
     """
-    return _ymd(sold) > _ymd(acquired) + 10_000
+    day_after = np.asarray(acquired, dtype="datetime64[D]") + np.timedelta64(1, "D")
+    return _ymd(sold) >= _ymd(day_after) + 10_000
 
 
 def _ymd(days: np.ndarray) -> np.ndarray:
@@ -197,38 +232,6 @@ def _pick(mask: np.ndarray, yes: str, no: str) -> pd.api.extensions.ExtensionArr
 def _dates(days: np.ndarray) -> np.ndarray:
     """Day numbers (days since 1970-01-01) as datetime64[s] dates."""
     return (days * 86_400).view("datetime64[s]")
-
-
-@dataclass
-class Pieces:
-    """Matched (closing row, lot, quantity) pieces, in time order within each (account, symbol).
-
-    `open_unit` is the lot's USD value per micro-share at the match (cost for a long lot,
-    net short-sale proceeds for a short lot); it differs from the lot's own only under
-    average cost.
-    """
-
-    close: np.ndarray  # index into the book's closing rows
-    lot: np.ndarray
-    qty: np.ndarray  # micro-shares
-    open_unit: np.ndarray
-    offset: np.ndarray  # where the piece starts within its lot's shares (consumed in order)
-    close_unit: np.ndarray  # USD per micro-share of the closing row
-    day: np.ndarray  # trade date of the closing row, days since epoch
-    event: np.ndarray  # global event order of the closing row
-
-
-@dataclass
-class Lots:
-    """Opening rows: one lot each. Day numbers are days since 1970-01-01 (trade dates)."""
-
-    row: np.ndarray  # index into the book's rows
-    qty: np.ndarray  # micro-shares, > 0
-    direction: np.ndarray  # +1 long, -1 short
-    unit: np.ndarray  # USD per micro-share
-    day: np.ndarray
-    order: np.ndarray  # global event order
-    wash_key: np.ndarray  # symbol code: lots that are substantially identical
 
 
 @dataclass
@@ -257,7 +260,9 @@ class _Book:
         return pd.array(self.rows["ts_ns"][row], dtype=pd.DatetimeTZDtype("ns", self.tz))
 
     @classmethod
-    def from_trades(cls, trades: pd.DataFrame, tz: str) -> _Book:
+    def from_trades(
+        cls, trades: pd.DataFrame, tz: str, ira_accounts: Collection[str] = ()
+    ) -> _Book:
         col = _columns(trades)
         # Rows carry integer codes into string tables (cheap to reorder and gather): account
         # and symbol factorized, trade_id by input position (ids are mostly unique).
@@ -314,6 +319,7 @@ class _Book:
             day=rows["day"][open_idx],
             order=rows["event"][open_idx],
             wash_key=sym[open_idx],
+            ira=(np.isin(col["account"], list(ira_accounts)) | col["ira"])[trade[open_idx]],
         )
         codes = {"account": labels["account"][0][trade], "symbol": sym, "trade_id": trade}
         return cls(
@@ -559,6 +565,8 @@ class _Book:
                 "term": _pick(long_term, "long", "short"),
                 "datetime_acquired": self._timestamps(open_row),
                 "datetime_sold": self._timestamps(close_row),
+                "permanently_disallowed": seg.permanently_disallowed()[by_time],
+                "ira": self.lots.in_ira()[pieces.lot][seg.piece[by_time]],
             },
             copy=False,
         )
@@ -613,13 +621,18 @@ def _columns(trades: pd.DataFrame) -> dict:
         col[column] = (
             trades[column].to_numpy(dtype=float) if column in trades else np.full(n, default)
         )
-    for column, default in (("commission", 0.0), ("fx_rate", 1.0)):
+    for column, default in (("commission", 0.0), ("multiplier", 1.0)):
         values = trades[column].to_numpy(dtype=float) if column in trades else np.full(n, default)
         col[column] = np.where(np.isnan(values), default, values)
+    # No USD rate (NaN) stays NaN: such trades get NaN USD figures, never a rate of 1.
+    col["fx_rate"] = trades["fx_rate"].to_numpy(dtype=float) if "fx_rate" in trades else np.ones(n)
     for column in ("account", "symbol"):
         col[column] = trades[column].to_numpy() if column in trades else np.full(n, "", object)
     col["trade_id"] = (
         trades["trade_id"] if "trade_id" in trades else pd.Series([f"row{i}" for i in range(n)])
+    )
+    col["ira"] = (
+        trades["ira"].fillna(False).to_numpy(dtype=bool) if "ira" in trades else np.zeros(n, bool)
     )
     col["is_split"] = (
         (trades["kind"].fillna("trade") == "split").to_numpy()
@@ -674,13 +687,15 @@ def _split_flips(qty: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _unit_values(col: dict, trade: np.ndarray, part: np.ndarray, qty: np.ndarray) -> np.ndarray:
     """USD per micro-share of each part (cost incl. commission for a buy, net proceeds for a
-    sale); `trade` the input rows, `qty` the trades' micro-shares. A part's commission is
-    its share of the trade's, pro rata by quantity."""
+    sale): quantity x price x multiplier +/- commission, times the USD rate; `trade` the
+    input rows, `qty` the trades' micro-shares. A part's commission is its share of the
+    trade's, pro rata by quantity."""
     size = np.abs(part)
     share = size / np.abs(qty)
     value = np.abs(col["quantity"][trade])
     value *= share
     value *= col["price"][trade]
+    value *= col["multiplier"][trade]
     commission = col["commission"][trade]
     commission *= share
     np.negative(commission, out=commission, where=part <= 0)

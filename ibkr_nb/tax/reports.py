@@ -1,5 +1,5 @@
-"""Tax reports from a `LotResult`: Form 8949 rows, Schedule D totals, files, figures, and a
-reconciliation with IBKR's own realized P&L.
+"""Tax reports from a `LotResult`: Form 8949 rows, Schedule D totals, files, and a
+reconciliation with IBKR's own realized P&L (the figures are in `ibkr_nb.plots`).
 
 Money stays at full precision in the engine; Form 8949 figures are rounded to cents here
 (half away from zero), and `gain_loss` on a form row is recomputed from the rounded
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ibkr_nb.tax.importers import ImportResult
-from ibkr_nb.tax.lots import LotResult
+from ibkr_nb.tax.lots import LotResult, match_lots
+from ibkr_nb.tax.trades import ImportResult
 
 FORM_8949_COLUMNS = [
     "description",
@@ -55,9 +55,12 @@ def form_8949(result: LotResult, year: int, basis_reported: bool = True) -> pd.D
 
     `box` is A (short-term) / D (long-term) when the broker reported basis to the IRS on
     Form 1099-B (IBKR does for covered stock), else B / E. For a covered short sale both
-    dates are the covering date, as the Form 8949 instructions ask for short sales.
+    dates are the covering date, as the Form 8949 instructions ask for short sales. Sales
+    inside an IRA are not reported.
     """
-    sold = result.realized[result.realized["date_sold"].dt.year == year]
+    realized = result.realized
+    in_ira = realized.get("ira", False)
+    sold = realized[(realized["date_sold"].dt.year == year) & ~in_ira]
     is_short = (sold["position"] == "short").to_numpy()
     quantity = sold["quantity"].abs().to_numpy()
     proceeds = cents(sold["proceeds"])
@@ -135,35 +138,139 @@ def open_lots_report(result: LotResult) -> pd.DataFrame:
 # --------------------------------------------------------------------------- writers
 
 
-def _for_files(frame: pd.DataFrame) -> pd.DataFrame:
-    """Dates as YYYY-MM-DD and timestamps as ISO text, for CSV and Excel cells."""
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula
+MONEY_COLUMNS = {
+    "proceeds",
+    "cost_basis",
+    "adjustment_amount",
+    "gain_loss",
+    "wash_sale_adjustment",
+    "permanently_disallowed",
+    "ours",
+    "ibkr",
+    "difference",
+    "ibkr_base",
+}
+
+
+def escape_formula(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR first),
+    prefixed with an apostrophe so it stays text (OWASP "CSV injection"); others unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _for_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates as YYYY-MM-DD, timestamps as ISO text, text cells escaped against formulas."""
     out = frame.copy()
     for c in out.columns:
         if isinstance(out[c].dtype, pd.DatetimeTZDtype):
             out[c] = out[c].map(lambda t: t.isoformat() if pd.notna(t) else "")
         elif out[c].dtype.kind == "M":
             out[c] = out[c].dt.strftime("%Y-%m-%d")
+        elif out[c].dtype.kind not in "biufc":
+            out[c] = out[c].map(escape_formula)
     return out
 
 
 def write_csv(tables: Mapping[str, pd.DataFrame], directory: str | Path) -> list[Path]:
-    """One `<name>.csv` per table in `directory`; returns the paths written."""
+    """One `<name>.csv` per table in `directory`; returns the paths written. Text cells that
+    a spreadsheet would take for a formula are escaped (see `escape_formula`)."""
     directory = Path(directory)
     paths = []
     for name, frame in tables.items():
         path = directory / f"{name}.csv"
-        _for_files(frame).to_csv(path, index=False)
+        _for_csv(frame).to_csv(path, index=False)
         paths.append(path)
     return paths
 
 
 def write_excel(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
-    """One sheet per table (sheet names cut to Excel's 31 characters)."""
+    """One sheet per table (names cut to Excel's 31 characters): dates as Excel dates
+    (yyyy-mm-dd; timestamps in their own time zone), money as #,##0.00, the header row
+    frozen and filtered. Text cells are always text, never formulas."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
     path = Path(path)
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        for name, frame in tables.items():
-            _for_files(frame).to_excel(writer, sheet_name=name[:31], index=False)
+    book = Workbook(write_only=True)
+    for name, frame in tables.items():
+        sheet = book.create_sheet(name[:31])
+        sheet.freeze_panes = "A2"
+        if len(frame.columns):
+            last = _excel_column(len(frame.columns))
+            sheet.auto_filter.ref = f"A1:{last}{len(frame) + 1}"
+        bold = Font(bold=True)
+        header = []
+        for c in frame.columns:
+            cell = WriteOnlyCell(sheet, value=str(c))
+            cell.font = bold
+            cell.data_type = "s"
+            header.append(cell)
+        sheet.append(header)
+        columns = []
+        for c in frame.columns:
+            values = frame[c]
+            if isinstance(values.dtype, pd.DatetimeTZDtype):
+                columns.append(
+                    (values.dt.tz_localize(None).dt.to_pydatetime(), "yyyy-mm-dd hh:mm:ss")
+                )
+            elif values.dtype.kind == "M":
+                columns.append((values.dt.to_pydatetime(), "yyyy-mm-dd"))
+            elif values.dtype.kind in "fiu":
+                fmt = "#,##0.00" if c in MONEY_COLUMNS else "General"
+                columns.append((values.astype(object).where(values.notna(), None).tolist(), fmt))
+            else:
+                columns.append((values.astype(object).where(values.notna(), None).tolist(), None))
+        for row in zip(*(v for v, _ in columns), strict=True):
+            cells = []
+            for value, (_, fmt) in zip(row, columns, strict=True):
+                if value is pd.NaT:
+                    value = None
+                cell = WriteOnlyCell(sheet, value=value)
+                if isinstance(value, str):
+                    cell.data_type = "s"  # "=cmd|..." stays text
+                elif fmt and value is not None:
+                    cell.number_format = fmt
+                cells.append(cell)
+            sheet.append(cells)
+    book.save(path)
     return path
+
+
+def _excel_column(n: int) -> str:
+    name = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        name = chr(65 + r) + name
+    return name
+
+
+def fx_rates_used(trades: pd.DataFrame) -> pd.DataFrame:
+    """Which USD rates the trades used, per currency and source: rows, first and last trade
+    date, lowest and highest rate (`fx_source` "none": no USD figure for those trades)."""
+    if trades.empty:
+        return pd.DataFrame(
+            columns=["currency", "fx_source", "trades", "first", "last", "min_rate", "max_rate"]
+        )
+    frame = trades.assign(
+        fx_source=trades.get("fx_source", pd.Series("given", index=trades.index)),
+        day=trades["datetime"].dt.tz_localize(None).dt.normalize(),
+    )
+    return (
+        frame.groupby(["currency", "fx_source"], as_index=False)
+        .agg(
+            trades=("fx_rate", "size"),
+            first=("day", "min"),
+            last=("day", "max"),
+            min_rate=("fx_rate", "min"),
+            max_rate=("fx_rate", "max"),
+        )
+        .sort_values(["currency", "fx_source"])
+        .reset_index(drop=True)
+    )
 
 
 def write_duckdb(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
@@ -180,64 +287,6 @@ def write_duckdb(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
     finally:
         con.close()
     return path
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def fig_realized_by_month(result: LotResult):
-    """Plotly bar chart: realized gain (USD, after wash-sale adjustments) per month and term."""
-    import plotly.express as px
-
-    realized = result.realized
-    frame = (
-        realized.assign(month=realized["date_sold"].dt.to_period("M").dt.to_timestamp())
-        .groupby(["month", "term"], as_index=False)["gain_loss"]
-        .sum()
-    )
-    fig = px.bar(
-        frame,
-        x="month",
-        y="gain_loss",
-        color="term",
-        barmode="relative",
-        labels={"gain_loss": "realized gain (USD)", "month": "month sold"},
-        title="Realized gain by month and term",
-    )
-    return fig
-
-
-def fig_wash_sale_effect(result: LotResult):
-    """Plotly chart per month: realized gain as reported vs. as if there were no wash-sale
-    rule, and the disallowed losses still deferred (carried in open lots) at month end."""
-    import plotly.graph_objects as go
-
-    realized = result.realized
-    month = realized["date_sold"].dt.to_period("M").dt.to_timestamp()
-    raw = realized["proceeds"] - realized["cost_basis"] + realized["wash_sale_adjustment"]
-    frame = (
-        pd.DataFrame(
-            {
-                "month": month,
-                "reported": realized["gain_loss"],
-                "without": raw,
-                "deferred": realized["adjustment_amount"] - realized["wash_sale_adjustment"],
-            }
-        )
-        .groupby("month")
-        .sum()
-    )
-    fig = go.Figure()
-    fig.add_bar(x=frame.index, y=frame["without"], name="without wash-sale rule")
-    fig.add_bar(x=frame.index, y=frame["reported"], name="reported (after wash sales)")
-    fig.add_scatter(
-        x=frame.index,
-        y=frame["deferred"].cumsum(),
-        name="losses deferred (cumulative)",
-        mode="lines+markers",
-    )
-    fig.update_layout(barmode="group", title="Effect of wash sales", yaxis_title="USD")
-    return fig
 
 
 # --------------------------------------------------------------------------- reconciliation
@@ -327,3 +376,90 @@ def _compare(
     merged["status"] = np.where(ibkr_zero, "match", status)
     merged = merged[~ibkr_zero].drop(columns="_merge")
     return merged.reset_index(drop=True)
+
+
+SUMMARY_COLUMNS = [
+    "account",
+    "symbol",
+    "currency",
+    "closing_ours",
+    "closing_ibkr",
+    "ours",
+    "ibkr",
+    "difference",
+    "ibkr_base",
+    "status",
+    "trades",
+]
+
+
+def reconcile_statement(statement: ImportResult, tolerance: float = 0.005) -> pd.DataFrame:
+    """One statement against IBKR's own figures, per account, symbol and currency.
+
+    Ours is FIFO realized P&L before wash sales in the trade currency (the statement's
+    trades with a USD rate of 1), as IBKR reports `fifoPnlRealized` / `Realized P/L`;
+    `closing_ours` counts our closing trades (those that closed lots, plus unexplained
+    sales), `closing_ibkr` IBKR's. `ibkr_base` is IBKR's figure in the base currency (each
+    trade times its `fxRateToBase`; NaN where the statement gives no rate). `status` is
+    "match" (within `tolerance`, same count), "mismatch" (then `trades` lists the closing
+    trade ids that differ, with both amounts) or "unexplained" (a sale of shares the
+    history does not hold: see `ImportResult.unexplained`) or "not_reported" (the statement
+    gives no realized P&L, e.g. a Transaction History: `ours` stands alone).
+    """
+    local = statement.trades.assign(fx_rate=1.0)
+    result = match_lots(local, wash_sales=False)
+    detail = reconcile_ibkr(result, statement, tolerance)
+    realized = result.realized
+    keys = ["account", "symbol"]
+    pnl = realized["proceeds"] - realized["cost_basis"]
+    currency = statement.trades.drop_duplicates(keys).set_index(keys)["currency"]
+    ours = (
+        realized.assign(pnl=pnl)
+        .groupby(keys, as_index=False)
+        .agg(ours=("pnl", "sum"), closing_ours=("trade_id", "nunique"))
+    )
+    ibkr = statement.ibkr_realized.assign(
+        base=statement.ibkr_realized["realized_pnl"] * statement.ibkr_realized["fx_rate_to_base"]
+    )
+    ibkr = ibkr.groupby(keys, as_index=False).agg(
+        ibkr=("realized_pnl", lambda v: v.sum(min_count=len(v))),
+        closing_ibkr=("trade_id", "nunique"),
+        ibkr_base=("base", lambda v: v.sum(min_count=len(v))),
+        ibkr_currency=("currency", "first"),
+    )
+    unexplained = statement.unexplained.groupby(keys).size()
+    out = ours.merge(ibkr, on=keys, how="outer").merge(
+        unexplained.rename("n").reset_index()[keys], on=keys, how="outer"
+    )
+    extra = pd.Series(
+        [unexplained.get((a, s), 0) for a, s in zip(out["account"], out["symbol"], strict=True)],
+        index=out.index,
+    )
+    reported = out["ibkr"].notna()
+    out["ours"] = out["ours"].fillna(0.0)
+    out["closing_ours"] = out["closing_ours"].fillna(0).astype(int) + extra
+    out["closing_ibkr"] = out["closing_ibkr"].fillna(0).astype(int)
+    out["currency"] = [
+        currency.get((a, s), c)
+        for a, s, c in zip(out["account"], out["symbol"], out["ibkr_currency"], strict=True)
+    ]
+    out["difference"] = out["ours"] - out["ibkr"]
+    differs = detail[(detail["status"] != "match") & (detail["level"] == "trade")]
+    listed: dict[str, list[str]] = {}
+    for t, sym, o, i in zip(
+        differs["trade_id"],
+        differs["symbol"],
+        differs["ours"].fillna(0),
+        differs["ibkr"].fillna(0),
+        strict=True,
+    ):
+        listed.setdefault(sym, []).append(f"{t}: ours {o:.2f} ibkr {i:.2f}")
+    out["trades"] = [
+        "; ".join(listed.get(sym, [])) if r else ""
+        for sym, r in zip(out["symbol"], reported, strict=True)
+    ]
+    ok = (out["difference"].abs() <= tolerance) & (out["closing_ours"] == out["closing_ibkr"])
+    status = np.where(ok, "match", "mismatch")
+    status = np.where(reported, status, "not_reported")
+    out["status"] = np.where(extra > 0, "unexplained", status)
+    return out.reindex(columns=SUMMARY_COLUMNS).sort_values(keys).reset_index(drop=True)

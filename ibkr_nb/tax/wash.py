@@ -20,6 +20,10 @@ How the rule is applied here, per symbol across all accounts given:
   their holding period starts earlier by the sold shares' holding period (days from the day
   after the start to the sale). Chains carry through: a replacement share later sold at a
   loss carries its added basis into the next wash sale, across year ends.
+- IRA (Rev. Rul. 2008-5): replacement shares bought in an IRA wash the loss like any
+  others, but the disallowed loss is lost for good: it is not added to the IRA shares' basis
+  and no holding period is tacked (`permanent` on the segments). Sales inside an IRA are not
+  taxable and trigger nothing.
 - Short sales: a loss on covering a short lot is washed by new short sales within the
   window (Pub. 550, "Short sales" under Wash Sales); the disallowed amount is added to the
   cost of covering the replacement short lot.
@@ -53,16 +57,48 @@ order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from ibkr_nb.tax.lots import Lots, Pieces
 
 WINDOW_DAYS = 30
 _LOSS_EPS = 1e-9  # USD: smaller "losses" are float noise, not wash-sale triggers
 ADVANCE, EMIT, VISIT, DONE = 0, 1, 2, 3  # lane states, see the module docstring
+
+
+@dataclass
+class Pieces:
+    """Matched (closing row, lot, quantity) pieces, in time order within each (account, symbol).
+
+    `open_unit` is the lot's USD value per micro-share at the match (cost for a long lot,
+    net short-sale proceeds for a short lot); it differs from the lot's own only under
+    average cost.
+    """
+
+    close: np.ndarray  # index into the book's closing rows
+    lot: np.ndarray
+    qty: np.ndarray  # micro-shares
+    open_unit: np.ndarray
+    offset: np.ndarray  # where the piece starts within its lot's shares (consumed in order)
+    close_unit: np.ndarray  # USD per micro-share of the closing row
+    day: np.ndarray  # trade date of the closing row, days since epoch
+    event: np.ndarray  # global event order of the closing row
+
+
+@dataclass
+class Lots:
+    """Opening rows: one lot each. Day numbers are days since 1970-01-01 (trade dates)."""
+
+    row: np.ndarray  # index into the book's rows
+    qty: np.ndarray  # micro-shares, > 0
+    direction: np.ndarray  # +1 long, -1 short
+    unit: np.ndarray  # USD per micro-share
+    day: np.ndarray
+    order: np.ndarray  # global event order
+    wash_key: np.ndarray  # symbol code: lots that are substantially identical
+    ira: np.ndarray | None = None  # True for lots held in an IRA (see the module docstring)
+
+    def in_ira(self) -> np.ndarray:
+        return np.zeros(len(self.qty), dtype=bool) if self.ira is None else self.ira
 
 
 @dataclass(frozen=True)
@@ -84,6 +120,10 @@ class Segments:
     open_qty: np.ndarray
     open_adj: np.ndarray
     open_hps: np.ndarray
+    permanent: np.ndarray | None = None  # of `disallowed`, the part washed by IRA shares
+
+    def permanently_disallowed(self) -> np.ndarray:
+        return np.zeros(len(self.qty)) if self.permanent is None else self.permanent
 
 
 # Segment records: (piece or lot, qty in micro-shares, adj_in in USD, hps in days since
@@ -167,6 +207,7 @@ class _Sweep:
         slot[cand] = np.arange(n_lots)
         offset = pieces.offset
         gain = lots.direction[pieces.lot] * (pieces.close_unit - pieces.open_unit)
+        gain[lots.in_ira()[pieces.lot]] = 0.0  # a sale inside an IRA triggers nothing
         self.cand = cand
         self.piece = order
         self.lot = slot[pieces.lot[order]]
@@ -181,6 +222,7 @@ class _Sweep:
         self.trade_len[trades[:-1]] = np.diff(trades)
 
         self.qty = lots.qty[cand]
+        self.ira = lots.in_ira()[cand]
         self.acquired = lots.day[cand]
         self.disposed = np.zeros(n_lots, dtype=np.int64)
         self.absorbed_end = np.zeros(n_lots, dtype=np.int64)
@@ -204,7 +246,9 @@ class _Sweep:
             np.zeros(n_lanes, dtype=np.int64) for _ in range(5)
         )
         self.seg_adj, self.seg_gain, self.loss_share = (np.zeros(n_lanes) for _ in range(3))
+        self.perm = np.zeros(n_lanes, dtype=np.int64)  # shares replaced by IRA shares
         self.sold: list[Records] = []
+        self.permanent: list[np.ndarray] = []
 
     def run(self) -> None:
         """Advance every lane until all are DONE (one step per state per round)."""
@@ -272,6 +316,7 @@ class _Sweep:
         self.seg_hps[lanes] = hps
         self.seg_gain[lanes] = gain
         self.need[lanes] = qty
+        self.perm[lanes] = 0
         self.loss_share[lanes] = -gain / qty
         self.tacked[lanes] = self.day[p] - hps
         self.cand_pos[lanes] = self._find(self.lo[p])
@@ -290,9 +335,16 @@ class _Sweep:
         whole = self.qty[r] - start <= need  # absorbs up to its last share
         end = np.where(whole, self.qty[r], start + need)
         self.nxt[r[whole]] = r[whole] + 1
+        # IRA shares absorb the loss for good: no basis added, no holding period tacked
+        ira = self.ira[r]
         self._add_spans(
-            r, start, end, self.loss_share[washing], self.acquired[r] - self.tacked[washing]
+            r,
+            start,
+            end,
+            np.where(ira, 0.0, self.loss_share[washing]),
+            np.where(ira, self.acquired[r], self.acquired[r] - self.tacked[washing]),
         )
+        self.perm[washing] += np.where(ira, end - start, 0)
         self.absorbed_end[r] = end
         need -= end - start
         self.need[washing] = need
@@ -307,11 +359,13 @@ class _Sweep:
         disallowed = np.where(
             need == 0, -self.seg_gain[lanes], self.loss_share[lanes] * (qty - need)
         )
-        self._record(lanes, qty, self.seg_adj[lanes], self.seg_hps[lanes], disallowed)
+        permanent = np.minimum(self.loss_share[lanes] * self.perm[lanes], disallowed)
+        self._record(lanes, qty, self.seg_adj[lanes], self.seg_hps[lanes], disallowed, permanent)
 
-    def _record(self, lanes, qty, adj_in, hps, disallowed) -> None:
+    def _record(self, lanes, qty, adj_in, hps, disallowed, permanent=None) -> None:
         """Record the lanes' segments; EMIT again, or ADVANCE when the piece is done."""
         self.sold.append((self.piece[self.pos[lanes]], qty, adj_in, hps, disallowed))
+        self.permanent.append(np.zeros(len(lanes)) if permanent is None else permanent)
         self.state[lanes] = np.where(self.cur[lanes] == self.stop[lanes], ADVANCE, EMIT)
 
     def _add_spans(self, lot, a0, a1, adj, hps) -> None:
@@ -347,7 +401,8 @@ class _Sweep:
         sold = tuple(
             np.concatenate(column) for column in zip(*self.sold, _no_records(), strict=True)
         )
-        return _assemble(self.lots, self.pieces, sold, held, disposed)
+        permanent = np.concatenate([*self.permanent, np.zeros(0)])
+        return _assemble(self.lots, self.pieces, sold, held, disposed, permanent)
 
     def _held(self) -> Records:
         """Segments of the unsold shares [disposed, qty) of lots that absorbed a loss: each
@@ -391,7 +446,12 @@ def _no_records() -> Records:
 
 
 def _assemble(
-    lots: Lots, pieces: Pieces, sold: Records, held: Records, disposed: np.ndarray
+    lots: Lots,
+    pieces: Pieces,
+    sold: Records,
+    held: Records,
+    disposed: np.ndarray,
+    permanent: np.ndarray | None = None,
 ) -> Segments:
     """`Segments` from the recorded ones plus every piece and held lot not among them,
     which keep the lot's own basis and acquisition date (one segment each)."""
@@ -414,6 +474,9 @@ def _assemble(
         open_qty=np.concatenate([left[lot], h_qty]),
         open_adj=np.concatenate([np.zeros(len(lot)), h_adj]),
         open_hps=np.concatenate([lots.day[lot], h_hps]),
+        permanent=np.concatenate(
+            [np.zeros(len(piece)), np.zeros(len(s_piece)) if permanent is None else permanent]
+        ),
     )
 
 

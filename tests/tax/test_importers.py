@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from ibkr_nb.tax.importers import (
+    EXTRA_COLUMNS,
     TRADE_COLUMNS,
     TradeFileError,
     from_activity_csv,
@@ -33,14 +34,13 @@ def test_plain_csv_bad_rows_are_rejected_with_reasons_and_the_rest_kept():
         "2024-01-17,AAPL,-50,190.00,1.00\n",
         "t.csv",
     )
-    assert result.trades["quantity"].tolist() == [100.0, -50.0]
+    assert result.trades["quantity"].tolist() == [100.0, 5.0, -50.0]  # "aapl" as IBKR may print it
     assert result.rejects[["line", "reason"]].values.tolist() == [
-        [3, "unparseable date '2024-13-45'"],
+        [3, "unparseable or out-of-range date '2024-13-45'"],
         [4, "zero quantity"],
         [5, "negative price -185.0"],
         [6, "negative commission -1.0"],
         [7, "unknown symbol format '$$$'"],
-        [8, "unknown symbol format 'aapl'"],
         [9, "quantity 'abc' is not a number"],
     ]
     assert result.rejects["raw"].iloc[0] == "2024-13-45,AAPL,10,1,0"
@@ -49,7 +49,7 @@ def test_plain_csv_bad_rows_are_rejected_with_reasons_and_the_rest_kept():
 def test_plain_csv_columns_dtypes_and_defaults():
     result = from_plain_csv("date,symbol,quantity,price\n2024-01-15 09:35:12,BRK B,1.5,400\n")
     trades = result.trades
-    assert list(trades.columns) == TRADE_COLUMNS
+    assert list(trades.columns) == [*TRADE_COLUMNS, *EXTRA_COLUMNS]
     row = trades.iloc[0]
     assert row["datetime"] == pd.Timestamp("2024-01-15 09:35:12", tz="America/New_York")
     assert (row["symbol"], row["commission"], row["currency"], row["fx_rate"], row["kind"]) == (
@@ -72,7 +72,7 @@ def test_plain_csv_split_rows_and_several_reasons_on_one_row():
     assert result.trades[["kind", "ratio", "quantity"]].values.tolist() == [["split", 10.0, 0.0]]
     assert result.rejects["reason"].tolist() == [
         "split ratio must be a positive number of new shares per old share",
-        "unparseable date 'nope'; negative price -1.0; no fx_rate for currency EUR (give fx_rate = USD per unit)",
+        "unparseable or out-of-range date 'nope'; negative price -1.0",
     ]
 
 
@@ -121,7 +121,7 @@ def test_executions_from_session():
 def test_flex_xml_sample():
     result = load_trades(SAMPLES / "flex_trades.xml")
     trades = result.trades
-    assert len(trades) == 17 and set(trades["account"]) == {"U1234567"}
+    assert len(trades) == 18 and set(trades["account"]) == {"U1234567"}
     first = trades.iloc[0]
     assert (first["symbol"], first["quantity"], first["price"], first["commission"]) == (
         "AAPL",
@@ -132,10 +132,9 @@ def test_flex_xml_sample():
     assert first["datetime"] == pd.Timestamp("2023-03-01 09:31:05", tz="America/New_York")
     sap = trades[trades["symbol"] == "SAP"].iloc[0]
     assert (sap["currency"], sap["fx_rate"]) == ("EUR", 1.0975)
-    assert result.rejects["reason"].tolist() == [
-        "asset category OPT is not supported (stocks only)"
-    ]
-    assert result.rejects["symbol"].tolist() == ["AAPL  240119C00190000"]
+    option = trades[trades["symbol"] == "AAPL  240119C00190000"].iloc[0]
+    assert (option["asset_category"], option["multiplier"]) == ("OPT", 1.0)  # as the file says
+    assert result.rejects.empty and result.unexplained.empty
     assert len(result.ibkr_realized) == 8
     assert result.ibkr_realized.set_index("trade_id")["realized_pnl"]["600000411"] == -242.0
     assert len(result.ibkr_closed_lots) == 10
@@ -163,10 +162,10 @@ def test_activity_statement_sample():
     assert (first["symbol"], first["quantity"], first["commission"]) == ("AAPL", 50.0, 1.0)
     assert first["datetime"] == pd.Timestamp("2023-03-01 09:31:05", tz="America/New_York")
     assert result.rejects["reason"].tolist() == [
-        "asset category Forex is not supported (stocks only)"
+        "asset category CASH: a currency conversion is not a security lot (not booked)"
     ]
     lots = result.ibkr_closed_lots
-    aapl = lots[lots["trade_id"] == "activity_statement.csv:12"]
+    aapl = lots[lots["trade_id"] == "U1234567|AAPL|2024-01-16, 14:45:00|-60|183.55|Order"]
     assert aapl[["quantity", "cost_basis", "realized_pnl"]].values.tolist() == [
         [-50.0, 7261.0, 1915.65],
         [-10.0, 1881.333333, -46.003333],
@@ -183,19 +182,22 @@ def test_activity_statement_bad_rows():
         'Trades,Data,Order,Stocks,EUR,SAP,"2024-01-15, 09:35:12",10,185.5,185,-1855,-1,1856,0,0,O\n'
     )
     result = from_activity_csv(text)
-    assert result.trades["quantity"].tolist() == [1000.0]
-    assert result.trades["commission"].tolist() == [5.0]
-    assert result.rejects["reason"].tolist() == [
-        "unparseable date 'yesterday'",
-        "no fx_rate for currency EUR (give fx_rate = USD per unit)",
-    ]
+    assert result.trades["quantity"].tolist() == [1000.0, 10.0]
+    assert result.trades["commission"].tolist() == [5.0, 1.0]
+    # no USD rate in the statement: booked in EUR, USD rate left unknown (not 1)
+    assert result.trades["fx_rate"].isna().tolist() == [False, True]
+    assert result.trades["fx_source"].tolist() == ["USD", "none"]
+    assert result.rejects["reason"].tolist() == ["unparseable or out-of-range date 'yesterday'"]
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("hello world\n", "not a trades CSV, Flex XML or Activity Statement"),
-        ("date,ticker,qty\n2024-01-01,X,1\n", "not a trades CSV, Flex XML or Activity Statement"),
+        ("hello world\n", "not a trades CSV, Flex XML, Activity Statement or Transaction History"),
+        (
+            "date,ticker,qty\n2024-01-01,X,1\n",
+            "not a trades CSV, Flex XML, Activity Statement or Transaction History",
+        ),
         ("<FlexQueryResponse><unclosed>", "not valid XML"),
         ("<FlexQueryResponse></FlexQueryResponse>", "has no <Trade> rows"),
         (

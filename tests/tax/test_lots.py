@@ -207,7 +207,11 @@ def test_same_day_round_trip_loss_is_allowed_without_other_purchases(t):
         ("2024-02-29", "2025-02-28", "short"),  # leap day: the anniversary is "2025-02-29"
         ("2024-02-29", "2025-03-01", "long"),
         ("2023-03-01", "2024-02-29", "short"),
-        ("2023-02-28", "2024-02-29", "long"),  # 2024-02-29 is after 2024-02-28
+        # held from 2023-03-01 through 2024-02-29 is exactly one year (issue 11): short-term
+        ("2023-02-28", "2024-02-29", "short"),
+        ("2023-02-28", "2024-03-01", "long"),
+        ("2023-12-31", "2024-12-31", "short"),
+        ("2023-12-31", "2025-01-01", "long"),
     ],
 )
 def test_long_term_means_more_than_one_year(t, bought, sold, term):

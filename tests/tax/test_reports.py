@@ -10,8 +10,6 @@ import pytest
 from ibkr_nb.tax.importers import load_trades
 from ibkr_nb.tax.lots import match_lots
 from ibkr_nb.tax.reports import (
-    fig_realized_by_month,
-    fig_wash_sale_effect,
     form_8949,
     reconcile_ibkr,
     schedule_d,
@@ -244,19 +242,6 @@ def test_writers_csv_excel_duckdb(sample, tmp_path):
         4811.28,
     )
     con.close()
-
-
-def test_figures(sample):
-    by_month = fig_realized_by_month(sample)
-    assert {trace.name for trace in by_month.data} == {"short", "long"}
-    effect = fig_wash_sale_effect(sample)
-    assert [trace.name for trace in effect.data] == [
-        "without wash-sale rule",
-        "reported (after wash sales)",
-        "losses deferred (cumulative)",
-    ]
-    # Every loss washed in the sample was realized later, so nothing is still deferred at the end.
-    assert effect.data[2].y[-1] == pytest.approx(0.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("name", ["flex_trades.xml", "activity_statement.csv"])

@@ -7,6 +7,8 @@ cost of the new stock or securities ... Your holding period for the new stock or
 includes the holding period of the stock or securities sold."
 """
 
+import pytest
+
 from ibkr_nb.tax.lots import match_lots
 
 
@@ -312,3 +314,71 @@ def test_no_wash_sales_option(t):
     assert result.realized["adjustment_code"].tolist() == [""]
     assert result.realized["gain_loss"].round(2).tolist() == [-250.0]
     assert result.open_lots["cost_basis"].round(2).tolist() == [800.0]
+
+
+def test_replacement_in_an_ira_disallows_the_loss_for_good(t):
+    # Rev. Rul. 2008-5: stock sold at a loss in a taxable account and bought back within 30
+    # days in the same person's IRA: the loss is disallowed and NOT added to the IRA shares'
+    # basis (no holding period tacked either). The IRA's own sale is not on Form 8949.
+    trades = t.trades(
+        """
+        date        symbol quantity price account
+        2024-01-02  X      100      10.00  TAXABLE
+        2024-03-01  X      -100     8.00   TAXABLE
+        2024-03-10  X      100      8.50   ROTH
+        2024-06-03  X      -100     9.00   ROTH
+        """
+    )
+    t.realized(
+        trades,
+        """
+        account adjustment_code adjustment_amount permanently_disallowed cost_basis gain_loss ira
+        TAXABLE W               200.00            200.00                 1000.00    0.00      False
+        ROTH    -               0.00              0.00                   850.00     50.00     True
+        """,
+        ira_accounts=["ROTH"],
+    )
+    from ibkr_nb.tax.reports import form_8949
+
+    rows = form_8949(match_lots(trades, ira_accounts=["ROTH"]), 2024)
+    assert rows["symbol"].tolist() == ["X"] and rows["adjustment_amount"].tolist() == [200.0]
+
+
+def test_ira_column_works_like_the_account_list(t):
+    trades = t.trades(
+        """
+        date        symbol quantity price account
+        2024-01-02  X      100      10.00  TAXABLE
+        2024-03-01  X      -100     8.00   TAXABLE
+        2024-03-10  X      50       8.50   IRA
+        """
+    )
+    by_list = match_lots(trades, ira_accounts=["IRA"])
+    by_column = match_lots(trades.assign(ira=trades["account"] == "IRA"))
+    for result in (by_list, by_column):
+        row = result.realized.iloc[0]
+        # half the shares replaced in the IRA: half the loss gone for good, half allowed
+        assert row["adjustment_amount"] == pytest.approx(100.0)
+        assert row["permanently_disallowed"] == pytest.approx(100.0)
+        assert result.open_lots["cost_basis"].tolist() == [425.0]
+
+
+def test_cross_account_wash_sale_moves_the_holding_period(t):
+    trades = t.trades(
+        """
+        date        symbol quantity price account
+        2023-01-03  X      10       100    JOINT
+        2024-01-05  X      -10      90     JOINT
+        2024-01-20  X      10       95     SOLO
+        2024-02-01  X      -10      96     SOLO
+        """
+    )
+    # the SOLO lot inherits JOINT's $100 loss and its 367-day holding period: long-term
+    t.realized(
+        trades,
+        """
+        account adjustment_amount cost_basis gain_loss term
+        JOINT   100.00            1000.00    0.00      long
+        SOLO    0.00              1050.00    -90.00    long
+        """,
+    )

@@ -1,0 +1,348 @@
+"""The normalised trades frame every source ends in, and its validation.
+
+One row per fill or corporate action:
+
+    trade_id       str      unique within the history (IBKR's trade / exec id where given)
+    account        str
+    symbol         str      as IBKR prints it: "AAPL", "BRK B", "BMWd", "SPY 18MAR22 440.0 P"
+    datetime       Timestamp, timezone-aware (America/New_York unless the source says otherwise)
+    quantity       float    signed units: + bought, - sold (0 for a split row); contracts for options
+    price          float    per unit, in `currency` (NaN for a split row)
+    commission     float    >= 0, in `currency`
+    currency       str      the trade's currency
+    fx_rate        float    USD per one unit of `currency` (1 for USD; NaN when the source gives
+                            no USD rate: the trade is still booked and its USD figures are NaN
+                            until a rate is supplied with `with_usd_rates`)
+    kind           str      "trade" or "split"
+    ratio          float    new shares per old share for a split row (NaN for a trade)
+    asset_category str      STK, OPT, WAR, FUT, ... (IBKR's codes; "STK" by default)
+    multiplier     float    currency units per unit of price and quantity (100 for US equity
+                            options; 1 by default)
+    open_close     str      "O" opening, "C" closing, "CO" closing then opening the other
+                            side, "" unknown (from IBKR's codes)
+    fx_source      str      where `fx_rate` came from: "USD", "fxRateToBase", "ConversionRate",
+                            "given", "none"
+    action         str      "exercise", "assignment", "expiry" (IBKR codes Ex, A, Ep) or ""
+
+The last five columns are optional for `match_lots`: a frame without them works.
+A row that cannot be used comes back in `rejects` with the source line and a `reason`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+TRADE_COLUMNS = [
+    "trade_id",
+    "account",
+    "symbol",
+    "datetime",
+    "quantity",
+    "price",
+    "commission",
+    "currency",
+    "fx_rate",
+    "kind",
+    "ratio",
+]
+EXTRA_COLUMNS = ["asset_category", "multiplier", "open_close", "fx_source", "action"]
+REALIZED_COLUMNS = [
+    "trade_id",
+    "account",
+    "symbol",
+    "datetime",
+    "realized_pnl",
+    "currency",
+    "fx_rate_to_base",
+]
+CLOSED_LOT_COLUMNS = [
+    "trade_id",
+    "account",
+    "symbol",
+    "date_acquired",
+    "quantity",
+    "cost_basis",
+    "realized_pnl",
+]
+OPENING_LOT_COLUMNS = [
+    "trade_id",
+    "closing_trade_id",
+    "account",
+    "symbol",
+    "date_acquired",
+    "quantity",
+    "cost_basis",
+    "currency",
+]
+UNEXPLAINED_COLUMNS = ["trade_id", "account", "symbol", "datetime", "quantity", "reason"]
+REJECT_COLUMNS = ["source", "line", "symbol", "raw", "reason"]
+DEFAULT_TZ = "America/New_York"
+MAX_QUANTITY = 1e12  # units; anything larger is a broken row, not a trade
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+
+# Tickers as IBKR prints them: "AAPL", "BRK B", "BRK.B", "BF/B", "RDS-A", "7203", "BMWd",
+# "CHSPIz", option and warrant descriptions "SPY 18MAR22 440.0 P", "AAPL  240119C00190000".
+SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-/ +&]{0,39}$")
+_OFFSET_RE = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
+
+
+class TradeFileError(ValueError):
+    """A file that is not a readable trade history (the message says why and what to do)."""
+
+
+def _frame(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=columns)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """Trades in the normalised frame, rejected rows with a reason, and what the statement
+    says beyond its fills.
+
+    trades: fills (see the module docstring), plus one opening row per lot the statement
+      reveals for a position bought before the history starts (listed in `opening_lots`).
+    rejects: source, line (1-based row or element number), symbol, raw, reason.
+    ibkr_realized: IBKR's realized P&L per closing trade, in the trade's `currency`, with the
+      statement's `fx_rate_to_base` (NaN when not given).
+    ibkr_closed_lots: the lots IBKR closed for each closing trade (Flex `<Lot>`, Activity
+      `ClosedLot`): quantity, cost_basis and realized_pnl in the trade currency.
+    opening_lots: positions bought before the history starts, from the closed-lot detail:
+      trade_id (of the synthesised opening row, "<closing trade id>:lot<k>"),
+      closing_trade_id, account, symbol, date_acquired (date), quantity (signed: - for a short
+      lot), cost_basis (total, trade currency, commissions included), currency. Their USD rate
+      is the closing trade's (the statement gives none for the acquisition date).
+    unexplained: sales (or covers) of more than the history holds that no closed-lot detail
+      explains: trade_id, account, symbol, datetime, quantity (the part not explained, signed
+      as the trade), reason. That part is left out of `trades`, never booked as a short.
+    base_currency: account -> the account's base currency where the statement says it.
+    fills: the statement's own fills before pre-history lots are worked out (what
+      `history.merge_imports` combines); None means `trades`.
+    """
+
+    trades: pd.DataFrame
+    rejects: pd.DataFrame
+    source: str
+    ibkr_realized: pd.DataFrame = field(default_factory=lambda: _frame(REALIZED_COLUMNS))
+    ibkr_closed_lots: pd.DataFrame = field(default_factory=lambda: _frame(CLOSED_LOT_COLUMNS))
+    opening_lots: pd.DataFrame = field(default_factory=lambda: _frame(OPENING_LOT_COLUMNS))
+    unexplained: pd.DataFrame = field(default_factory=lambda: _frame(UNEXPLAINED_COLUMNS))
+    base_currency: dict[str, str] = field(default_factory=dict)
+    fills: pd.DataFrame | None = None
+
+
+def text(values: pd.Series) -> pd.Series:
+    """Stripped strings; "" for missing values."""
+    if values.dtype == "str":
+        return values.fillna("").str.strip()
+    return values.astype(object).where(values.notna(), "").astype("str").str.strip()
+
+
+def to_number(values: pd.Series) -> pd.Series:
+    """Numbers from values such as 1000, "1,000" or "-1.25"; NaN where not a number."""
+    if values.dtype.kind in "fiu":
+        return values.astype(float)
+    cleaned = text(values).str.replace(",", "", regex=False)
+    return pd.to_numeric(cleaned, errors="coerce").astype(float)
+
+
+def parse_datetimes(values: pd.Series, tz: str = DEFAULT_TZ) -> pd.Series:
+    """Timezone-aware timestamps in `tz`; NaT where a value cannot be parsed or lies outside
+    the years 1900-2200.
+
+    Naive values ("2024-01-15", "2024-01-15 09:35:12", "2024-01-15, 09:35:12") are taken as
+    `tz` local time; values with an offset ("...-05:00", "...Z") or already tz-aware are
+    converted to `tz`.
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert(tz).dt.as_unit("ns")
+    raw = text(values).str.replace(";", " ", regex=False).str.replace(", ", " ", regex=False)
+    year = pd.to_numeric(raw.str.extract(r"^(\d{4})", expand=False), errors="coerce")
+    raw = raw.where(~((year < FIRST_YEAR) | (year > LAST_YEAR)), "")
+    has_offset = raw.str.contains(_OFFSET_RE)
+    out = pd.Series(pd.NaT, index=values.index, dtype=f"datetime64[ns, {tz}]")
+    if has_offset.any():
+        aware = pd.to_datetime(raw[has_offset], errors="coerce", format="mixed", utc=True)
+        out[has_offset] = aware.dt.tz_convert(tz).dt.as_unit("ns")
+    naive = ~has_offset & (raw != "")
+    if naive.any():
+        parsed = pd.to_datetime(raw[naive], errors="coerce", format="ISO8601")  # fast path
+        other = parsed.isna()
+        if other.any():
+            parsed[other] = pd.to_datetime(raw[naive][other], errors="coerce", format="mixed")
+        local = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+        out[naive] = local.dt.as_unit("ns")
+    return out
+
+
+def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportResult:
+    """Validate a staging frame (raw values per trade column plus `line`, `raw`) into trades.
+
+    Every check runs on every row; a row failing several gets all reasons joined by "; ".
+    """
+    n = len(stage)
+    empty = pd.Series([None] * n, index=stage.index, dtype=object)
+    col = {c: stage.get(c, empty) for c in [*TRADE_COLUMNS, *EXTRA_COLUMNS]}
+    kind = text(col["kind"]).str.lower().replace("", "trade")
+    is_split = kind == "split"
+    symbol = text(col["symbol"])
+    dt = parse_datetimes(col["datetime"], tz)
+    quantity = to_number(col["quantity"])
+    price = to_number(col["price"])
+    if col["commission"].dtype.kind in "fiu":  # numbers already (IBKR statements)
+        commission = col["commission"].astype(float)
+        commission_text = commission.astype("str")
+    else:
+        commission_text = text(col["commission"])
+        commission = to_number(commission_text.where(commission_text != "", "0"))
+    currency = text(col["currency"]).str.upper().replace("", "USD")
+    fx_text = text(col["fx_rate"])
+    fx_rate = to_number(fx_text.where(fx_text != "", "nan"))
+    fx_rate = fx_rate.where(currency != "USD", 1.0)
+    fx_given = fx_rate.notna()
+    source_text = text(col["fx_source"])
+    fx_source = source_text.where(source_text != "", "given").where(fx_given, "none")
+    fx_source = fx_source.where(currency != "USD", "USD")
+    multiplier = to_number(col["multiplier"]).fillna(1.0)
+    ratio = to_number(col["ratio"])
+    trade_id = text(col["trade_id"])
+    trade_id = trade_id.where(trade_id != "", source + ":" + stage["line"].astype("str"))
+    account = text(col["account"])
+    category = text(col["asset_category"]).str.upper().replace("", "STK")
+    open_close = text(col["open_close"]).str.upper()
+    action = text(col["action"]).str.lower()
+
+    def finite(values: pd.Series) -> pd.Series:
+        return pd.Series(np.isfinite(values.to_numpy()), index=values.index)
+
+    def quoted(label: str, values: pd.Series):
+        return lambda m: label + " '" + values[m] + "'"
+
+    def not_a_number(label: str, values: pd.Series):
+        if values.dtype.kind in "fiu":
+            return f"{label} is missing or not a number"
+        return lambda m: label + " '" + text(values[m]) + "' is not a number"
+
+    def shown(label: str, values: pd.Series):
+        return lambda m: label + values[m].astype("str")
+
+    # (rows, reason): a reason is text, or a function of the rows' mask giving one per row
+    # (built only for the rows it applies to).
+    reasons: list[tuple[pd.Series, object]] = [
+        (~kind.isin(["trade", "split"]), quoted("unknown kind", kind)),
+        (dt.isna(), quoted("unparseable or out-of-range date", text(col["datetime"]))),
+        (~symbol.str.match(SYMBOL_RE), quoted("unknown symbol format", symbol)),
+        (
+            ~is_split & quantity.isna(),
+            not_a_number("quantity", col["quantity"]),
+        ),
+        (~is_split & quantity.notna() & ~finite(quantity), "quantity is infinite"),
+        (~is_split & (quantity == 0), "zero quantity"),
+        (
+            finite(quantity) & (quantity.abs() >= MAX_QUANTITY),
+            lambda m: "absurd quantity " + quantity[m].astype("str") + " (1e12 units or more)",
+        ),
+        (
+            ~is_split & price.isna(),
+            not_a_number("price", col["price"]),
+        ),
+        (~is_split & price.notna() & ~finite(price), "price is infinite"),
+        (~is_split & (price < 0), shown("negative price ", price)),
+        (commission.isna(), lambda m: "commission '" + commission_text[m] + "' is not a number"),
+        (commission.notna() & ~finite(commission), "commission is infinite"),
+        (commission < 0, shown("negative commission ", commission)),
+        (fx_given & ~(finite(fx_rate) & (fx_rate > 0)), "fx_rate must be a positive number"),
+        (~(finite(multiplier) & (multiplier > 0)), "multiplier must be a positive number"),
+        (
+            is_split & ~(finite(ratio) & (ratio > 0)),
+            "split ratio must be a positive number of new shares per old share",
+        ),
+        (trade_id.duplicated(keep="first"), quoted("duplicate trade_id", trade_id)),
+    ]
+    reason = pd.Series("", index=stage.index, dtype="str")
+    for mask, message in reasons:
+        mask = mask.fillna(False).astype(bool)
+        if not mask.any():
+            continue
+        piece = message(mask) if callable(message) else message
+        reason[mask] = reason[mask].where(reason[mask] == "", reason[mask] + "; ") + piece
+    bad = reason != ""
+
+    trades = pd.DataFrame(
+        {
+            "trade_id": trade_id,
+            "account": account,
+            "symbol": symbol,
+            "datetime": dt,
+            "quantity": quantity.where(~is_split, 0.0),
+            "price": price.where(~is_split, np.nan),
+            "commission": commission,
+            "currency": currency,
+            "fx_rate": fx_rate,
+            "kind": kind,
+            "ratio": ratio.where(is_split, np.nan),
+            "asset_category": category,
+            "multiplier": multiplier,
+            "open_close": open_close,
+            "fx_source": fx_source,
+            "action": action,
+        }
+    )[~bad].reset_index(drop=True)
+    rejects = pd.DataFrame(
+        {
+            "source": source,
+            "line": stage["line"].astype(int),
+            "symbol": symbol,
+            "raw": stage["raw"].astype("str"),
+            "reason": reason,
+        }
+    )[bad].reset_index(drop=True)
+    return ImportResult(trades=trades, rejects=rejects, source=source)
+
+
+def empty_trades() -> pd.DataFrame:
+    """A trades frame with no rows and the normalised dtypes."""
+    return finalise(pd.DataFrame({"line": [], "raw": []}), "empty").trades
+
+
+def with_usd_rates(trades: pd.DataFrame, rates: pd.DataFrame) -> pd.DataFrame:
+    """`trades` with the USD rates the source did not give filled in from `rates` (columns
+    date, currency, usd_per_unit): for each trade without a rate, that currency's rate on the
+    trade date or the latest before it (`fx_source` "given"). Rates the source gave stay."""
+    missing = {"date", "currency", "usd_per_unit"} - set(rates.columns)
+    if missing:
+        raise ValueError(
+            f"the rates table lacks {', '.join(sorted(missing))}; give date,currency,usd_per_unit."
+        )
+    out = trades.copy()
+    need = out["fx_rate"].isna()
+    if not need.any():
+        return out
+    table = pd.DataFrame(
+        {
+            "day": pd.to_datetime(rates["date"]).astype("datetime64[ns]"),
+            "currency": rates["currency"].astype(str).str.upper(),
+            "rate": pd.to_numeric(rates["usd_per_unit"], errors="coerce"),
+        }
+    ).dropna()
+    table = table[table["rate"] > 0].sort_values("day")
+    wanted = pd.DataFrame(
+        {
+            "day": out.loc[need, "datetime"]
+            .dt.tz_localize(None)
+            .dt.normalize()
+            .astype("datetime64[ns]"),
+            "currency": out.loc[need, "currency"],
+            "row": np.flatnonzero(need.to_numpy()),
+        }
+    ).sort_values("day")
+    found = pd.merge_asof(wanted, table, on="day", by="currency", direction="backward")
+    found = found.dropna(subset=["rate"])
+    rows = found["row"].to_numpy()
+    out.iloc[rows, out.columns.get_loc("fx_rate")] = found["rate"].to_numpy()
+    if "fx_source" in out:
+        out.iloc[rows, out.columns.get_loc("fx_source")] = "given"
+    return out

@@ -1,0 +1,109 @@
+"""Options under IRS Publication 550 ("Options"): exercise and assignment fold the premium into
+the stock trade; expiry is a sale (or a cover) at zero. Each case is an Activity Statement as
+IBKR writes it: the option's closing row at price 0 and the stock row, both coded Ex or A."""
+
+import pytest
+
+from ibkr_nb.tax import form_8949, match_lots
+from ibkr_nb.tax.importers import from_activity_csv
+
+HEADER = (
+    "Trades,Header,DataDiscriminator,Asset Category,Currency,Symbol,Date/Time,Exchange,"
+    "Quantity,T. Price,Proceeds,Comm/Fee,Basis,Realized P/L,Code\n"
+)
+OPT = "Equity and Index Options"
+
+
+def statement(*rows: str):
+    lines = [
+        f'Trades,Data,Order,{cat},USD,{sym},"{when}, 10:00:00",-,{qty},{price},{proceeds},{comm},0,0,{code}'
+        for cat, sym, when, qty, price, proceeds, comm, code in (r.split("|") for r in rows)
+    ]
+    imported = from_activity_csv(HEADER + "\n".join(lines) + "\n")
+    assert imported.rejects.empty and imported.unexplained.empty
+    return imported.trades
+
+
+def test_bought_call_exercised_adds_the_premium_to_the_stock_basis():
+    # "If you exercise a call, add its cost to the basis of the stock you bought."
+    trades = statement(
+        f"{OPT}|XYZ 19JAN24 50 C|2024-01-02|1|2|-200|-1|O",
+        f"{OPT}|XYZ 19JAN24 50 C|2024-01-19|-1|0|0|0|C;Ex",
+        "Stocks|XYZ|2024-01-19|100|50|-5000|0|O;Ex",
+        "Stocks|XYZ|2024-03-01|-100|60|6000|-1|C",
+    )
+    result = match_lots(trades)
+    rows = form_8949(result, 2024)
+    assert rows[["symbol", "cost_basis", "proceeds", "gain_loss"]].values.tolist() == [
+        ["XYZ", 5201.0, 5999.0, 798.0]
+    ]
+    # the stock's holding period starts at the exercise, not at the option's purchase
+    assert str(result.realized["date_acquired"].iloc[0].date()) == "2024-01-19"
+
+
+def test_bought_put_exercised_reduces_the_amount_realized():
+    # "If you exercise a put, reduce your amount realized on the sale of the stock by its cost."
+    trades = statement(
+        "Stocks|XYZ|2023-01-03|100|40|-4000|0|O",
+        f"{OPT}|XYZ 19JAN24 50 P|2024-01-02|1|3|-300|0|O",
+        f"{OPT}|XYZ 19JAN24 50 P|2024-01-19|-1|0|0|0|C;Ex",
+        "Stocks|XYZ|2024-01-19|-100|50|5000|0|C;Ex",
+    )
+    rows = form_8949(match_lots(trades), 2024)
+    assert rows[["symbol", "proceeds", "cost_basis", "gain_loss", "term"]].values.tolist() == [
+        ["XYZ", 4700.0, 4000.0, 700.0, "long"]
+    ]
+
+
+def test_written_call_assigned_adds_the_premium_to_the_amount_realized():
+    # "If a call you write is exercised, add the amount you received for it to the amount
+    # realized on the sale of the stock."
+    trades = statement(
+        "Stocks|XYZ|2023-06-01|100|40|-4000|0|O",
+        f"{OPT}|XYZ 19JAN24 50 C|2024-01-02|-1|2.5|250|0|O",
+        f"{OPT}|XYZ 19JAN24 50 C|2024-01-19|1|0|0|0|C;A",
+        "Stocks|XYZ|2024-01-19|-100|50|5000|0|C;A",
+    )
+    rows = form_8949(match_lots(trades), 2024)
+    assert rows[["symbol", "proceeds", "cost_basis", "gain_loss"]].values.tolist() == [
+        ["XYZ", 5250.0, 4000.0, 1250.0]
+    ]
+
+
+def test_written_put_assigned_reduces_the_basis_of_the_stock_bought():
+    # "If a put you write is exercised, reduce your basis in the stock you buy by the amount
+    # you received for the put."
+    trades = statement(
+        f"{OPT}|XYZ 19JAN24 50 P|2024-01-02|-1|3|300|0|O",
+        f"{OPT}|XYZ 19JAN24 50 P|2024-01-19|1|0|0|0|C;A",
+        "Stocks|XYZ|2024-01-19|100|50|-5000|0|O;A",
+    )
+    result = match_lots(trades)
+    assert result.realized.empty
+    assert result.open_lots[["symbol", "quantity", "cost_basis"]].values.tolist() == [
+        ["XYZ", 100.0, 4700.0]
+    ]
+
+
+def test_written_put_expiring_is_a_short_term_gain_of_the_premium():
+    trades = statement(
+        f"{OPT}|XYZ 19JAN24 40 P|2024-01-02|-1|1|100|-1|O",
+        f"{OPT}|XYZ 19JAN24 40 P|2024-01-19|1|0|0|0|C;Ep",
+    )
+    rows = form_8949(match_lots(trades), 2024)
+    assert rows[["proceeds", "cost_basis", "gain_loss", "term"]].values.tolist() == [
+        [99.0, 0.0, 99.0, "short"]
+    ]
+
+
+def test_part_of_a_position_exercised_keeps_the_rest_open():
+    trades = statement(
+        f"{OPT}|XYZ 19JAN24 50 C|2024-01-02|2|2|-400|-2|O",
+        f"{OPT}|XYZ 19JAN24 50 C|2024-01-19|-1|0|0|0|C;Ex",
+        "Stocks|XYZ|2024-01-19|100|50|-5000|0|O;Ex",
+    )
+    result = match_lots(trades)
+    held = result.open_lots.set_index("symbol")
+    assert held.loc["XYZ", "cost_basis"] == pytest.approx(5201.0)
+    assert held.loc["XYZ 19JAN24 50 C", "quantity"] == 1.0
+    assert held.loc["XYZ 19JAN24 50 C", "cost_basis"] == pytest.approx(201.0)
