@@ -319,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     args = parser.parse_args(argv)
     level = args.log_level or ("INFO" if args.command == "gateway" else "WARNING")
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    # a no-op where logging is set up already (a notebook, pytest); our own loggers always obey
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ibkr_nb").setLevel(level)
     try:
         return args.func(args)
     except KeyboardInterrupt:

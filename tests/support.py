@@ -15,7 +15,7 @@ from ibkr_nb.gateway.protocol import decode_fields, encode_message, frame
 # A Tuesday, 10:30 in New York: the market is open.
 CLOCK = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
 SEED = 7
-_client_ids = itertools.count(11)
+_client_ids = itertools.count(1000)  # above every fixed id a test uses
 
 
 def connect_ib(gateway, client_id: int | None = None, **kwargs) -> IB:

@@ -48,7 +48,7 @@ def test_clock_without_a_time_zone_is_refused(capsys):
 
 
 def test_non_loopback_host_is_refused_with_a_message(capsys):
-    assert main(["gateway", "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert main(["gateway", "--host", "0.0.0.0", "--port", "0", "--log-level", "WARNING"]) == 2
     assert "loopback" in capsys.readouterr().err
 
 
@@ -83,10 +83,14 @@ def test_bad_arguments_get_one_line_errors_without_internal_names(capsys, argv, 
 def test_log_level_is_accepted_after_the_subcommand(tmp_path, capsys):
     flex = tmp_path / "flex.xml"
     argv = ["gateway", "--memory", "--write-flex", str(flex), "--log-level", "debug"]
-    assert main(argv) == 0
-    assert logging.getLogger().level == logging.DEBUG
-    assert main(["--log-level", "ERROR", *argv[:-2]]) == 0
-    assert logging.getLogger().level == logging.ERROR
+    ours = logging.getLogger("ibkr_nb")
+    try:
+        assert main(argv) == 0
+        assert ours.level == logging.DEBUG
+        assert main(["--log-level", "ERROR", *argv[:-2]]) == 0
+        assert ours.level == logging.ERROR
+    finally:
+        ours.setLevel(logging.NOTSET)
 
 
 def test_help_is_plain_text(capsys):

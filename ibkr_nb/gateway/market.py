@@ -131,42 +131,69 @@ class Clock:
         return self.now()
 
 
+EPOCH = date(1990, 1, 1)  # a Monday: weekday index 0, where every price path starts
+
+
+def day_index(d: date) -> int:
+    """Weekday index of ``d`` (weekdays since 1990-01-01: the price paths' day counter); for a
+    weekend day, the index of the following Monday. Holidays keep their index (their price
+    path is never shown): a holiday moves no other day's prices."""
+    days = (d - EPOCH).days
+    return (days // 7) * 5 + min(days % 7, 5)
+
+
+def day_date(idx: int) -> date:
+    """The date of weekday ``idx``."""
+    return EPOCH + timedelta(days=(idx // 5) * 7 + idx % 5)
+
+
 def _nyse_sessions() -> tuple[np.ndarray, np.ndarray]:
-    """(date ordinals, close in seconds after midnight ET) of every NYSE session 1990-2045."""
+    """(weekday indexes of every NYSE session 1990-2045, close in seconds after midnight ET of
+    every weekday: 16:00, 13:00 on early closes)."""
     with warnings.catch_warnings():  # the library's own pandas deprecations
         warnings.simplefilter("ignore")
         schedule = exchange_calendars.get_calendar(
             "XNYS", start="1990-01-02", end="2045-12-29"
         ).schedule
-    days = [d.date() for d in schedule.index]
-    closes = [
-        c.tz_convert(ET).hour * 3600 + c.tz_convert(ET).minute * 60 for c in schedule["close"]
-    ]
-    return np.array([d.toordinal() for d in days]), np.array(closes)
+    sessions = np.array([day_index(d.date()) for d in schedule.index])
+    closes = np.full(sessions[-1] + 1, RTH_CLOSE_SECOND)
+    for idx, c in zip(sessions, schedule["close"], strict=True):
+        c = c.tz_convert(ET)
+        closes[idx] = c.hour * 3600 + c.minute * 60
+    return sessions, closes
 
 
 _SESSIONS, _CLOSE_SECOND = _nyse_sessions()
-EPOCH = date.fromordinal(int(_SESSIONS[0]))  # trading-day index 0
-
-
-def day_index(d: date) -> int:
-    """Trading-day index of session ``d`` (NYSE sessions since 1990-01-02); for a day without a
-    session (weekend, holiday), the index of the next session."""
-    idx = int(np.searchsorted(_SESSIONS, d.toordinal()))
-    if idx >= len(_SESSIONS):
-        raise ValueError(f"{d} is past the simulated calendar (sessions up to 2045)")
-    return idx
-
-
-def day_date(idx: int) -> date:
-    """The date of trading day ``idx``."""
-    return date.fromordinal(int(_SESSIONS[idx]))
 
 
 def is_session(d: date) -> bool:
     """True when the NYSE trades on ``d``."""
-    idx = int(np.searchsorted(_SESSIONS, d.toordinal()))
-    return idx < len(_SESSIONS) and int(_SESSIONS[idx]) == d.toordinal()
+    return d.weekday() < 5 and _is_session_index(day_index(d))
+
+
+def _is_session_index(idx: int) -> bool:
+    k = int(np.searchsorted(_SESSIONS, idx))
+    return k < len(_SESSIONS) and int(_SESSIONS[k]) == idx
+
+
+def session_on_or_after(idx: int) -> int:
+    """The first session's weekday index at or after ``idx``."""
+    k = int(np.searchsorted(_SESSIONS, idx))
+    if k >= len(_SESSIONS):
+        raise ValueError(f"{day_date(idx)} is past the simulated calendar (sessions up to 2045)")
+    return int(_SESSIONS[k])
+
+
+def session_before(idx: int) -> int:
+    """The last session's weekday index before ``idx`` (-1 before the first session)."""
+    k = int(np.searchsorted(_SESSIONS, idx)) - 1
+    return int(_SESSIONS[k]) if k >= 0 else -1
+
+
+def sessions_between(first: int, last: int) -> list[int]:
+    """Weekday indexes of the sessions from ``first`` to ``last`` inclusive."""
+    lo, hi = np.searchsorted(_SESSIONS, [first, last + 1])
+    return [int(i) for i in _SESSIONS[lo:hi]]
 
 
 @lru_cache(maxsize=4096)
@@ -175,15 +202,18 @@ def session_bounds(idx: int) -> tuple[float, float]:
     trading day ``idx``."""
     d = day_date(idx)
     midnight = datetime(d.year, d.month, d.day, tzinfo=ET)
+    close = int(_CLOSE_SECOND[idx]) if 0 <= idx < len(_CLOSE_SECOND) else RTH_CLOSE_SECOND
     return (
         (midnight + timedelta(seconds=RTH_OPEN_SECOND)).timestamp(),
-        (midnight + timedelta(seconds=int(_CLOSE_SECOND[idx]))).timestamp(),
+        (midnight + timedelta(seconds=close)).timestamp(),
     )
 
 
 def head_timestamp(inst: Instrument) -> datetime:
     """The first moment with data for ``inst``: the open of its first session (UTC)."""
-    return datetime.fromtimestamp(session_bounds(day_index(inst.listed))[0], UTC)
+    return datetime.fromtimestamp(
+        session_bounds(session_on_or_after(day_index(inst.listed)))[0], UTC
+    )
 
 
 def trading_phase(ts: float) -> str:
@@ -206,7 +236,7 @@ def trading_phase(ts: float) -> str:
 
 @lru_cache(maxsize=4096)
 def _et_day_info(et_date: date) -> tuple[float, float, int, bool]:
-    """(midnight ts, next midnight ts, trading-day index on or after, is a session day)."""
+    """(midnight ts, next midnight ts, weekday index on or after, is a session day)."""
     start = datetime(et_date.year, et_date.month, et_date.day, tzinfo=ET).timestamp()
     nxt = et_date + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=ET).timestamp()
@@ -231,14 +261,14 @@ class _Locator:
                 return self._idx, T
             if ts >= self._open:
                 return self._idx, int(ts - self._open)
-        return self._idx - 1, T
+        return session_before(self._idx), T
 
 
 def locate(ts: float) -> tuple[int, int]:
     """(trading-day index, second in 0..T) whose price is in force at POSIX time ``ts``.
 
     During a session: (today, seconds since 09:30). After the close: (today, T). Before the
-    open, on weekends and holidays: (previous trading day, T).
+    open, on weekends and holidays: (the previous session, T). Days are weekday indexes.
     """
     return _LOCATOR.locate(ts)
 
@@ -256,10 +286,12 @@ def next_session_close(when: datetime) -> datetime:
     ``when`` is before it on a session day, else the next session's close (UTC)."""
     et = when.astimezone(ET)
     idx = day_index(et.date())
-    _, close = session_bounds(idx)
-    if is_session(et.date()) and when.timestamp() >= close:
-        _, close = session_bounds(idx + 1)
-    return datetime.fromtimestamp(close, UTC)
+    if is_session(et.date()):
+        _, close = session_bounds(idx)
+        if when.timestamp() < close:
+            return datetime.fromtimestamp(close, UTC)
+        idx += 1
+    return datetime.fromtimestamp(session_bounds(session_on_or_after(idx))[1], UTC)
 
 
 @lru_cache(maxsize=4096)
@@ -598,8 +630,9 @@ class Market:
         v.cum_vol = _compact(np.cumsum(core.vol))
         v.run_hi = _compact(np.maximum.accumulate(last))
         v.run_lo = _compact(np.minimum.accumulate(last))
-        prev_f = self._factor_at(inst.con_id, idx - 1, T)
-        v.prev_close = round(math.exp(self._log_close(inst, idx - 1)) * prev_f / inst.min_tick)
+        prev = session_before(idx)  # the last session's close, not a holiday's
+        prev_f = self._factor_at(inst.con_id, prev, T)
+        v.prev_close = round(math.exp(self._log_close(inst, prev)) * prev_f / inst.min_tick)
         self._views[key] = v
         if len(self._views) > self._cache_days:
             self._views.popitem(last=False)
@@ -739,7 +772,10 @@ class Market:
         dev = self._daily_arrays(inst, max(i1, 0))[0]
         lb = math.log(inst.base_price)
         inv = round(1.0 / inst.min_tick)
-        return [(day_date(i), round(math.exp(lb + dev[i]) * inv) / inv) for i in range(i0, i1 + 1)]
+        return [
+            (day_date(i), round(math.exp(lb + dev[i]) * inv) / inv)
+            for i in sessions_between(i0, i1)
+        ]
 
     def bars(
         self,
@@ -813,7 +849,8 @@ class Market:
         if unit == "S":
             start_ts = end_ts - count
         elif unit == "D":
-            start_ts = session_bounds(max(end_idx - count + 1, 0))[0]
+            k = int(np.searchsorted(_SESSIONS, end_idx))
+            start_ts = session_bounds(int(_SESSIONS[max(k - count + 1, 0)]))[0]
         elif unit == "W":
             start_ts = end_ts - 7 * 86400 * min(count, 60 * 53)
         elif unit == "M":
@@ -823,7 +860,7 @@ class Market:
         start_ts = max(start_ts, first_ts)  # no bars before the symbol was listed
         start_idx = day_index(datetime.fromtimestamp(start_ts, ET).date())
         sessions = [
-            i for i in range(start_idx, end_idx + 1)
+            i for i in sessions_between(start_idx, end_idx)
             if session_bounds(i)[1] > start_ts and session_bounds(i)[0] < end_ts
         ]  # fmt: skip
         if step > 0:

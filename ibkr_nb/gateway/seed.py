@@ -8,7 +8,7 @@ import numpy as np
 
 from ibkr_nb.commissions import stock_commission
 
-from .market import ET, UNIVERSE, Market, day_index, is_session, session_bounds
+from .market import ET, UNIVERSE, Market, day_index, is_session, session_before, session_bounds
 from .records import TradeRecord
 
 
@@ -23,7 +23,7 @@ def seed_history(market: Market, seed: int, account_id: str) -> list[TradeRecord
 
     def trade_time(days_back: float) -> datetime:
         day = (start - timedelta(days=days_back)).astimezone(ET).date()
-        idx = day_index(day) - (not is_session(day))  # that session, or the one before
+        idx = day_index(day) if is_session(day) else session_before(day_index(day))
         return in_session(idx, int(rng.integers(0, 330)))
 
     def shares(when: datetime, symbol: str) -> float:

@@ -498,7 +498,7 @@ def test_state_file_keeps_the_account_across_restarts(tmp_path):
         after = sorted((p.contract.symbol, p.position) for p in ib.reqPositions())
         ib.disconnect()
     assert after == before
-    assert dict(after)["KO"] == 1085 + 7  # the seeded 1,085 shares and the 7 bought
+    assert dict(after)["KO"] == 1220 + 7  # the seeded 1,220 shares and the 7 bought
 
 
 def test_refuses_a_non_loopback_host_unless_asked():
