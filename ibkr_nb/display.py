@@ -107,7 +107,7 @@ class Table:
 
     def styler(self):
         shown = self.shown()
-        digest = hashlib.sha1(shown.to_csv().encode()).hexdigest()[:10]
+        digest = hashlib.sha1(shown.to_csv(index=False).encode()).hexdigest()[:10]  # index hidden
         styler = shown.style.format(self.formatters(), na_rep="").set_uuid(f"ibkrnb{digest}")
         if self.caption:
             styler = styler.set_caption(self.caption)

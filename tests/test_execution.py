@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from support import CLOCK, SEED, connect_ib, last_price
 
 import ibkr_nb
-from ibkr_nb import OrderRejected
+from ibkr_nb import ClientIdInUse, OrderRejected
 from ibkr_nb.execution import RESULT_COLUMNS
 from ibkr_nb.gateway.server import PaperGateway
 
@@ -510,6 +511,19 @@ MOMENTS = [
 ]
 
 
+def connect_when_free(port: int, client_id: int):
+    """The restarted kernel's connect: the gateway (like TWS) frees a killed client's id only
+    once it has seen the socket close, so retry briefly while the id is still in use."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return ibkr_nb.connect(port=port, client_id=client_id, timeout=15)
+        except ClientIdInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_a_killed_kernel_then_reconcile_and_rerun(own_gateway, tmp_path, moment):
     decisions_file = tmp_path / "decisions.json"
@@ -519,7 +533,7 @@ def test_a_killed_kernel_then_reconcile_and_rerun(own_gateway, tmp_path, moment)
     assert crashed.returncode == -9
     broker = Broker(own_gateway)
     try:
-        with ibkr_nb.connect(port=own_gateway.port, client_id=41, timeout=15) as s:
+        with connect_when_free(own_gateway.port, 41) as s:
             s.reconcile()
             result = s.execute(s.plan(decisions()), dry_run=False)
             assert result["status"].isin(["Filled", "duplicate"]).all(), result
