@@ -596,24 +596,7 @@ def place_spec(session: Session, spec: OrderSpec, *, allow_live: bool, wait: flo
         return frames.orders_frame(existing)
     contract = spec.contract or session.contract(spec.symbol)
     spec = replace(spec, contract=contract, symbol=contract.symbol)
-    quote = session.quote([contract])
-    check = check_orders(
-        pd.DataFrame(
-            [
-                {
-                    "symbol": contract.symbol,
-                    "quantity": spec.quantity,
-                    "limit_price": spec.limit_price if spec.limit_price is not None else math.nan,
-                    "stop_loss": spec.stop_loss if spec.stop_loss is not None else math.nan,
-                    "take_profit": spec.take_profit if spec.take_profit is not None else math.nan,
-                }
-            ]
-        ),
-        session.positions(),
-        session.account_summary(),
-        session.limits,
-        quotes=quote,
-    ).iloc[0]
+    check = check_manual_order(session, spec, contract)
     if check["rule"]:
         raise OrderRejected(check["rule"], check["reason"])
     _, order_type, qty, prices = spec.legs()[0]
@@ -633,6 +616,29 @@ def place_spec(session: Session, spec: OrderSpec, *, allow_live: bool, wait: flo
             "BROKER", f"{contract.symbol} order {parent.order.orderId} was refused: {errors[-1]}"
         )
     return frames.orders_frame(sent.trades)
+
+
+def check_manual_order(session: Session, spec: OrderSpec, contract) -> pd.Series:
+    """``risk.check_orders`` for one manual order with this account's positions, NAV and the
+    live quote: a row with ``notional``, ``pct_nav``, ``rule`` and ``reason`` ("" = passes)."""
+
+    def price(value) -> float:
+        return math.nan if value is None else float(value)
+
+    order = {
+        "symbol": contract.symbol,
+        "quantity": spec.quantity,
+        "limit_price": price(spec.limit_price),
+        "stop_loss": price(spec.stop_loss),
+        "take_profit": price(spec.take_profit),
+    }
+    return check_orders(
+        pd.DataFrame([order]),
+        session.positions(),
+        session.account_summary(),
+        session.limits,
+        quotes=session.quote([contract]),
+    ).iloc[0]
 
 
 def reconcile_ledger(session: Session) -> pd.DataFrame:

@@ -30,11 +30,11 @@ from IPython.display import display
 
 from ibkr_nb.display import exchange_time, mask_account, money, table
 from ibkr_nb.errors import OrderRejected, SessionError
+from ibkr_nb.execution import check_manual_order
 from ibkr_nb.gates import session_denial
 from ibkr_nb.kernel import MainThread, allow_nested_messages
 from ibkr_nb.ledger import Ledger
 from ibkr_nb.plots import fig_realized_by_month, fig_wash_sale_effect
-from ibkr_nb.risk import check_orders
 from ibkr_nb.tax import METHODS, LotResult, form_8949, match_lots, schedule_d
 
 allow_nested_messages()
@@ -180,19 +180,7 @@ def preview_ticket(
 def _order_gates(session, spec, contract, summary: dict) -> list[tuple[str, str, str]]:
     """Risk limits, what-if and idempotency for a valid order; fills ``summary`` in."""
     gates = []
-    check = check_orders(
-        pd.DataFrame(
-            [{
-                "symbol": contract.symbol,
-                "quantity": spec.quantity,
-                "limit_price": spec.limit_price if spec.limit_price is not None else float("nan"),
-            }]
-        ),
-        session.positions(),
-        session.account_summary(),
-        session.limits,
-        quotes=session.quote([contract]),
-    ).iloc[0]  # fmt: skip
+    check = check_manual_order(session, spec, contract)
     summary["notional"], summary["pct_nav"] = float(check["notional"]), float(check["pct_nav"])
     gates.append(
         ("risk limits", "deny", check["reason"])
