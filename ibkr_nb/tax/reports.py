@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ibkr_nb.tax.lots import LotResult, match_lots
-from ibkr_nb.tax.trades import ImportResult
+from ibkr_nb.tax.trades import ImportResult, per_unique
 
 FORM_8949_COLUMNS = [
     "description",
@@ -68,10 +68,13 @@ def form_8949(result: LotResult, year: int, basis_reported: bool = True) -> pd.D
     adjustment = cents(sold["adjustment_amount"])
     long_term = (sold["term"] == "long").to_numpy()
     boxes = np.where(long_term, "D", "A") if basis_reported else np.where(long_term, "E", "B")
-    description = [
-        f"{q:,.6g} sh {s}" + (" (short sale)" if short else "")
-        for q, s, short in zip(quantity, sold["symbol"], is_short, strict=True)
-    ]
+    shown = per_unique(pd.Series(quantity, dtype=float), lambda q: q.map("{:,.6g}".format))
+    description = (
+        shown.to_numpy(dtype=object)
+        + " sh "
+        + sold["symbol"].to_numpy(dtype=object)
+        + np.where(is_short, " (short sale)", "").astype(object)
+    )
     return pd.DataFrame(
         {
             "description": description,
@@ -170,7 +173,7 @@ def _for_csv(frame: pd.DataFrame) -> pd.DataFrame:
         elif out[c].dtype.kind == "M":
             out[c] = out[c].dt.strftime("%Y-%m-%d")
         elif out[c].dtype.kind not in "biufc":
-            out[c] = out[c].map(escape_formula)
+            out[c] = per_unique(out[c], lambda v: v.map(escape_formula))
     return out
 
 

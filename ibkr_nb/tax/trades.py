@@ -145,6 +145,13 @@ def to_number(values: pd.Series) -> pd.Series:
     """Numbers from values such as 1000, "1,000" or "-1.25"; NaN where not a number."""
     if values.dtype.kind in "fiu":
         return values.astype(float)
+    if values.dtype == "str":  # fast path: plain numbers parse as they are
+        plain = pd.to_numeric(values, errors="coerce").astype(float)
+        retry = plain.isna() & values.notna()
+        if not retry.any():
+            return plain
+        plain[retry] = to_number(values[retry].astype(object))
+        return plain
     cleaned = text(values).str.replace(",", "", regex=False)
     return pd.to_numeric(cleaned, errors="coerce").astype(float)
 
