@@ -174,6 +174,34 @@ def parse_datetimes(values: pd.Series, tz: str = DEFAULT_TZ) -> pd.Series:
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert(tz).dt.as_unit("ns")
+    if values.dtype != "str":
+        return _parse_any(values, tz)
+    out = _parse_usual(values, tz)  # fast path; the rest is cleaned and parsed value by value
+    retry = out.isna() & values.notna()
+    if retry.any():
+        out[retry] = _parse_any(values[retry], tz)
+    return out
+
+
+_USUAL_FORMATS = ("%Y-%m-%d, %H:%M:%S", "%Y%m%d;%H%M%S")  # Activity CSV, Flex XML
+
+
+def _parse_usual(values: pd.Series, tz: str) -> pd.Series:
+    """`parse_datetimes` for values in one of IBKR's usual layouts; NaT for the others."""
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")  # whole seconds
+    for layout in _USUAL_FORMATS:
+        todo = parsed.isna()
+        if not todo.any():
+            break
+        found = pd.to_datetime(values[todo], format=layout, errors="coerce")
+        parsed[todo] = found.dt.as_unit("s")
+    year = parsed.dt.year
+    parsed = parsed.where((year >= FIRST_YEAR) & (year <= LAST_YEAR)).dt.as_unit("ns")
+    return parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+
+
+def _parse_any(values: pd.Series, tz: str) -> pd.Series:
+    """`parse_datetimes` for any layout it accepts, cleaning each value first."""
     raw = text(values).str.replace(";", " ", regex=False).str.replace(", ", " ", regex=False)
     year = pd.to_numeric(raw.str.extract(r"^(\d{4})", expand=False), errors="coerce")
     raw = raw.where(~((year < FIRST_YEAR) | (year > LAST_YEAR)), "")
