@@ -41,11 +41,13 @@ def resolve_prior_positions(
             pd.DataFrame(columns=OPENING_LOT_COLUMNS),
             pd.DataFrame(columns=UNEXPLAINED_COLUMNS),
         )
+    account_code = pd.factorize(fills["account"], sort=True)[0]  # codes sort as the names
+    symbol_code = pd.factorize(fills["symbol"], sort=True)[0]
     order = np.lexsort(
-        (np.arange(len(fills)), fills["datetime"].to_numpy(), fills["symbol"], fills["account"])
+        (np.arange(len(fills)), fills["datetime"].to_numpy(), symbol_code, account_code)
     )
     ordered = fills.iloc[order].reset_index(drop=True)
-    key = (ordered["account"] + "\x00" + ordered["symbol"]).to_numpy()
+    key = (account_code * (symbol_code.max() + 2) + symbol_code + 1)[order]  # account+symbol
     is_split = (ordered["kind"] == "split").to_numpy() if "kind" in ordered else None
     splits = _splits(ordered, is_split)
     factor = np.ones(len(ordered))

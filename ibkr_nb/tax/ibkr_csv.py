@@ -439,9 +439,9 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
         }
     )
     if not base_currency:
-        unused = total_currencies - set(rows["currency"]) - {""}
+        unused = total_currencies - set(rows["currency"].unique()) - {""}
         base_currency = unused.pop() if len(unused) == 1 else ""
-    accounts = set(rows["account"]) | {default_account}
+    accounts = set(rows["account"].unique()) | {default_account}
     base = {acc: base_currency for acc in accounts if base_currency}
     splits, not_booked = _corporate_actions(actions, default_account)
     if splits:
