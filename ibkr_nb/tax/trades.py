@@ -147,7 +147,7 @@ def to_number(values: pd.Series) -> pd.Series:
         return values.astype(float)
     if values.dtype == "str":  # fast path: plain numbers parse as they are
         plain = pd.to_numeric(values, errors="coerce").astype(float)
-        retry = plain.isna() & values.notna()
+        retry = plain.isna() & values.notna() & (values != "")
         if not retry.any():
             return plain
         plain[retry] = to_number(values[retry].astype(object))
