@@ -44,7 +44,12 @@ def resolve_prior_positions(
     account_code = pd.factorize(fills["account"], sort=True)[0]  # codes sort as the names
     symbol_code = pd.factorize(fills["symbol"], sort=True)[0]
     order = np.lexsort(
-        (np.arange(len(fills)), fills["datetime"].to_numpy(), symbol_code, account_code)
+        (
+            np.arange(len(fills)),
+            fills["datetime"].to_numpy(dtype="datetime64[ns]"),
+            symbol_code,
+            account_code,
+        )
     )
     ordered = fills.iloc[order].reset_index(drop=True)
     key = (account_code * (symbol_code.max() + 2) + symbol_code + 1)[order]  # account+symbol
@@ -118,7 +123,7 @@ def resolve_prior_positions(
         trades = pd.concat([rows.astype(trades.dtypes.to_dict()), trades], ignore_index=True)
     else:
         lots = pd.DataFrame(columns=OPENING_LOT_COLUMNS)
-    restore = np.argsort(trades["datetime"].to_numpy(), kind="stable")
+    restore = np.argsort(trades["datetime"].to_numpy(dtype="datetime64[ns]"), kind="stable")
     trades = trades.iloc[restore].reset_index(drop=True)
     return (
         trades,
@@ -203,7 +208,9 @@ def merge_imports(results: list[ImportResult]) -> ImportResult:
         [r.trades if r.fills is None else r.fills for r in results], ignore_index=True
     )
     fills = fills.drop_duplicates("trade_id", keep="first")
-    fills = fills.iloc[np.argsort(fills["datetime"].to_numpy(), kind="stable")]
+    fills = fills.iloc[
+        np.argsort(fills["datetime"].to_numpy(dtype="datetime64[ns]"), kind="stable")
+    ]
     realized = pd.concat([r.ibkr_realized for r in results], ignore_index=True)
     lots = pd.concat([r.ibkr_closed_lots for r in results], ignore_index=True)
     base: dict[str, str] = {}
