@@ -246,7 +246,7 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     if col["fx_rate"].dtype.kind in "fiu":
         fx_rate = col["fx_rate"].astype(float)
     else:
-        fx_text = text(col["fx_rate"])
+        fx_text = per_unique(col["fx_rate"], text)
         fx_rate = to_number(fx_text.where(fx_text != "", "nan"))
     fx_rate = fx_rate.where(currency != "USD", 1.0)
     fx_given = fx_rate.notna()
@@ -280,7 +280,10 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     # (built only for the rows it applies to).
     reasons: list[tuple[pd.Series, object]] = [
         (~kind.isin(["trade", "split"]), quoted("unknown kind", kind)),
-        (dt.isna(), quoted("unparseable or out-of-range date", text(col["datetime"]))),
+        (
+            dt.isna(),
+            lambda m: "unparseable or out-of-range date '" + text(col["datetime"][m]) + "'",
+        ),
         (
             ~per_unique(symbol, lambda v: v.str.match(SYMBOL_RE)),
             quoted("unknown symbol format", symbol),
