@@ -232,6 +232,10 @@ def _trades_blocks(text: str):
     action_header: list[str] = []
     for line_no, line in enumerate(io.StringIO(text), start=1):
         line = line.rstrip("\r\n")
+        if line.startswith("Trades,Data,") and blocks:  # the bulk of a statement: no parsing
+            blocks[-1][1].append(line_no)
+            blocks[-1][2].append(line)
+            continue
         if not line:
             continue
         rec = _fields(line) if line.startswith('"') else line.split(",", 2)
