@@ -33,6 +33,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from .frames import EXCHANGE_TZ, SESSION_CLOSE
+
 DECISION_COLUMNS = [
     "decision_id",
     "ticker",
@@ -48,7 +50,6 @@ REQUIRED = ("decision_id", "ticker", "decision", "confidence", "current_price")
 ACTIONS = ("BUY", "SELL", "HOLD")
 REJECT_COLUMNS = [*DECISION_COLUMNS, "row", "reason"]
 TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-/ ]{0,19}$")
-EXCHANGE_TZ = "America/New_York"
 MAX_PRICE = 1e7  # no stock trades above this; a larger "price" is a unit or typing error
 
 Decisions = tuple[pd.DataFrame, pd.DataFrame]
@@ -369,7 +370,7 @@ def momentum_engine(
         distance = max(round(stop_atr * day_range, 2), 0.01)
         last = pd.Timestamp(bars["date"].iloc[-1])
         day = last.tz_localize(None) if last.tzinfo else last
-        stamp = (day.normalize() + pd.Timedelta(hours=16)).tz_localize(EXCHANGE_TZ)
+        stamp = (day.normalize() + SESSION_CLOSE).tz_localize(EXCHANGE_TZ)
         stamp = stamp.tz_convert("UTC") if cap is None else min(stamp.tz_convert("UTC"), cap)
         return {
             "decision_id": f"mom{lookback}-{ticker}-{last:%Y%m%d}",

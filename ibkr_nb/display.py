@@ -14,7 +14,7 @@ import re
 
 import pandas as pd
 
-from ibkr_nb.evaluation import EXCHANGE_TZ
+from ibkr_nb.frames import EXCHANGE_TZ
 
 _masking = {"on": True}
 ACCOUNT_COLUMNS = frozenset({"account", "account_id", "acct_number"})

@@ -34,12 +34,11 @@ import numpy as np
 import pandas as pd
 
 from ibkr_nb.commissions import stock_commission
+from ibkr_nb.frames import EXCHANGE_TZ, SESSION_CLOSE
 from ibkr_nb.sizing import base_quantity
 
 HORIZONS = (1, 5, 20)
-EXCHANGE_TZ = "America/New_York"
-SESSION_CLOSE = pd.Timedelta(hours=16)
-DECISION_COLUMNS = [
+REQUIRED_COLUMNS = [
     "decision_id",
     "ticker",
     "decision",
@@ -47,6 +46,7 @@ DECISION_COLUMNS = [
     "current_price",
     "created_at",
 ]
+"""The decision columns an evaluation needs (see ``decisions.DECISION_COLUMNS``)."""
 BAR_COLUMNS = ["symbol", "date", "close"]
 SIDES = {"BUY": 1.0, "SELL": -1.0, "HOLD": 0.0}
 
@@ -82,12 +82,7 @@ REASONS = np.array(
 ) = range(len(REASONS))
 
 FORWARD_COLUMNS = [
-    "decision_id",
-    "ticker",
-    "decision",
-    "confidence",
-    "current_price",
-    "created_at",
+    *REQUIRED_COLUMNS,
     "horizon",
     "entry_date",
     "entry_close",
@@ -156,7 +151,7 @@ def forward_returns(
     two bars for one symbol and session.
     """
     horizons = _check_horizons(horizons)
-    require_columns(decisions, DECISION_COLUMNS, "decisions")
+    require_columns(decisions, REQUIRED_COLUMNS, "decisions")
     book = _BarBook(bars, _as_of(as_of))
     n = len(decisions)
 

@@ -99,6 +99,9 @@ PREVIEW_COLUMNS = [
     "warning",
 ]
 EXCHANGE_TZ = "America/New_York"
+"""US stocks' exchange time zone: daily bars, trade dates and notebook times use it."""
+SESSION_CLOSE = pd.Timedelta(hours=16)
+"""The regular session's close after midnight, exchange time (early closes not modelled)."""
 BAR_COLUMNS = ["date", "open", "high", "low", "close", "volume", "wap", "bar_count"]
 
 

@@ -15,11 +15,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ibkr_nb.evaluation import require_columns
+from ibkr_nb.frames import EXCHANGE_TZ
 
 if TYPE_CHECKING:
     from ibkr_nb.tax.lots import LotResult
 
-EXCHANGE_TZ = "America/New_York"
 GAIN_COLOR, LOSS_COLOR = "#2ca02c", "#d62728"
 LONG_COLOR, SHORT_COLOR = "#1f77b4", "#ff7f0e"
 

@@ -13,6 +13,7 @@ mixed into ``PaperGateway``.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 
 from .instruments import Instrument
@@ -66,7 +67,7 @@ class Schedule:
         return self.clock.timestamp() + self.count * self.step
 
 
-class Stream:
+class Stream(ABC):
     """One client subscription; :meth:`pump` sends what changed at the next update time."""
 
     kind = ""
@@ -82,8 +83,9 @@ class Stream:
     def pump(self) -> None:
         self.update(self.schedule.next())
 
+    @abstractmethod
     def update(self, ts: float) -> None:
-        raise NotImplementedError
+        """Send this subscription's messages for simulated time ``ts`` (epoch seconds)."""
 
 
 class QuoteStream(Stream):
