@@ -3,8 +3,8 @@
 
 Reads one or more trade histories (several IBKR statements merge into one history,
 deduplicated by trade id) and writes form8949.csv, schedule_d.csv, open_lots.csv, and when
-there is something to say rejects.csv, unexplained.csv, reconciliation.csv (IBKR's own
-figures against ours) and fx_rates.csv (the USD rates used). DIR is written all or nothing:
+there is something to say rejects.csv, unexplained.csv, corrections.csv (trades IBKR
+cancelled or corrected), reconciliation.csv (IBKR's own figures against ours) and fx_rates.csv (the USD rates used). DIR is written all or nothing:
 the files go to a scratch folder beside it that replaces DIR only when complete, so nothing
 stale or half-written is left. A bad input exits with code 2 and a one- or two-sentence
 message on stderr, writing nothing.
@@ -44,6 +44,7 @@ OUTPUT_NAMES = {
     "open_lots",
     "rejects",
     "unexplained",
+    "corrections",
     "reconciliation",
     "fx_rates",
     "warnings",
@@ -208,6 +209,7 @@ def _tables(imported, result, year: int | None) -> dict[str, pd.DataFrame]:
     extra = {
         "rejects": imported.rejects,
         "unexplained": imported.unexplained,
+        "corrections": imported.corrections,
         "reconciliation": reconcile_statement(imported)
         if imported.ibkr_realized["realized_pnl"].notna().any()
         else pd.DataFrame(),
@@ -259,6 +261,10 @@ def _print_summary(
         print(f"  ... {n_rejects - 5} more in {args.out / 'rejects.csv'}")
     for _, row in imported.unexplained.head(5).iterrows():
         print(f"  not booked: {row['symbol']} {row['quantity']:g} ({row['reason']})")
+    for _, row in imported.corrections.head(5).iterrows():
+        print(f"  not booked: trade {row['trade_id']} {row['symbol']}, {row['reason']}")
+    if len(imported.corrections) > 5:
+        print(f"  ... {len(imported.corrections) - 5} more in {args.out / 'corrections.csv'}")
     no_rate = imported.trades[imported.trades["fx_rate"].isna()]
     if len(no_rate):
         currencies = ", ".join(sorted(set(no_rate["currency"])))

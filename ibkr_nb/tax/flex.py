@@ -16,8 +16,10 @@ Per `<FlexStatement>` (one per account; a file may hold several):
 - `ibCommission` is negative in Flex (negated here); `multiplier` as given (100 for US
   equity options); `openCloseIndicator` C / O; `fifoPnlRealized` (trade currency) is kept
   for reconciliation.
-- A cancellation (`buySell` "BUY (Ca.)" / "SELL (Ca.)", or code "Ca" in `notes`) removes
-  itself and the trade it cancels (`origTradeID`, else the latest same trade).
+- A cancellation (`buySell` "BUY (Ca.)" / "SELL (Ca.)", code "Ca" in `notes`,
+  `transactionType` TradeCancel) removes itself and the trade it cancels (`origTradeID`);
+  the trade rebooked under the same trade id, or coded "Co" / TradeCorrect, is booked
+  once (see `corrections`); the cancelled trade's `<Lot>` rows go with it.
 - `<CorporateAction>`: forward and reverse splits (type FS / RS, "SPLIT a FOR b") become
   split rows; a cash merger (TC) with proceeds is a sale; other types go to rejects.
 - `CASH` (currency conversions), futures and options on futures are not booked (rejects
@@ -34,15 +36,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ibkr_nb.tax.corrections import apply_corrections
 from ibkr_nb.tax.ibkr_csv import (
     ACTIONS,
     STAGE_COLUMNS,
-    drop_cancelled,
     has_code,
     number,
     stage_result,
 )
-from ibkr_nb.tax.trades import DEFAULT_TZ, ImportResult, TradeFileError
+from ibkr_nb.tax.trades import DEFAULT_TZ, REALIZED_COLUMNS, ImportResult, TradeFileError
 
 _SUMMARY_LEVELS = {"ORDER", "SYMBOL_SUMMARY", "ASSET_SUMMARY", "CLOSED_LOT"}
 _DATE_ATTRS = ("dateTime", "tradeDate", "openDateTime", "reportDate")
@@ -104,7 +106,17 @@ def flex_datetime(value: str, dayfirst: bool) -> str:
 
 
 # Trade attributes kept per row (the rest of IBKR's ~60 are not needed), in columns.
-_TEXT = ("accountId", "currency", "assetCategory", "symbol", "openCloseIndicator", "notes")
+_TEXT = (
+    "accountId",
+    "currency",
+    "assetCategory",
+    "symbol",
+    "openCloseIndicator",
+    "notes",
+    "buySell",
+    "transactionType",
+    "origTradeID",
+)
 _NUMBERS = (
     "quantity",
     "tradePrice",
@@ -112,7 +124,9 @@ _NUMBERS = (
     "fxRateToBase",
     "multiplier",
     "fifoPnlRealized",
+    "origTradePrice",
 )
+_CANCEL_TYPES = ("TradeCancel", "FracShareCancel")
 
 
 class _Statement:
@@ -126,8 +140,8 @@ class _Statement:
             k: [] for k in (*_TEXT, *_NUMBERS, "trade_id", "when", "line", "level")
         }
         self.lots: list[dict] = []
-        self.special: list[tuple[str, dict, int]] = []  # (tag, attributes, line): few rows
-        self.last_trade_id = ""
+        self.special: list[tuple[dict, int]] = []  # corporate actions (attributes, line)
+        self.last_trade = ("", 0)  # (trade id, line) of the latest trade row: <Lot> owner
 
     def add_trade(self, a: dict, line: int, intern: dict) -> None:
         cols = self.cols
@@ -137,7 +151,7 @@ class _Statement:
         for k in _NUMBERS:
             cols[k].append(number(a.get(k)))
         trade_id = a.get("tradeID") or a.get("transactionID") or a.get("ibExecID") or ""
-        self.last_trade_id = trade_id
+        self.last_trade = (trade_id, line)
         cols["trade_id"].append(trade_id)
         cols["when"].append(a.get("dateTime") or a.get("tradeDate", ""))
         cols["line"].append(line)
@@ -193,11 +207,14 @@ def _statements(data, source: str) -> list[_Statement]:
                 line += 1
                 level = a.get("levelOfDetail", "")
                 if tag == "Lot" or level == "CLOSED_LOT":
-                    current.lots.append({**a, "tradeID": a.get("tradeID") or current.last_trade_id})
-                elif (
-                    tag == "CorporateAction" or "(Ca.)" in a.get("buySell", "") or "Ca" in _notes(a)
-                ):
-                    current.special.append((tag, dict(a), line))
+                    owner, owner_line = current.last_trade
+                    if a.get("tradeID", owner) != owner:
+                        owner_line = 0  # the trade it belongs to is not the one above
+                    current.lots.append(
+                        {**a, "tradeID": a.get("tradeID") or owner, "owner_line": owner_line}
+                    )
+                elif tag == "CorporateAction":
+                    current.special.append((dict(a), line))
                 elif level not in ("SYMBOL_SUMMARY", "ASSET_SUMMARY"):
                     current.add_trade(a, line, intern)
             el.clear()  # read: drop it, so memory holds the kept columns only
@@ -208,10 +225,6 @@ def _statements(data, source: str) -> list[_Statement]:
             f"{source}: not valid XML ({exc}); export the Flex query as XML."
         ) from exc
     return statements
-
-
-def _notes(a: dict) -> set[str]:
-    return {c for c in re.split(r"[;,]", a.get("notes", "")) if c}
 
 
 def _base_currency(st: _Statement, rows: pd.DataFrame) -> str:
@@ -235,12 +248,13 @@ def _usd_rates(st: _Statement, rows: pd.DataFrame, base: str, day: pd.Series) ->
     return out
 
 
-def _stage(st: _Statement) -> tuple[pd.DataFrame, pd.DataFrame, list, list, list, str]:
-    """A statement's trade rows as a staging frame for `finalise`, plus its realized P&L
-    rows, closed lots, (row, reason) refusals, cancellations and base currency."""
+def _stage(st: _Statement) -> tuple[pd.DataFrame, list, list, str]:
+    """A statement's trade rows (cancellations included) as a staging frame for
+    `apply_corrections` and `finalise`, plus its closed lots, (row, reason) refusals and
+    base currency."""
     rows = st.frame()
     dates = [*rows["when"], *(a.get("openDateTime", "") for a in st.lots)]
-    dates += [a.get("dateTime") or a.get("reportDate", "") for _, a, _ in st.special]
+    dates += [a.get("dateTime") or a.get("reportDate", "") for a, _ in st.special]
     dayfirst = day_first([d for d in dates if "/" in d])
     when = pd.Series([flex_datetime(v, dayfirst) for v in rows["when"]], dtype="str")
     base = _base_currency(st, rows)
@@ -265,6 +279,13 @@ def _stage(st: _Statement) -> tuple[pd.DataFrame, pd.DataFrame, list, list, list
         [has_c & has_o, has_c, has_o, (pnl.fillna(0) != 0).to_numpy()], ["CO", "C", "O", "C"], ""
     )
     codes = rows["notes"]
+    cancel = (
+        has_code(codes, "Ca")
+        | rows["buySell"].str.contains("(Ca.)", regex=False).to_numpy()
+        | rows["transactionType"].isin(_CANCEL_TYPES).to_numpy()
+    )
+    correction = has_code(codes, "Co") | (rows["transactionType"] == "TradeCorrect").to_numpy()
+    orig_id = rows["origTradeID"].where(rows["origTradeID"] != "0", "")
     action = np.select(
         [has_code(codes, "Ex"), has_code(codes, "A"), has_code(codes, "Ep")],
         list(ACTIONS.values()),
@@ -297,18 +318,12 @@ def _stage(st: _Statement) -> tuple[pd.DataFrame, pd.DataFrame, list, list, list
             + '" dateTime="'
             + rows["when"]
             + '"',
-        }
-    )
-    closing = pd.Series(open_close, dtype="str").str.contains("C", regex=False).to_numpy()
-    realized = pd.DataFrame(
-        {
-            "trade_id": stage["trade_id"][closing],
-            "account": stage["account"][closing],
-            "symbol": stage["symbol"][closing],
-            "datetime": when[closing],
-            "realized_pnl": pnl[closing],  # NaN where IBKR gives none
-            "currency": currency[closing],
-            "fx_rate_to_base": to_base[closing],
+            "realized_pnl": pnl,
+            "cancel": cancel,
+            "correction": correction,
+            "orig_id": orig_id,
+            "orig_price": rows["origTradePrice"],
+            "fx_rate_to_base": to_base,
         }
     )
     lots = [
@@ -320,11 +335,12 @@ def _stage(st: _Statement) -> tuple[pd.DataFrame, pd.DataFrame, list, list, list
             "quantity": a.get("quantity", ""),
             "cost_basis": a.get("cost", ""),
             "realized_pnl": a.get("fifoPnlRealized", ""),
+            "owner_line": a["owner_line"],
         }
         for a in st.lots
     ]
-    extra, refused, cancels = [], [], []
-    for tag, a, line in st.special:
+    extra, refused = [], []
+    for a, line in st.special:
         day = flex_datetime(
             a.get("dateTime") or a.get("tradeDate") or a.get("reportDate", ""), dayfirst
         )
@@ -352,27 +368,24 @@ def _stage(st: _Statement) -> tuple[pd.DataFrame, pd.DataFrame, list, list, list
             "line": line,
             "raw": " ".join(f'{k}="{v}"' for k, v in a.items()),
         }
-        if tag == "Trade":  # a cancellation
-            cancels.append({**row, "cancels": _orig_trade_id(a)})
-            continue
         booked = _corporate_action(row, a)
         if isinstance(booked, str):
             refused.append((row, booked))
         elif booked["trade_id"] not in {r["trade_id"] for r in extra}:  # RS: two rows, one split
-            extra.append(booked)
-            if booked.get("open_close") == "C":
-                realized.loc[len(realized)] = {
-                    "trade_id": booked["trade_id"],
-                    "account": booked["account"],
-                    "symbol": booked["symbol"],
-                    "datetime": day,
+            extra.append(
+                {
+                    **booked,
                     "realized_pnl": number(a.get("fifoPnlRealized")),
-                    "currency": cur,
                     "fx_rate_to_base": number(a.get("fxRateToBase")),
+                    "cancel": False,
+                    "correction": False,
+                    "orig_id": "",
+                    "orig_price": np.nan,
                 }
+            )
     if extra:
         stage = pd.concat([stage, pd.DataFrame(extra)], ignore_index=True)
-    return stage, realized, lots, refused, cancels, base
+    return stage, lots, refused, base
 
 
 def _usd_rate(currency: str, to_base: float, base: str, usd_in_base: float) -> tuple[str, str]:
@@ -398,33 +411,29 @@ def from_flex_xml(
     else:
         data = text.encode("utf-8") if isinstance(text, str) else text
         statements = _statements(io.BytesIO(data), source)
-    stages, realized, lots, refused, cancels = [], [], [], [], []
+    stages, lots, refused = [], [], []
     base: dict[str, str] = {}
     for st in statements:
-        stage, pnl, closed, bad, cancel, currency = _stage(st)
+        stage, closed, bad, currency = _stage(st)
         stages.append(stage)
-        realized.append(pnl)
         lots += closed
         refused += bad
-        cancels += cancel
         if st.account and currency:
             base[st.account] = currency
     frame = pd.concat(stages, ignore_index=True) if stages else pd.DataFrame(columns=STAGE_COLUMNS)
-    if frame.empty and not lots and not refused and not cancels:
+    if frame.empty and not lots and not refused:
         raise TradeFileError(
             f"{source}: the Flex XML has no <Trade> rows; add the Trades section to the Flex query."
         )
-    frame, cancelled = drop_cancelled(
-        frame, pd.DataFrame(cancels, columns=[*STAGE_COLUMNS, "cancels"])
-    )
-    pnl = pd.concat(realized, ignore_index=True)
-    pnl = pnl[pnl["trade_id"].isin(set(frame["trade_id"]))]
-    return stage_result(frame, pnl, lots, source, tz, base, [*refused, *cancelled])
-
-
-def _orig_trade_id(a: dict) -> str:
-    orig = a.get("origTradeID", "")
-    return "" if orig in ("", "0") else orig
+    if "cancel" in frame:
+        frame, corrected, cancelled = apply_corrections(frame)
+        gone = {r["line"] for r in corrected}
+        lots = [lot for lot in lots if lot["owner_line"] not in gone]
+    else:
+        corrected, cancelled = [], []
+    closing = frame["open_close"].astype("str").str.contains("C", regex=False).to_numpy()
+    pnl = frame[closing][[*REALIZED_COLUMNS]]
+    return stage_result(frame, pnl, lots, source, tz, base, [*refused, *cancelled], corrected)
 
 
 def _corporate_action(row: dict, a: dict) -> dict | str:

@@ -200,19 +200,33 @@ def merge_imports(results: list[ImportResult]) -> ImportResult:
 
     Fills, IBKR's figures and closed lots are concatenated and deduplicated by trade id
     (IBKR's trade / exec id, so a trade in two overlapping statements counts once); rejects
-    are kept from every file; pre-history lots are worked out again over the merged history.
+    and corrections are kept from every file; pre-history lots are worked out again over the
+    merged history. A statement that cancels or corrects a trade has the last word on that
+    trade id: the other statements' rows under it (the trade as first booked) are dropped.
     """
     if not results:
         raise ValueError("merge_imports needs at least one ImportResult.")
+    corrected = [set(r.corrections["trade_id"]) for r in results]
+
+    def settled(i: int, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` of statement i without the trade ids only other statements corrected."""
+        others = set().union(*(c for j, c in enumerate(corrected) if j != i)) - corrected[i]
+        return frame[~frame["trade_id"].isin(others)] if others else frame
+
     fills = pd.concat(
-        [r.trades if r.fills is None else r.fills for r in results], ignore_index=True
+        [settled(i, r.trades if r.fills is None else r.fills) for i, r in enumerate(results)],
+        ignore_index=True,
     )
     fills = fills.drop_duplicates("trade_id", keep="first")
     fills = fills.iloc[
         np.argsort(fills["datetime"].to_numpy(dtype="datetime64[ns]"), kind="stable")
     ]
-    realized = pd.concat([r.ibkr_realized for r in results], ignore_index=True)
-    lots = pd.concat([r.ibkr_closed_lots for r in results], ignore_index=True)
+    realized = pd.concat(
+        [settled(i, r.ibkr_realized) for i, r in enumerate(results)], ignore_index=True
+    )
+    lots = pd.concat(
+        [settled(i, r.ibkr_closed_lots) for i, r in enumerate(results)], ignore_index=True
+    )
     base: dict[str, str] = {}
     for r in results:
         base.update(r.base_currency)
@@ -224,6 +238,7 @@ def merge_imports(results: list[ImportResult]) -> ImportResult:
         ibkr_closed_lots=lots.drop_duplicates(
             ["trade_id", "date_acquired", "quantity", "cost_basis"]
         ).reset_index(drop=True),
+        corrections=pd.concat([r.corrections for r in results], ignore_index=True),
         base_currency=base,
     )
     return with_prior_positions(merged, fills.reset_index(drop=True))

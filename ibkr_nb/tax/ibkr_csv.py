@@ -6,7 +6,8 @@ Activity Statement `Trades` rows:
   rows the lots IBKR closed for the row above. A statement with `Order` rows books the
   orders (the `Trade` rows repeat them); one without books the `Trade` rows. Never both.
 - `Code`: C closing, O opening, Ca cancelled (the row and the trade it cancels are dropped),
-  A assigned, Ep expired, Ex exercised. A row with no C/O code that realizes P/L is closing.
+  Co corrected (the replacement of a cancelled trade; see `corrections`), A assigned,
+  Ep expired, Ex exercised. A row with no C/O code that realizes P/L is closing.
 - `Corporate Actions` rows "X(ISIN) Split a for b" become split rows; others are rejected
   with the reason (their lots need adjusting by hand).
 - `Comm/Fee` is negative in the statement (negated here); the multiplier is `Proceeds` over
@@ -28,6 +29,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from ibkr_nb.tax.corrections import RECORD_COLUMNS, apply_corrections
 from ibkr_nb.tax.history import with_prior_positions
 from ibkr_nb.tax.trades import (
     CLOSED_LOT_COLUMNS,
@@ -108,9 +110,11 @@ def stage_result(
     tz: str,
     base: dict[str, str],
     refused: list[tuple[dict, str]] = (),
+    corrections: list[dict] = (),
 ) -> ImportResult:
     """Finalise statement rows into an ImportResult; rows in categories that are not booked
-    and the `refused` (row, reason) pairs go to rejects with their reason."""
+    and the `refused` (row, reason) pairs go to rejects with their reason; `corrections`
+    are the records of `apply_corrections`."""
     stage = pd.DataFrame(rows, columns=STAGE_COLUMNS)
     not_booked = stage["asset_category"].isin(list(NOT_BOOKED)).to_numpy()
     result = finalise(stage[~not_booked], source, tz)
@@ -142,10 +146,14 @@ def stage_result(
     realized_frame["datetime"] = parse_datetimes(realized_frame["datetime"], tz)
     for c in ("realized_pnl", "fx_rate_to_base"):
         realized_frame[c] = realized_frame[c].astype(float)
+    corrected = pd.DataFrame(corrections, columns=RECORD_COLUMNS)
+    corrected.insert(0, "source", source)
+    corrected["datetime"] = parse_datetimes(corrected["datetime"].astype("str"), tz)
     out = ImportResult(
         trades=result.trades,
         rejects=rejects,
         source=source,
+        corrections=corrected,
         ibkr_realized=realized_frame,
         ibkr_closed_lots=closed_lots_frame(lots, tz),
         base_currency=base,
@@ -170,48 +178,6 @@ def number(value: str | None) -> float:
         return float((value or "").replace(",", ""))
     except ValueError:
         return float("nan")
-
-
-def drop_cancelled(
-    rows: pd.DataFrame, cancels: pd.DataFrame
-) -> tuple[pd.DataFrame, list[tuple[dict, str]]]:
-    """Rows without the trades the cancellations cancel, and the cancellations whose trade is
-    not among the rows (with a reason, for the rejects).
-
-    A cancellation cancels the trade it names (`cancels`), else the latest row of the same
-    account, symbol, price and absolute quantity.
-    """
-    if cancels.empty:
-        return rows, []
-    price = pd.to_numeric(rows["price"], errors="coerce").to_numpy()
-    size = np.abs(pd.to_numeric(rows["quantity"], errors="coerce").to_numpy())
-    by_id = {t: i for i, t in enumerate(rows["trade_id"])}
-    by_trade: dict[tuple, list[int]] = {}
-    for i, key in enumerate(zip(rows["account"], rows["symbol"], price, size, strict=True)):
-        by_trade.setdefault(key, []).append(i)
-    gone: set[int] = set()
-    refused: list[tuple[dict, str]] = []
-    for c in cancels.to_dict("records"):
-        if c["cancels"]:
-            candidates = [by_id[c["cancels"]]] if c["cancels"] in by_id else []
-        else:
-            key = (
-                c["account"],
-                c["symbol"],
-                number(str(c["price"])),
-                abs(number(str(c["quantity"]))),
-            )
-            candidates = by_trade.get(key, [])
-        free = [i for i in candidates if i not in gone]
-        if free:
-            gone.add(free[-1])
-        else:
-            refused.append(
-                (c, "cancels a trade that is not in this statement; import the statement with it")
-            )
-    keep = np.ones(len(rows), dtype=bool)
-    keep[list(gone)] = False
-    return rows[keep].reset_index(drop=True), refused
 
 
 _TRADES_NAMES = {name for name, english in SECTION_NAMES.items() if english == "Trades"} | {
@@ -372,7 +338,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     comm = to_number(comm_text.where(comm_text != "", "0"))
     currency = per_unique(_column(f, "Currency", "USD"), lambda v: v.str.upper())
     code = _column(f, "Code")
-    has = {c: has_code(code, c) for c in ("C", "O", "Ca", "Ex", "A", "Ep")}
+    has = {c: has_code(code, c) for c in ("C", "O", "Ca", "Co", "Ex", "A", "Ep")}
     realizes = (pnl.fillna(0) != 0).to_numpy()
     open_close = np.select(
         [has["C"] & has["O"], has["C"], has["O"], realizes], ["CO", "C", "O", "C"], ""
@@ -423,13 +389,14 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
             "action": action,
             "line": f["line"],
             "raw": f["raw"],
+            "realized_pnl": pnl,
+            "cancel": has["Ca"],
+            "correction": has["Co"],
+            "orig_id": "",
+            "orig_price": np.nan,
         }
     )
-    cancelled = at_level & has["Ca"]
-    rows, refused = drop_cancelled(
-        stage[at_level & ~has["Ca"]].reset_index(drop=True),
-        stage[cancelled].assign(cancels="").reset_index(drop=True),
-    )
+    rows, corrected, refused = apply_corrections(stage[at_level].reset_index(drop=True))
     closing = rows["open_close"].str.contains("C", regex=False)
     realized = pd.DataFrame(
         {
@@ -437,7 +404,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
             "account": rows["account"][closing],
             "symbol": rows["symbol"][closing],
             "datetime": rows["datetime"][closing],
-            "realized_pnl": pnl[at_level & ~has["Ca"]].reset_index(drop=True)[closing],
+            "realized_pnl": rows["realized_pnl"][closing],
             "currency": rows["currency"][closing],
             "fx_rate_to_base": np.nan,
         }
@@ -450,7 +417,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     splits, not_booked = _corporate_actions(actions, default_account)
     if splits:
         rows = pd.concat([rows, pd.DataFrame(splits)], ignore_index=True)
-    return stage_result(rows, realized, lots, source, tz, base, [*refused, *not_booked])
+    return stage_result(rows, realized, lots, source, tz, base, [*refused, *not_booked], corrected)
 
 
 def from_transaction_history(

@@ -78,6 +78,18 @@ OPENING_LOT_COLUMNS = [
     "cost_basis",
     "currency",
 ]
+CORRECTION_COLUMNS = [
+    "source",
+    "line",
+    "trade_id",
+    "account",
+    "symbol",
+    "datetime",
+    "quantity",
+    "price",
+    "replaced_by",
+    "reason",
+]
 UNEXPLAINED_COLUMNS = ["trade_id", "account", "symbol", "datetime", "quantity", "reason"]
 REJECT_COLUMNS = ["source", "line", "symbol", "raw", "reason"]
 DEFAULT_TZ = "America/New_York"
@@ -118,6 +130,9 @@ class ImportResult:
     unexplained: sales (or covers) of more than the history holds that no closed-lot detail
       explains: trade_id, account, symbol, datetime, quantity (the part not explained, signed
       as the trade), reason. That part is left out of `trades`, never booked as a short.
+    corrections: trades IBKR cancelled or corrected, left out of `trades` (see
+      `corrections`): source, line, trade_id, account, symbol, datetime, quantity, price,
+      replaced_by (the trade id of the rebooked trade, "" if none), reason.
     base_currency: account -> the account's base currency where the statement says it.
     fills: the statement's own fills before pre-history lots are worked out (what
       `history.merge_imports` combines); None means `trades`.
@@ -130,6 +145,7 @@ class ImportResult:
     ibkr_closed_lots: pd.DataFrame = field(default_factory=lambda: _frame(CLOSED_LOT_COLUMNS))
     opening_lots: pd.DataFrame = field(default_factory=lambda: _frame(OPENING_LOT_COLUMNS))
     unexplained: pd.DataFrame = field(default_factory=lambda: _frame(UNEXPLAINED_COLUMNS))
+    corrections: pd.DataFrame = field(default_factory=lambda: _frame(CORRECTION_COLUMNS))
     base_currency: dict[str, str] = field(default_factory=dict)
     fills: pd.DataFrame | None = None
 

@@ -1,5 +1,6 @@
-"""Generated Flex statements (random fills, splits, cancellations, sales of lots bought before
-the statement): the realized total always equals a plain reference FIFO written lot by lot."""
+"""Generated Flex statements (random fills, splits, cancellations, corrections, sales of lots
+bought before the statement): the realized total always equals a plain reference FIFO written
+lot by lot."""
 
 from collections import deque
 
@@ -14,11 +15,13 @@ SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[Healt
 
 events = st.lists(
     st.tuples(
-        st.sampled_from(["buy", "sell", "split", "cancelled"]),
+        st.sampled_from(["buy", "sell", "split", "cancelled", "corrected"]),
         st.sampled_from(["A", "B"]),
         st.integers(1, 40),  # quantity (sale: share of the position, in 40ths)
         st.integers(100, 5000).map(lambda c: c / 100),  # price
         st.sampled_from([2.0, 3.0, 0.5]),  # split ratio
+        st.tuples(st.booleans(), st.booleans(), st.integers(1, 40), st.integers(100, 5000)),
+        # cancelled / corrected: (a sale?, named by origTradeID?, rebooked quantity, price)
     ),
     min_size=1,
     max_size=25,
@@ -28,16 +31,50 @@ prior = st.dictionaries(
 )
 
 
+def _trade(attrs: str, trade_id: str, when: str, qty: float, price: float, oc: str) -> str:
+    return (
+        f'<Trade {attrs} tradeID="{trade_id}" dateTime="{when}" quantity="{qty!r}" '
+        f'tradePrice="{price}" ibCommission="-1" openCloseIndicator="{oc}" '
+        'transactionType="ExchTrade" levelOfDetail="EXECUTION" />'
+    )
+
+
+def _sale(book: deque, symbol: str, n: int, when: str, attrs: str, share: int, price: float):
+    """A sale of `share` 40ths of the position: its rows (trade and <Lot>s) and realized P&L,
+    or None when nothing is held. `book` loses the lots sold."""
+    qty = round(sum(lot[0] for lot in book) * share / 40, 6)
+    if qty <= 0:
+        return None
+    cost, left, closed = 0.0, qty, []
+    while left > 1e-9:
+        lot = book[0]
+        take = min(lot[0], left)
+        cost += take * lot[1]
+        closed.append(
+            f'<Lot accountId="U1" symbol="{symbol}" tradeID="{n}" openDateTime="{lot[2]}" '
+            f'quantity="{take!r}" cost="{take * lot[1]!r}" levelOfDetail="CLOSED_LOT" />'
+        )
+        lot[0] -= take
+        left -= take
+        if lot[0] <= 1e-9:
+            book.popleft()
+    rows = [_trade(attrs, str(n), when, -qty, price, "C"), *closed]
+    return rows, qty * price - 1 - cost, qty
+
+
 def statement(steps, held_before) -> tuple[str, float]:
     """A Flex XML statement and the realized total of a reference FIFO over the same story.
 
     `held_before`: symbol -> (shares, basis in cents) bought on 2020-01-02, before the
     statement. Every sale is closing ("C") with a <Lot> row per lot it closes, as IBKR
-    lists them: quantity closed (in shares current at the sale) and its cost.
+    lists them: quantity closed (in shares current at the sale) and its cost. A cancelled
+    or corrected trade is written as IBKR does: the trade, a cancellation reversing it
+    (naming it by origTradeID, or only by its price and quantity) and, for a correction,
+    the trade as rebooked under the same trade id; the reference books the rebooked one.
     """
     lots = {s: deque([[float(q), c / 100 / q, "20200102"]]) for s, (q, c) in held_before.items()}
     rows, realized, n = [], 0.0, 0
-    for day, (kind, symbol, qty, price, ratio) in enumerate(steps, start=1):
+    for day, (kind, symbol, qty, price, ratio, fix) in enumerate(steps, start=1):
         when = f"2024{1 + day // 28:02d}{1 + day % 28:02d};100000"
         book = lots.setdefault(symbol, deque())
         n += 1
@@ -53,45 +90,38 @@ def statement(steps, held_before) -> tuple[str, float]:
                 lot[0] *= ratio
                 lot[1] /= ratio
             continue
-        if kind == "cancelled":  # a buy and its cancellation: no effect at all
+        if kind in ("cancelled", "corrected"):
+            sale, named, new_qty, new_cents = fix
+            if sale:  # the sale IBKR cancels closed lots as it stood: on a copy of the book
+                sold = _sale(deque(list(lot) for lot in book), symbol, n, when, attrs, qty, price)
+                if sold is None:
+                    continue
+                original, _, size = sold
+                size = -size
+            else:
+                size = float(qty)
+                original = [_trade(attrs, str(n), when, size, price, "O")]
+            side = "SELL" if sale else "BUY"
+            orig = f'origTradeID="{n}" ' if named else ""
+            rows.extend(original)
             rows.append(
-                f'<Trade {attrs} tradeID="{n}" dateTime="{when}" quantity="{qty}" '
-                f'tradePrice="{price}" ibCommission="-1" openCloseIndicator="O" levelOfDetail="EXECUTION" />'
-                f'<Trade {attrs} tradeID="{n}c" dateTime="{when}" quantity="{-qty}" buySell="BUY (Ca.)" '
-                f'tradePrice="{price}" ibCommission="1" notes="Ca" origTradeID="{n}" levelOfDetail="EXECUTION" />'
+                f'<Trade {attrs} tradeID="" transactionID="x{n}" dateTime="{when}" '
+                f'quantity="{-size!r}" tradePrice="{price}" ibCommission="1" notes="Ca" '
+                f'buySell="{side} (Ca.)" transactionType="TradeCancel" {orig}'
+                f'origTradePrice="{price}" levelOfDetail="EXECUTION" />'
             )
-            continue
-        held = sum(lot[0] for lot in book)
-        if kind == "sell":
-            qty = round(held * qty / 40, 6)
-            if qty <= 0:
+            if kind == "cancelled":
                 continue
-            proceeds = qty * price - 1
-            cost, left, closed = 0.0, qty, []
-            while left > 1e-9:
-                lot = book[0]
-                take = min(lot[0], left)
-                cost += take * lot[1]
-                closed.append(
-                    f'<Lot accountId="U1" symbol="{symbol}" tradeID="{n}" openDateTime="{lot[2]}" '
-                    f'quantity="{take!r}" cost="{take * lot[1]!r}" levelOfDetail="CLOSED_LOT" />'
-                )
-                lot[0] -= take
-                left -= take
-                if lot[0] <= 1e-9:
-                    book.popleft()
-            realized += proceeds - cost
-            rows.append(
-                f'<Trade {attrs} tradeID="{n}" dateTime="{when}" quantity="{-qty}" '
-                f'tradePrice="{price}" ibCommission="-1" openCloseIndicator="C" levelOfDetail="EXECUTION" />'
-            )
-            rows.extend(closed)
+            qty, price = new_qty, new_cents / 100  # rebooked under the same trade id
+            kind = "sell" if sale else "buy"
+        if kind == "sell":
+            sold = _sale(book, symbol, n, when, attrs, qty, price)
+            if sold is not None:
+                rows.extend(sold[0])
+                realized += sold[1]
             continue
         book.append([float(qty), (qty * price + 1) / qty, when[:8]])
-        rows.append(
-            f'<Trade {attrs} tradeID="{n}" dateTime="{when}" quantity="{qty}" '
-            f'tradePrice="{price}" ibCommission="-1" openCloseIndicator="O" levelOfDetail="EXECUTION" />'
-        )
+        rows.append(_trade(attrs, str(n), when, qty, price, "O"))
     xml = (
         '<FlexQueryResponse><FlexStatements count="1"><FlexStatement accountId="U1"><Trades>'
         + "".join(rows)
