@@ -8,46 +8,20 @@ import argparse
 
 import pandas as pd
 import pytest
+from statement_rows import ACTIVITY_HEADER, flex
+from statement_rows import trade as flex_trade
 
 from ibkr_nb.tax.cli import add_tax_command
 from ibkr_nb.tax.importers import from_activity_csv, from_flex_xml, merge_imports
 from ibkr_nb.tax.lots import match_lots
 from ibkr_nb.tax.reports import reconcile_statement
 
-ACTIVITY_HEADER = (
-    "Trades,Header,DataDiscriminator,Asset Category,Currency,Symbol,Date/Time,Exchange,"
-    "Quantity,T. Price,Proceeds,Comm/Fee,Basis,Realized P/L,Code\n"
-)
-
-
-def flex(*rows: str) -> str:
-    return (
-        '<FlexQueryResponse><FlexStatements count="1"><FlexStatement accountId="U1"><Trades>'
-        + "".join(rows)
-        + "</Trades></FlexStatement></FlexStatements></FlexQueryResponse>"
-    )
-
 
 def trade(trade_id, quantity, price, oc="", pnl="0", when="20240103;100000", **more) -> str:
-    attrs = {
-        "accountId": "U1",
-        "currency": "USD",
-        "fxRateToBase": "1",
-        "assetCategory": "STK",
-        "symbol": "X",
-        "tradeID": trade_id,
-        "dateTime": when,
-        "quantity": quantity,
-        "tradePrice": price,
-        "ibCommission": "-1",
-        "openCloseIndicator": oc,
-        "fifoPnlRealized": pnl,
-        "transactionType": "ExchTrade",
-        "buySell": "BUY" if float(quantity) > 0 else "SELL",
-        "levelOfDetail": "EXECUTION",
-        **more,
-    }
-    return "<Trade " + " ".join(f'{k}="{v}"' for k, v in attrs.items()) + " />"
+    """A trade in X as IBKR books it (an exchange trade unless `more` says otherwise)."""
+    side = "BUY" if float(quantity) > 0 else "SELL"
+    more = {"transactionType": "ExchTrade", "buySell": side, **more}
+    return flex_trade(trade_id, "X", when, quantity, price, oc, pnl, **more)
 
 
 def cancel(orig_id, quantity, price, side, when="20240103;100000", **more) -> str:
