@@ -25,37 +25,47 @@ EXERCISE_ACTIONS = ("exercise", "assignment")
 
 
 def exercise_pairs(trades: pd.DataFrame) -> pd.DataFrame:
-    """Pairs (option_row, stock_row) of positional row numbers in `trades`."""
+    """Pairs (option_row, stock_row) of positional row numbers in `trades`.
+
+    Rows marked exercise or assignment are paired by account, date, underlying (the
+    option's first word is the stock's symbol) and share count (contracts x multiplier):
+    within each such group the k-th option row, in row order, takes the k-th stock row.
+    """
     empty = pd.DataFrame({"option_row": [], "stock_row": []}, dtype=np.int64)
     if "action" not in trades or not trades["action"].isin(EXERCISE_ACTIONS).any():
         return empty
-    action = trades["action"].isin(EXERCISE_ACTIONS).to_numpy()
-    category = trades.get("asset_category", pd.Series("STK", index=trades.index)).to_numpy()
-    multiplier = trades.get("multiplier", pd.Series(1.0, index=trades.index)).to_numpy(float)
-    day = trades["datetime"].dt.date.to_numpy()
-    account = trades.get("account", pd.Series("", index=trades.index)).to_numpy()
-    symbol = trades["symbol"].to_numpy()
-    quantity = trades["quantity"].to_numpy(float)
-    stock_rows = [i for i in np.flatnonzero(action) if category[i] == "STK"]
-    used: set[int] = set()
-    pairs = []
-    for i in np.flatnonzero(action):
-        if category[i] not in ("OPT", "WAR"):
-            continue
-        underlying = str(symbol[i]).split()[0]
-        shares = abs(quantity[i]) * multiplier[i]
-        for j in stock_rows:
-            if (
-                j not in used
-                and symbol[j] == underlying
-                and account[j] == account[i]
-                and day[j] == day[i]
-                and abs(abs(quantity[j]) - shares) < 1e-9
-            ):
-                used.add(j)
-                pairs.append((i, j))
-                break
-    return pd.DataFrame(pairs, columns=["option_row", "stock_row"]).astype(np.int64)
+    rows = np.flatnonzero(trades["action"].isin(EXERCISE_ACTIONS).to_numpy())
+    marked = trades.iloc[rows]
+    category = marked.get("asset_category", pd.Series("STK", index=marked.index))
+    multiplier = marked.get("multiplier", pd.Series(1.0, index=marked.index)).astype(float)
+    is_option = category.isin(["OPT", "WAR"]).to_numpy()
+    is_stock = (category == "STK").to_numpy()
+    symbol = marked["symbol"].astype(str)
+    shares = (marked["quantity"].astype(float).abs() * multiplier.where(is_option, 1.0)).round(9)
+    legs = pd.DataFrame(
+        {
+            "row": rows,
+            "account": marked.get("account", pd.Series("", index=marked.index)).to_numpy(),
+            "day": marked["datetime"].dt.tz_localize(None).dt.normalize().to_numpy(),
+            "stock": np.where(is_option, symbol.str.split().str[0], symbol),
+            "shares": shares.to_numpy(),
+        }
+    )
+    key = ["account", "day", "stock", "shares"]
+
+    def ranked(mask: np.ndarray) -> pd.DataFrame:
+        side = legs[mask]
+        return side.assign(rank=side.groupby(key, sort=False).cumcount())
+
+    pairs = ranked(is_option).merge(
+        ranked(is_stock), on=[*key, "rank"], suffixes=("_option", "_stock")
+    )
+    if pairs.empty:
+        return empty
+    pairs = pairs.sort_values("row_option")
+    return pd.DataFrame(
+        {"option_row": pairs["row_option"], "stock_row": pairs["row_stock"]}, dtype=np.int64
+    ).reset_index(drop=True)
 
 
 def fold_premiums(

@@ -2,10 +2,14 @@
 the stock trade; expiry is a sale (or a cover) at zero. Each case is an Activity Statement as
 IBKR writes it: the option's closing row at price 0 and the stock row, both coded Ex or A."""
 
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ibkr_nb.tax import form_8949, match_lots
 from ibkr_nb.tax.importers import from_activity_csv
+from ibkr_nb.tax.options import EXERCISE_ACTIONS, exercise_pairs
 
 HEADER = (
     "Trades,Header,DataDiscriminator,Asset Category,Currency,Symbol,Date/Time,Exchange,"
@@ -107,3 +111,71 @@ def test_part_of_a_position_exercised_keeps_the_rest_open():
     assert held.loc["XYZ", "cost_basis"] == pytest.approx(5201.0)
     assert held.loc["XYZ 19JAN24 50 C", "quantity"] == 1.0
     assert held.loc["XYZ 19JAN24 50 C", "cost_basis"] == pytest.approx(201.0)
+
+
+def reference_pairs(trades) -> list[tuple[int, int]]:
+    """Exercise pairing written row by row: each exercised option, in row order, takes the
+    first stock row not taken yet of its underlying, account, date and share count."""
+    pairs, used = [], set()
+    for i, option in enumerate(trades.itertuples()):
+        if option.action not in EXERCISE_ACTIONS or option.asset_category not in ("OPT", "WAR"):
+            continue
+        for j, stock in enumerate(trades.itertuples()):
+            if (
+                j not in used
+                and stock.action in EXERCISE_ACTIONS
+                and stock.asset_category == "STK"
+                and stock.symbol == option.symbol.split()[0]
+                and stock.account == option.account
+                and stock.datetime.date() == option.datetime.date()
+                and abs(abs(stock.quantity) - abs(option.quantity) * option.multiplier) < 1e-9
+            ):
+                used.add(j)
+                pairs.append((i, j))
+                break
+    return pairs
+
+
+legs = st.lists(
+    st.tuples(
+        st.sampled_from(["XYZ 19JAN24 50 C", "XYZ WS", "XYZ", "ABC 19JAN24 9 P", "ABC"]),
+        st.sampled_from(["U1", "U2"]),
+        st.integers(1, 3),  # day of month
+        st.integers(-3, 3).filter(bool),  # quantity (contracts or hundreds of shares)
+        st.sampled_from(["exercise", "assignment", "", "expiry"]),
+        st.sampled_from([100.0, 10.0]),  # option multiplier
+    ),
+    max_size=14,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(legs)
+def test_exercise_pairs_agree_with_a_row_by_row_reference(rows):
+    trades = pd.DataFrame(
+        [
+            {
+                "symbol": symbol,
+                "account": account,
+                "datetime": pd.Timestamp(f"2024-01-{day:02d} 10:00", tz="America/New_York"),
+                "quantity": float(q if " " in symbol else q * 100),
+                "action": action,
+                "asset_category": ("WAR" if symbol.endswith("WS") else "OPT")
+                if " " in symbol
+                else "STK",
+                "multiplier": multiplier if " " in symbol else 1.0,
+            }
+            for symbol, account, day, q, action, multiplier in rows
+        ],
+        columns=[
+            "symbol",
+            "account",
+            "datetime",
+            "quantity",
+            "action",
+            "asset_category",
+            "multiplier",
+        ],
+    )
+    got = exercise_pairs(trades)
+    assert list(zip(got["option_row"], got["stock_row"], strict=True)) == reference_pairs(trades)
