@@ -9,11 +9,15 @@ All four are one rule: with G the option's realized result at the exercise (- pr
 + premium received), the stock trade's cash changes by G, i.e. its price by -G / quantity.
 An option that expires (IBKR code Ep) is simply closed at price 0: the buyer loses the
 premium, the writer gains it, on the expiry date.
+A warrant (asset category WAR) is a call for these rules: its own Form 8949 lines when
+sold, a loss of its cost when it lapses, its cost added to the stock's basis when exercised.
 
 IBKR marks the option's closing row and the stock row with code Ex (exercise) or A
 (assignment); importers put that in the `action` column ("exercise" / "assignment"). The
 option row is paired with a stock row of its underlying (the symbol's first word) in the
-same account on the same date with quantity contracts x multiplier.
+same account on the same date with quantity contracts x multiplier. A warrant's symbol
+often does not name its stock ("DBKW", "XYZ.WS"): a warrant left unpaired takes a stock row
+marked the same way in the same account on the same date with that quantity.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ def exercise_pairs(trades: pd.DataFrame) -> pd.DataFrame:
     Rows marked exercise or assignment are paired by account, date, underlying (the
     option's first word is the stock's symbol) and share count (contracts x multiplier):
     within each such group the k-th option row, in row order, takes the k-th stock row.
+    Warrants left unpaired are then paired the same way by account, date, share count and
+    action, whatever the stock's symbol.
     """
     empty = pd.DataFrame({"option_row": [], "stock_row": []}, dtype=np.int64)
     if "action" not in trades or not trades["action"].isin(EXERCISE_ACTIONS).any():
@@ -49,17 +55,23 @@ def exercise_pairs(trades: pd.DataFrame) -> pd.DataFrame:
             "day": marked["datetime"].dt.tz_localize(None).dt.normalize().to_numpy(),
             "stock": np.where(is_option, symbol.str.split().str[0], symbol),
             "shares": shares.to_numpy(),
+            "action": marked["action"].to_numpy(),
         }
     )
-    key = ["account", "day", "stock", "shares"]
 
-    def ranked(mask: np.ndarray) -> pd.DataFrame:
-        side = legs[mask]
-        return side.assign(rank=side.groupby(key, sort=False).cumcount())
+    def matched(options: np.ndarray, stocks: np.ndarray, key: list[str]) -> pd.DataFrame:
+        """The k-th option row of each `key` group with the k-th stock row of that group."""
+        a, b = legs[options], legs[stocks]
+        a = a.assign(rank=a.groupby(key, sort=False).cumcount())
+        b = b.assign(rank=b.groupby(key, sort=False).cumcount())
+        return a.merge(b, on=[*key, "rank"], suffixes=("_option", "_stock"))
 
-    pairs = ranked(is_option).merge(
-        ranked(is_stock), on=[*key, "rank"], suffixes=("_option", "_stock")
-    )
+    pairs = matched(is_option, is_stock, ["account", "day", "stock", "shares"])
+    paired = legs["row"].isin(pairs[["row_option", "row_stock"]].to_numpy().ravel()).to_numpy()
+    warrants = (category == "WAR").to_numpy() & ~paired
+    if warrants.any():
+        more = matched(warrants, is_stock & ~paired, ["account", "day", "shares", "action"])
+        pairs = pd.concat([pairs, more], ignore_index=True)
     if pairs.empty:
         return empty
     pairs = pairs.sort_values("row_option")
