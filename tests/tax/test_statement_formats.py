@@ -354,3 +354,85 @@ def test_overlapping_statements_merge_into_one_history_without_double_lots():
     result = match_lots(merged.trades, wash_sales=False)
     assert result.realized[["lot_id", "gain_loss"]].values.tolist() == [["1", 18.0]]
     assert reconcile_statement(merged)["status"].tolist() == ["match"]
+
+
+def test_a_chf_account_converts_chf_trades_to_usd_with_the_statement_s_own_rate():
+    info = '<AccountInformation accountId="U1" currency="CHF" />'
+    rates = (
+        '<ConversionRates><ConversionRate reportDate="20240102" fromCurrency="USD" '
+        'toCurrency="CHF" rate="0.8" /><ConversionRate reportDate="20240202" '
+        'fromCurrency="USD" toCurrency="CHF" rate="0.9" /></ConversionRates>'
+    )
+    xml = flex(
+        trade("1", "NESN", "20240102;100000", "10", "100", "O", currency="CHF"),
+        trade("2", "NESN", "20240202;100000", "-10", "110", "C", pnl="98", currency="CHF"),
+        trade("3", "VT", "20240102;110000", "10", "100", "O", fxRateToBase="0.8"),
+        trade("4", "VT", "20240202;110000", "-10", "110", "C", pnl="98", fxRateToBase="0.9"),
+        info=info,
+        extra=rates,
+    )
+    statement = from_flex_xml(xml)
+    assert statement.base_currency == {"U1": "CHF"}
+    realized = match_lots(statement.trades, wash_sales=False).realized.set_index("symbol")
+    # CHF at the trade day's USD -> CHF rate: cost 1,001 / 0.8 = 1,251.25 USD, proceeds
+    # 1,099 / 0.9 = 1,221.11 USD; the USD ETF stays in USD whatever fxRateToBase (CHF) says
+    assert realized.loc["NESN", ["cost_basis", "proceeds"]].round(2).tolist() == [1251.25, 1221.11]
+    assert realized.loc["VT", ["cost_basis", "proceeds"]].round(2).tolist() == [1001.0, 1099.0]
+    assert reconcile_statement(statement)["status"].tolist() == ["match", "match"]
+
+
+def test_a_flex_reverse_split_is_one_split_and_a_cash_merger_is_a_sale():
+    actions = (
+        "<CorporateActions>"
+        # IBKR books a reverse split as two rows: the old shares out, the new ones in
+        '<CorporateAction accountId="U1" currency="USD" symbol="X" type="RS" '
+        'dateTime="20240610;202500" quantity="-100" transactionID="71" '
+        'description="X(US000) SPLIT 1 FOR 10 (X, X INC, US000)" />'
+        '<CorporateAction accountId="U1" currency="USD" symbol="X" type="RS" '
+        'dateTime="20240610;202500" quantity="10" transactionID="72" '
+        'description="X(US000) SPLIT 1 FOR 10 (X, X INC, US000)" />'
+        '<CorporateAction accountId="U1" currency="USD" fxRateToBase="1" symbol="Y" '
+        'type="TC" dateTime="20240801;202500" quantity="-20" proceeds="900" '
+        'fifoPnlRealized="499" transactionID="73" '
+        'description="Y(US111) MERGED(Acquisition) FOR USD 45.00 PER SHARE (Y, Y INC, US111)" />'
+        "</CorporateActions>"
+    )
+    xml = flex(
+        trade("1", "X", "20240102;100000", "100", "2", "O"),
+        trade("2", "X", "20240705;100000", "-10", "25", "C", pnl="48"),
+        trade("3", "Y", "20240102;100000", "20", "20", "O"),
+        extra=actions,
+    )
+    statement = from_flex_xml(xml)
+    assert statement.rejects.empty
+    booked = statement.trades.sort_values("datetime", kind="stable")
+    assert booked[["symbol", "kind"]].values.tolist() == [
+        ["X", "trade"],
+        ["Y", "trade"],
+        ["X", "split"],  # one split of 1 for 10, not two
+        ["X", "trade"],
+        ["Y", "trade"],  # the merger: a sale of the 20 shares
+    ]
+    result = match_lots(statement.trades, wash_sales=False)
+    assert result.open_lots.empty
+    # X: 100 shares at 2 (+1) become 10 at 20.10; sold at 25 (-1): 249 - 201 = 48.
+    # Y: 20 shares at 20 (+1) taken for 45 a share: 900 - 401 = 499, on the merger's date.
+    gains = result.realized.set_index("symbol")
+    assert gains["gain_loss"].round(2).to_dict() == {"X": 48.0, "Y": 499.0}
+    assert str(gains.loc["Y", "date_sold"].date()) == "2024-08-01"
+    assert reconcile_statement(statement)["status"].tolist() == ["match", "match"]
+
+
+@pytest.mark.parametrize(
+    ("commission", "reason"),
+    [("-inf", "commission is infinite"), ("abc", "commission is missing or not a number")],
+)
+def test_an_infinite_or_unreadable_commission_is_rejected_and_the_rest_kept(commission, reason):
+    text = ACTIVITY_HEADER + (
+        f'Trades,Data,Order,Stocks,USD,X,"2024-01-02, 10:00:00",-,10,10,-100,{commission},0,0,O\n'
+        'Trades,Data,Order,Stocks,USD,Y,"2024-01-02, 10:00:00",-,5,10,-50,-1,51,0,O\n'
+    )
+    statement = from_activity_csv(text)
+    assert statement.trades["symbol"].tolist() == ["Y"]
+    assert statement.rejects["line"].tolist() == [2]
+    assert reason in statement.rejects["reason"].iloc[0]
