@@ -44,7 +44,13 @@ from ibkr_nb.tax.ibkr_csv import (
     number,
     stage_result,
 )
-from ibkr_nb.tax.trades import DEFAULT_TZ, REALIZED_COLUMNS, ImportResult, TradeFileError
+from ibkr_nb.tax.trades import (
+    DEFAULT_TZ,
+    REALIZED_COLUMNS,
+    ImportResult,
+    TradeFileError,
+    per_unique,
+)
 
 _SUMMARY_LEVELS = {"ORDER", "SYMBOL_SUMMARY", "ASSET_SUMMARY", "CLOSED_LOT"}
 _DATE_ATTRS = ("dateTime", "tradeDate", "openDateTime", "reportDate")
@@ -208,11 +214,10 @@ def _statements(data, source: str) -> list[_Statement]:
                 level = a.get("levelOfDetail", "")
                 if tag == "Lot" or level == "CLOSED_LOT":
                     owner, owner_line = current.last_trade
-                    if a.get("tradeID", owner) != owner:
+                    trade_id = a.get("tradeID") or owner
+                    if trade_id != owner:
                         owner_line = 0  # the trade it belongs to is not the one above
-                    current.lots.append(
-                        {**a, "tradeID": a.get("tradeID") or owner, "owner_line": owner_line}
-                    )
+                    current.lots.append({**a, "tradeID": trade_id, "owner_line": owner_line})
                 elif tag == "CorporateAction":
                     current.special.append((dict(a), line))
                 elif level not in ("SYMBOL_SUMMARY", "ASSET_SUMMARY"):
@@ -281,7 +286,7 @@ def _stage(st: _Statement) -> tuple[pd.DataFrame, list, list, str]:
     codes = rows["notes"]
     cancel = (
         has_code(codes, "Ca")
-        | rows["buySell"].str.contains("(Ca.)", regex=False).to_numpy()
+        | per_unique(rows["buySell"], lambda v: v.str.contains("(Ca.)", regex=False)).to_numpy()
         | rows["transactionType"].isin(_CANCEL_TYPES).to_numpy()
     )
     correction = has_code(codes, "Co") | (rows["transactionType"] == "TradeCorrect").to_numpy()
