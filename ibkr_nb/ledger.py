@@ -366,9 +366,17 @@ class Ledger:
             con.register("latest_rows", latest)
             _run(con, "INSERT OR REPLACE INTO orders SELECT * FROM latest_rows")
 
-    def record_fills(self, fills: pd.DataFrame, commissions: pd.DataFrame | None = None) -> int:
+    def record_fills(
+        self,
+        fills: pd.DataFrame,
+        commissions: pd.DataFrame | None = None,
+        replacing: list[str] | None = None,
+    ) -> int:
         """Insert fills (``FILL_COLUMNS``; an ``exec_id`` already present is skipped) and their
         commissions (exec_id, commission, realized_pnl, currency) in one transaction.
+        ``replacing``: exec ids whose stored fills go first unless ``fills`` has them as they
+        are (trades the broker cancelled or corrected; a corrected trade comes back under its
+        id in ``fills``).
         Returns fills added."""
         frame = fills.reindex(columns=FILL_COLUMNS).copy()
         frame["time"] = pd.to_datetime(frame["time"], utc=True)
@@ -379,6 +387,15 @@ class Ledger:
             frame[name] = frame[name].fillna(default)
         frame["recorded_at"] = now_utc()
         with self._transaction() as con:
+            if replacing:  # a stored fill the batch holds as it is stays (and is not re-added)
+                con.register("replaced_ids", pd.DataFrame({"exec_id": list(replacing)}))
+                con.register("incoming", frame)
+                _run(
+                    con,
+                    "DELETE FROM fills WHERE exec_id IN (SELECT exec_id FROM replaced_ids) "
+                    "AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.exec_id = fills.exec_id "
+                    "AND i.quantity = fills.quantity AND i.price = fills.price)",
+                )
             added = self._insert_new_in(con, "fills", frame, "exec_id")
             if commissions is not None and len(commissions):
                 self._upsert_commissions(con, commissions)
@@ -543,9 +560,10 @@ class Ledger:
         in the trade's currency with the statement's USD rate, and stock splits into the splits
         the lots apply. Lots the statement's closed-lot detail shows were bought before its
         history are flagged opening fills (the importer's pre-history lots); a sale it cannot
-        explain is left out and listed, never booked as a short. Returns ``fills_added``,
-        ``fills_in_statement``, ``splits_added``, ``opening_lots``, ``unexplained``,
-        ``rejects``."""
+        explain is left out and listed, never booked as a short. A trade the statement shows
+        cancelled or corrected replaces what an earlier import booked under its id. Returns
+        ``fills_added``, ``fills_in_statement``, ``splits_added``, ``opening_lots``,
+        ``unexplained``, ``corrections``, ``rejects``."""
         result = load_trades(path)
         split = (result.trades["kind"] == "split").to_numpy()
         trades = result.trades[~split]
@@ -577,7 +595,8 @@ class Ledger:
                 "currency": trades["currency"],
             }
         )
-        added = self.record_fills(fills, commissions)
+        corrected = sorted(set(result.corrections["trade_id"].astype(str)))
+        added = self.record_fills(fills, commissions, replacing=corrected)
         split_rows = pd.DataFrame(
             {
                 "split_id": splits["trade_id"].astype(str),
@@ -595,5 +614,6 @@ class Ledger:
             "splits_added": self._insert_new("splits", split_rows, "split_id"),
             "opening_lots": len(opening),
             "unexplained": result.unexplained,
+            "corrections": result.corrections,
             "rejects": result.rejects,
         }

@@ -317,3 +317,33 @@ def test_notional_sent_today_per_account():
     assert ledger.notional_sent(account="DU1") == 100.0
     yesterday = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1)
     assert ledger.notional_sent(day=yesterday.to_pydatetime()) == 0.0
+
+
+def test_a_statement_correcting_a_trade_replaces_what_an_earlier_import_booked(tmp_path):
+    head = '<FlexQueryResponse><FlexStatements count="1"><FlexStatement accountId="U1"><Trades>'
+    tail = "</Trades></FlexStatement></FlexStatements></FlexQueryResponse>"
+    attrs = 'accountId="U1" currency="USD" fxRateToBase="1" assetCategory="STK" symbol="X"'
+    buy = (
+        f'<Trade {attrs} tradeID="1" dateTime="20240102;100000" quantity="10" tradePrice="10" '
+        'ibCommission="-1" openCloseIndicator="O" levelOfDetail="EXECUTION" />'
+    )
+    sale = (
+        f'<Trade {attrs} tradeID="2" dateTime="20240103;100000" quantity="-10" '
+        'tradePrice="{price}" ibCommission="-1" openCloseIndicator="C" levelOfDetail="EXECUTION" />'
+    )
+    cancel = (
+        f'<Trade {attrs} tradeID="" transactionID="9" dateTime="20240103;100000" quantity="10" '
+        'tradePrice="12" ibCommission="1" notes="Ca" buySell="SELL (Ca.)" origTradeID="2" '
+        'levelOfDetail="EXECUTION" />'
+    )
+    older, newer = tmp_path / "older.xml", tmp_path / "newer.xml"
+    older.write_text(head + buy + sale.format(price=12) + tail)
+    newer.write_text(head + buy + sale.format(price=12) + cancel + sale.format(price=13) + tail)
+    ledger = Ledger()
+    ledger.import_statement(older)
+    report = ledger.import_statement(newer)
+    assert report["corrections"]["trade_id"].tolist() == ["2"]
+    booked = ledger.fills().set_index("exec_id")
+    assert booked.loc["2", "price"] == 13.0 and len(booked) == 2
+    assert ledger.import_statement(newer)["fills_added"] == 0  # the same again adds nothing
+    assert ledger.fills().set_index("exec_id").loc["2", "price"] == 13.0
