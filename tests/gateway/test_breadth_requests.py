@@ -156,6 +156,25 @@ def test_more_what_to_show(ib, what):
     assert len(bars) == 5 and all(b.close > 0 for b in bars)
 
 
+@pytest.mark.parametrize(("duration", "bar_size"), [("1800 S", "5 mins"), ("10 D", "1 day")])
+def test_bid_ask_bars_are_average_bid_max_ask_min_bid_average_ask(ib, duration, bar_size):
+    """TWS's BID_ASK bar: open = time-average bid, high = max ask, low = min bid, close =
+    time-average ask, consistent with the BID and ASK bars of the same request."""
+    aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
+    ba, bid, ask = (
+        ib.reqHistoricalData(aapl, "", duration, bar_size, what, True)
+        for what in ("BID_ASK", "BID", "ASK")
+    )
+    assert len(ba) == len(bid) == len(ask) > 1
+    for both, b, a in zip(ba, bid, ask, strict=True):
+        assert both.date == b.date == a.date
+        assert both.low == b.low and both.high == a.high
+        assert b.low <= both.open <= b.high and a.low <= both.close <= a.high
+        assert both.open < both.close  # the average ask is above the average bid
+        assert both.volume == -1 and both.barCount == -1
+    assert any(bar.open not in (b.open, b.close) for bar, b in zip(ba, bid, strict=True))
+
+
 # -- options and futures ---------------------------------------------------------------------
 
 
