@@ -25,6 +25,7 @@ from .research import fundamental_ratios
 TICK_INTERVAL = 0.25  # wall seconds between stream updates (4 per second)
 BAR_SECONDS = 5  # reqRealTimeBars supports 5-second bars only, as TWS
 MAX_LINES = 100  # streaming market data lines per client (TWS's default allowance)
+MAX_HISTORICAL_TICKS = 1000  # per historical-ticks request or tick-by-tick back-fill, as TWS
 DEPTH_MAKERS = ("NSDQ", "ARCA", "BATS", "EDGX", "IEX", "NYSE", "MEMX", "BYX")
 DEPTH_EXCHANGES = (
     ("NASDAQ", "STK", "", "Deep2", 1),
@@ -211,21 +212,43 @@ OPTION_FIELDS = (
 
 class TickByTickStream(Stream):
     """reqTickByTickData: Last / AllLast trades (one a simulated second), BidAsk and MidPoint
-    changes, each sent once."""
+    changes, each sent once. ``history`` > 0 (numberOfTicks, at most 1000) first sends the
+    last that many ticks up to now (one a second of trades; quote changes, looked for over
+    up to four seconds a tick) as tick-by-tick messages before the live ones, as TWS does;
+    ``ignore_size`` leaves out BidAsk changes of size only."""
 
     kind = "tickByTick"
 
-    def __init__(self, gateway, client, req_id, inst, tick_type: str):
+    def __init__(self, gateway, client, req_id, inst, tick_type: str, history=0, ignore_size=False):
         super().__init__(gateway, client, req_id, inst)
         self.tick_type = tick_type
+        self.ignore_size = ignore_size
         self.last: tuple = ()
+        count = min(history, MAX_HISTORICAL_TICKS)
+        if count > 0:
+            now = int(gateway.clock.timestamp())
+            window = count if tick_type in ("Last", "AllLast") else 4 * count
+            ticks = []
+            for second in range(now - window + 1, now + 1):
+                key, values = self._tick(second)
+                if key != self.last:
+                    self.last = key
+                    ticks.append(values)
+            for values in ticks[-count:]:
+                self.client.send("tickByTick", reqId=self.req_id, **values)
 
     def update(self, ts: float) -> None:
+        key, values = self._tick(ts)
+        if key != self.last:
+            self.last = key
+            self.client.send("tickByTick", reqId=self.req_id, **values)
+
+    def _tick(self, ts: float) -> tuple[tuple, dict]:
+        """(what makes it a new tick, the tickByTick message's values) at simulated ``ts``."""
         q = self.market.quote_at(self.inst.symbol, datetime.fromtimestamp(ts, UTC))
         second = int(ts)
         if self.tick_type in ("Last", "AllLast"):
-            key: tuple = (second,)
-            values = {
+            return (second,), {
                 "tickType": 1 if self.tick_type == "Last" else 2,
                 "time": second,
                 "price": q.last,
@@ -233,9 +256,9 @@ class TickByTickStream(Stream):
                 "exchange": self.inst.primary_exchange if self.tick_type == "AllLast" else "",
                 "specialConditions": "",
             }
-        elif self.tick_type == "BidAsk":
-            key = (q.bid, q.ask, q.bid_size, q.ask_size)
-            values = {
+        if self.tick_type == "BidAsk":
+            key = (q.bid, q.ask) if self.ignore_size else (q.bid, q.ask, q.bid_size, q.ask_size)
+            return key, {
                 "tickType": 3,
                 "time": second,
                 "bidPrice": q.bid,
@@ -243,13 +266,8 @@ class TickByTickStream(Stream):
                 "bidSize": float(q.bid_size),
                 "askSize": float(q.ask_size),
             }
-        else:
-            mid = round((q.bid + q.ask) / 2.0, 10)
-            key = (mid,)
-            values = {"tickType": 4, "time": second, "midPoint": mid}
-        if key != self.last:
-            self.last = key
-            self.client.send("tickByTick", reqId=self.req_id, **values)
+        mid = round((q.bid + q.ask) / 2.0, 10)
+        return (mid,), {"tickType": 4, "time": second, "midPoint": mid}
 
 
 class RealTimeBarStream(Stream):
@@ -489,7 +507,10 @@ class StreamRequests:
                 "use Last, AllLast, BidAsk or MidPoint",
             )
             return
-        self._subscribe(client, TickByTickStream(self, client, req_id, found, v["tickType"]))
+        stream = TickByTickStream(
+            self, client, req_id, found, v["tickType"], v["numberOfTicks"] or 0, v["ignoreSize"]
+        )
+        self._subscribe(client, stream)
 
     def _on_cancelTickByTickData(self, client, v) -> None:
         self._unsubscribe(client, "tickByTick", v["reqId"])
@@ -562,7 +583,7 @@ class StreamRequests:
                 "TRADES, BID_ASK or MIDPOINT and exactly one of startDateTime and endDateTime",
             )
             return
-        count = min(max(v["numberOfTicks"] or 1, 1), 1000)
+        count = min(max(v["numberOfTicks"] or 1, 1), MAX_HISTORICAL_TICKS)
         now = self.clock.now()
         try:
             moment = parse_end_datetime(start or end, now)

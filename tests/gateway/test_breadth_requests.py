@@ -92,6 +92,42 @@ def test_tick_by_tick_types_tick_under_a_frozen_clock(ib, kind):
     assert values and not any(math.isnan(v) for v in values)
 
 
+@pytest.mark.parametrize("kind", ["Last", "AllLast", "BidAsk", "MidPoint"])
+def test_tick_by_tick_number_of_ticks_sends_past_ticks_first(ib, kind):
+    """numberOfTicks > 0: that many past ticks (up to now) arrive as tick-by-tick messages
+    before the live ones, and ib_async's ticker.tickByTicks holds them."""
+    aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
+    batches: list[list] = []
+    ticker = ib.reqTickByTickData(aapl, kind, numberOfTicks=25)
+    ticker.updateEvent += lambda t: batches.append(list(t.tickByTicks))
+    wait_until(ib, lambda: len(batches) >= 2, timeout=5)
+    ib.cancelTickByTickData(aapl, kind)
+    first = batches[0]
+    assert len(first) >= 25  # the back-fill, perhaps with the first live tick
+    past = first[:25]
+    if kind in ("Last", "AllLast"):
+        expected = ib.reqHistoricalTicks(aapl, "", CLOCK, 25, "TRADES", useRth=True)
+        assert [t.price for t in past] == [t.price for t in expected]
+        assert all(t.size > 0 for t in past)
+    elif kind == "BidAsk":
+        assert all(0 < t.bidPrice < t.askPrice for t in past)
+        changes = zip(past, past[1:], strict=False)
+        assert all(a[1:5] != b[1:5] for a, b in changes)  # each one a change
+    else:
+        assert all(a.midPoint != b.midPoint for a, b in zip(past, past[1:], strict=False))
+
+
+def test_tick_by_tick_ignore_size_sends_price_changes_only(ib):
+    aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
+    seen: list = []
+    ticker = ib.reqTickByTickData(aapl, "BidAsk", numberOfTicks=20, ignoreSize=True)
+    ticker.updateEvent += lambda t: seen.extend(t.tickByTicks)
+    wait_until(ib, lambda: len(seen) >= 22, timeout=5)
+    ib.cancelTickByTickData(aapl, "BidAsk")
+    pairs = [(t.bidPrice, t.askPrice) for t in seen]
+    assert all(a != b for a, b in zip(pairs, pairs[1:], strict=False))
+
+
 def test_bad_tick_by_tick_real_time_bar_and_tick_requests_name_the_problem(ib, errors):
     aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
     ib.reqTickByTickData(aapl, "Trades")
