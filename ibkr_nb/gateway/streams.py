@@ -16,11 +16,12 @@ import math
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 
+from .generic_ticks import GenericList, GenericTicks, parse_generic_list
+from .generic_ticks import refusal as generic_refusal
 from .instruments import Instrument
 from .market import DIVIDEND_YIELD, Quote, parse_bar_size, years_to_expiry
 from .pricing import RATE, black_scholes, implied_vol
 from .replies import bar_rows, parse_end_datetime, ticks_for_quote
-from .research import fundamental_ratios
 
 TICK_INTERVAL = 0.25  # wall seconds between stream updates (4 per second)
 BAR_SECONDS = 5  # reqRealTimeBars supports 5-second bars only, as TWS
@@ -36,20 +37,6 @@ DEPTH_EXCHANGES = (
     ("CME", "FUT", "", "Deep", 2147483647),
     ("CBOE", "OPT", "", "Deep", 2147483647),
 )
-# genericTickList entries: id -> what it adds (see QuoteStream._generic_ticks).
-GENERIC_TICKS = {
-    100: "Option Volume",
-    101: "Option Open Interest",
-    104: "Historical Volatility",
-    105: "Average Option Volume",
-    106: "Option Implied Volatility",
-    165: "Misc. Stats",
-    221: "Mark Price",
-    233: "RTVolume",
-    236: "Shortable",
-    258: "Fundamental Ratios",
-    411: "Realtime Historical Volatility",
-}
 _OPTION_TICKS = ((10, 80, "bid"), (11, 81, "ask"), (12, 82, "last"))  # live, delayed, price
 
 
@@ -90,22 +77,28 @@ class Stream(ABC):
 
 
 class QuoteStream(Stream):
-    """reqMktData: top of book, day statistics, option greeks and the generic ticks asked for."""
+    """reqMktData: top of book (unless ``mdoff``), day statistics, option greeks and the
+    generic ticks asked for (see :mod:`.generic_ticks`)."""
 
     kind = "mktData"
 
-    def __init__(self, gateway, client, req_id, inst, generic: tuple[int, ...]):
+    def __init__(self, gateway, client, req_id, inst, generic: GenericList):
         super().__init__(gateway, client, req_id, inst)
-        self.generic = generic
-        self.sent: dict[int, object] = {}
+        self.generic = GenericTicks(self.market, inst, generic)
+        self.top_of_book = not generic.market_data_off
+        self.sent: dict[object, object] = {}
 
     def update(self, ts: float) -> None:
         quote = self.market.quote_at(self.inst.symbol, datetime.fromtimestamp(ts, UTC))
-        for kind, tick_type, value, size in ticks_for_quote(quote, self.client.market_data_type):
-            self._tick(kind, tick_type, value, size)
-        if self.inst.sec_type == "OPT":
-            self._option_ticks(quote, ts)
-        self._generic_ticks(quote, ts)
+        if self.top_of_book:
+            for kind, tick_type, value, size in ticks_for_quote(
+                quote, self.client.market_data_type
+            ):
+                self._tick(kind, tick_type, value, size)
+            if self.inst.sec_type == "OPT":
+                self._option_ticks(quote, ts)
+        for kind, tick_type, value in self.generic.values(quote, ts):
+            self._tick(kind, tick_type, value, 0.0)
 
     def _option_ticks(self, quote: Quote, ts: float) -> None:
         """tickOptionComputation for the bid, ask, last (implied from each price) and model."""
@@ -135,42 +128,16 @@ class QuoteStream(Stream):
                 **dict(zip(OPTION_FIELDS, values, strict=True)),
             )
 
-    def _generic_ticks(self, quote: Quote, ts: float) -> None:
-        inst = self.inst
-        values: list[tuple[str, int, object]] = []
-        for tick in self.generic:
-            if tick == 100:
-                values += [("size", 29, quote.volume // 2), ("size", 30, quote.volume // 3)]
-            elif tick == 101:
-                oi = 1000 + inst.con_id % 9000
-                values += [("size", 86 if inst.sec_type == "FUT" else 27, oi), ("size", 28, oi)]
-            elif tick == 105:
-                values.append(("size", 87, 5000 + inst.con_id % 50000))
-            elif tick in (104, 411):
-                values.append(("generic", 23 if tick == 104 else 58, self._realized_vol(ts)))
-            elif tick == 106:
-                values.append(("generic", 24, self._atm_vol(quote, ts)))
-            elif tick == 165:
-                values.append(("size", 21, float(inst.avg_volume) / 100.0))
-            elif tick == 221:
-                values.append(("price", 37, quote.last))
-            elif tick == 233:
-                stamp = int(ts * 1000)
-                text = f"{quote.last};{quote.last_size};{stamp};{quote.volume};{quote.last};true"
-                values.append(("string", 48, text))
-            elif tick == 236:
-                values += [("generic", 46, 3.0), ("size", 89, float(inst.avg_volume))]
-            elif tick == 258 and inst.sec_type == "STK":
-                values.append(("string", 47, fundamental_ratios(inst, quote.last)))
-        for kind, tick_type, value in values:
-            self._tick(kind, tick_type, value, 0.0)
-
     def _tick(self, kind: str, tick_type: int, value, size: float) -> None:
-        """Send one tick of ``kind`` (price, size, string, generic) unless it is unchanged."""
-        if self.sent.get(tick_type) == value:
+        """Send one tick of ``kind`` (price, size, string, generic, news) unless unchanged."""
+        key = ("news", value["articleId"]) if kind == "news" else tick_type
+        if self.sent.get(key) == value:
             return
-        self.sent[tick_type] = value
+        self.sent[key] = value
         send, req_id = self.client.send, self.req_id
+        if kind == "news":
+            send("tickNews", reqId=req_id, **value)
+            return
         if kind == "price":
             send("tickPrice", reqId=req_id, tickType=tick_type, price=value, size=size, attrMask=0)
         elif kind == "size":
@@ -179,23 +146,6 @@ class QuoteStream(Stream):
             send("tickString", reqId=req_id, tickType=tick_type, value=value)
         else:
             send("tickGeneric", reqId=req_id, tickType=tick_type, value=value)
-
-    def _realized_vol(self, ts: float) -> float:
-        """30-day historical volatility of the instrument (or its underlying), annualized."""
-        key = self.inst.underlying or self.inst.symbol
-        end = datetime.fromtimestamp(ts, UTC)
-        bars = self.market.bars(key, end, "30 D", "1 day", "HISTORICAL_VOLATILITY", capped=False)
-        return bars[-1].close
-
-    def _atm_vol(self, quote: Quote, ts: float) -> float:
-        """30-day at-the-money implied volatility of the underlying (option: its own)."""
-        if self.inst.sec_type == "OPT":
-            under = self.market.quote_at(self.inst.underlying, datetime.fromtimestamp(ts, UTC))
-            return self.market.implied_vol_at(self.inst, (under.bid + under.ask) / 2.0, ts)
-        end = datetime.fromtimestamp(ts, UTC)
-        return self.market.bars(
-            self.inst.symbol, end, "1 D", "1 day", "OPTION_IMPLIED_VOLATILITY", capped=False
-        )[-1].close
 
 
 OPTION_FIELDS = (
@@ -462,16 +412,10 @@ class StreamRequests:
         found = self._instrument(client, req_id, v)
         if found is None:
             return
-        generic = _generic_ticks(v.get("genericTickList") or "")
-        unknown = [g for g in generic if g not in GENERIC_TICKS]
-        if unknown:
-            legal = ",".join(f"{k}({name})" for k, name in GENERIC_TICKS.items())
-            client.error(
-                req_id,
-                321,
-                f"Error validating request.-'bK' : cause - Incorrect generic tick list of "
-                f"{','.join(map(str, unknown))}.  Legal ones for ({found.sec_type}) are: {legal}",
-            )
+        generic = parse_generic_list(v.get("genericTickList") or "")
+        refused = generic_refusal(generic, found.sec_type)
+        if refused:
+            client.error(req_id, 321, refused)
             return
         client.send(
             "tickReqParams",
@@ -678,12 +622,3 @@ class StreamRequests:
 
     def _on_cancelHistogramData(self, client, v) -> None:
         """Histograms are sent at once; nothing to cancel."""
-
-
-def _generic_ticks(text: str) -> tuple[int, ...]:
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        if part:
-            out.append(int(part) if part.isdigit() else -1)
-    return tuple(out)
