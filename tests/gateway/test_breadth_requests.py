@@ -397,7 +397,7 @@ def test_a_fractional_option_order_is_refused(ib):
     assert any("Fractional" in entry.message and "1.5" in entry.message for entry in trade.log)
 
 
-def test_an_adaptive_order_fills_as_its_base_type_and_keeps_its_algo(ib):
+def test_an_adaptive_order_fills_and_keeps_its_algo(ib):
     aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
     order = MarketOrder(
         "BUY", 10, algoStrategy="Adaptive", algoParams=[TagValue("adaptivePriority", "Patient")]
