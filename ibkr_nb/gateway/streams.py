@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from .generic_ticks import GenericList, GenericTicks, parse_generic_list
 from .generic_ticks import refusal as generic_refusal
 from .instruments import Instrument
-from .market import DIVIDEND_YIELD, Quote, parse_bar_size, years_to_expiry
+from .market import DIVIDEND_YIELD, FX_LOT, Quote, parse_bar_size, years_to_expiry
 from .pricing import RATE, black_scholes, implied_vol
 from .replies import bar_rows, parse_end_datetime, ticks_for_quote
 
@@ -263,6 +263,9 @@ class RealTimeBarStream(Stream):
         )
 
 
+_DEPTH_LOTS = {"CASH": 100 * FX_LOT, "FUT": 1, "OPT": 1}
+
+
 class DepthStream(Stream):
     """reqMktDepth: ``rows`` price levels a side around the quote; stocks (and smart depth)
     as L2 rows with market makers, FX and futures as exchange-level rows. Inserts first,
@@ -275,6 +278,9 @@ class DepthStream(Stream):
         self.rows = rows
         self.smart = smart
         self.book: dict[tuple[int, int], tuple] = {}  # (side, position) -> (price, size, maker)
+        # deeper levels show 1 to 25 lots: 100 shares, 1 million of an FX pair's base currency
+        # (as the top of book shows), one contract of a future or option
+        self.lot = _DEPTH_LOTS.get(inst.sec_type, 100)
 
     def update(self, ts: float) -> None:
         q = self.market.quote_at(self.inst.symbol, datetime.fromtimestamp(ts, UTC))
@@ -285,7 +291,8 @@ class DepthStream(Stream):
             for pos in range(self.rows):
                 ticks = round(top * k) + (-pos if side else pos)
                 price = ticks / k
-                size = float(shown if pos == 0 else 100 * (1 + (ticks * 7 + pos * 13) % 25))
+                seeded = self.lot * (1 + (ticks * 7 + pos * 13) % 25)
+                size = float(shown if pos == 0 else seeded)
                 maker = DEPTH_MAKERS[(ticks + pos) % len(DEPTH_MAKERS)] if l2 else ""
                 row = (price, size, maker)
                 before = self.book.get((side, pos))

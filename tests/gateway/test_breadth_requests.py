@@ -173,6 +173,18 @@ def test_stock_depth_is_level_2_with_market_makers(ib):
     )
 
 
+@pytest.mark.parametrize(
+    ("contract", "lot", "most"),
+    [(Forex("EURUSD"), 1_000_000, 50_000_000), (ContFuture("ES", "CME"), 1, 100)],
+)
+def test_depth_levels_below_the_top_are_in_the_instruments_own_lots(ib, contract, lot, most):
+    """FX depth in millions of the base currency like its quote; futures in contracts."""
+    ticker = ib.reqMktDepth(qualified(ib, contract), numRows=5)
+    wait_until(ib, lambda: len(ticker.domBids) == 5 and len(ticker.domAsks) == 5)
+    deeper = [level.size for level in ticker.domBids[1:] + ticker.domAsks[1:]]
+    assert all(size % lot == 0 and 0 < size <= most for size in deeper)
+
+
 def test_keep_up_to_date_bars_update_the_last_bar(ib):
     eurusd = qualified(ib, Forex("EURUSD"))
     bars = ib.reqHistoricalData(eurusd, "", "60 S", "5 secs", "BID", True, keepUpToDate=True)
