@@ -12,14 +12,15 @@ positions, execDetails, orderStatus with filled / remaining).
   ``endTime`` (TWS forms ``HH:MM:SS [zone]`` for today or ``YYYYMMDD HH:MM:SS [zone]``; zone
   default US/Eastern), by default from the order's arrival to the session's close. The window
   is cut into ``N`` slices (10; ArrivalPx by ``riskAversion``: Get Done 2, Aggressive 4,
-  Neutral 6, Passive 10; never more than the order's units); slice ``k`` runs at the end of
-  its interval, ``start + (k + 1) * (end - start) / N``.
+  Neutral 6, Passive 10; never more than the order's units nor one a second); slice ``k``
+  runs at the start of its interval, ``start + k * (end - start) / N``: the first child goes
+  at arrival, the last before the end (ahead of a DAY order's expiry at the close).
 
   - Twap: equal children, priced by ``strategyType``: Marketable crosses the spread,
     Matching Midpoint at the mid, Matching Same Side at the near side, Matching Last at the
     last trade.
-  - Vwap: children in proportion to the market's volume in each slice (its U-shaped intraday
-    profile), priced at the last trade.
+  - Vwap: children in proportion to the market's volume in each slice's interval (its
+    U-shaped intraday profile), priced at the last trade.
   - ArrivalPx: equal children crossing the spread.
 
   ``maxPctVol`` (Vwap, ArrivalPx) caps a child at that fraction of its slice's volume; no
@@ -193,8 +194,9 @@ class AlgoDesk:
         n = SLICES
         if strategy(ticket) == "ArrivalPx":
             n = _ARRIVAL_SLICES.get(tags.get("riskAversion", ""), SLICES)
-        n = max(1, min(n, int(remaining)))
-        step = max((end - start).total_seconds() / n, 1.0)
+        span = max((end - start).total_seconds(), 0.0)
+        n = max(1, min(n, int(remaining), int(span)))  # at most a child a second
+        step = max(span / n, 1.0)
         weights = [1.0] * n
         if strategy(ticket) == "Vwap":
             weights = [max(v, 1) for v in self._slice_volumes(ticket, start.timestamp(), step, n)]
@@ -224,7 +226,7 @@ class AlgoDesk:
         """The child of slice ``k`` for up to ``want`` units, or None when none can fill."""
         if want <= 0:
             return None
-        ts = plan.start_ts + (k + 1) * plan.step
+        ts = plan.start_ts + k * plan.step
         q = self._quote(ticket, ts)
         buy = ticket.action == "BUY"
         name = strategy(ticket)
@@ -242,7 +244,7 @@ class AlgoDesk:
         quantity = min(want, float(q.ask_size if buy else q.bid_size))
         pct = params(ticket).get("maxPctVol")
         if pct and name != "Twap":
-            volume = self._slice_volumes(ticket, ts - plan.step, plan.step, 1)[0]
+            volume = self._slice_volumes(ticket, ts, plan.step, 1)[0]
             quantity = min(quantity, math.floor(float(pct) * volume))
         if quantity <= 0:
             return None
@@ -271,7 +273,7 @@ def _due_slices(plan: _Plan, n: int, past_end: bool, now_ts: float, fixed: bool)
     if fixed:
         return [k] if k < n or past_end else []
     due = []
-    while (k < n or past_end) and plan.start_ts + (k + 1) * plan.step <= now_ts:
+    while (k < n or past_end) and plan.start_ts + k * plan.step <= now_ts:
         due.append(k)
         k += 1
     return due

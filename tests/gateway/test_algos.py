@@ -5,7 +5,7 @@ remaining, and the order ends Filled, or Cancelled with its fills kept when the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from ib_async import LimitOrder, MarketOrder, Stock, TagValue
@@ -35,8 +35,8 @@ def test_twap_fills_in_equal_children_across_its_window_at_the_ask(ib, gateway):
     fills = trade.fills
     assert trade.orderStatus.status == "Filled" and len(fills) == 10
     times = [f.execution.time for f in fills]
-    start, end = CLOCK, datetime(2026, 11, 24, 17, 30, tzinfo=UTC)
-    assert times == sorted(times) and start < times[0] and times[-1] == end
+    end = datetime(2026, 11, 24, 17, 30, tzinfo=UTC)
+    assert times[0] == CLOCK and times[-1] == end - timedelta(seconds=720)  # a slice's start
     assert {(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)} == {720.0}
     assert [f.execution.shares for f in fills] == [100.0] * 10
     for f in fills:
@@ -68,7 +68,8 @@ def test_vwap_sizes_children_by_the_market_volume_of_each_slice(ib, gateway):
     fills = trade.fills
     assert trade.orderStatus.status == "Filled" and len(fills) == 10
     assert sum(f.execution.shares for f in fills) == 2000
-    assert fills[-1].execution.time == datetime(2026, 11, 24, 21, tzinfo=UTC)  # the close
+    last_slice = datetime(2026, 11, 24, 21, tzinfo=UTC) - timedelta(seconds=1980)
+    assert fills[-1].execution.time == last_slice  # its interval runs to the close
     sizes = [f.execution.shares for f in fills]
     assert len(set(sizes)) > 2 and sizes[-1] == max(sizes)  # the closing minutes trade most
     for f in fills:
@@ -150,3 +151,17 @@ def test_algo_fills_are_the_same_twice_under_a_frozen_clock():
             )
             ib.disconnect()
     assert runs[0] == runs[1] and len(runs[0]) == 10
+
+
+def test_with_a_running_clock_children_wait_for_their_slice_time(live_clock_gateway):
+    ib = connect_ib(live_clock_gateway)
+    end = ib.reqCurrentTime() + timedelta(seconds=5)  # the gateway's clock, running
+    trade, _ = place(ib, "BUY", 500, "Twap", {"endTime": end.strftime("%Y%m%d-%H:%M:%S")})
+    ib.sleep(0.5)
+    assert len(trade.fills) == 1  # the first child, at arrival; the next ~1.2 s later
+    wait_until(ib, trade.isDone, timeout=8)
+    times = [f.execution.time for f in trade.fills]
+    assert trade.orderStatus.status == "Filled" and len(times) == 4  # 4.x s: one a second
+    assert times == sorted(times) and times[-1] < end
+    assert sum(f.execution.shares for f in trade.fills) == 500
+    ib.disconnect()
