@@ -22,14 +22,6 @@ from ib_async.util import UNSET_DOUBLE
 from support import CLOCK, wait_until
 
 
-@pytest.fixture
-def errors(ib):
-    seen: list[tuple[int, int, str]] = []
-    ib.errorEvent += lambda req_id, code, text, contract: seen.append((req_id, code, text))
-    ib.RaiseRequestErrors = False
-    return seen
-
-
 def qualified(ib, contract):
     [c] = ib.qualifyContracts(contract)
     return c

@@ -91,14 +91,6 @@ def test_news_ticks_292_bring_the_simulated_headlines_of_the_providers_named(ib)
     assert "Apple" in article.articleText or "APPLE" in article.articleText
 
 
-@pytest.fixture
-def errors(ib):
-    seen: list[tuple[int, int, str]] = []
-    ib.errorEvent += lambda req_id, code, text, contract: seen.append((req_id, code, text))
-    ib.RaiseRequestErrors = False
-    return seen
-
-
 @pytest.mark.parametrize(
     ("ticks", "contract", "refused"),
     [
