@@ -92,7 +92,7 @@ class QuoteStream(Stream):
         quote = self.market.quote_at(self.inst.symbol, datetime.fromtimestamp(ts, UTC))
         if self.top_of_book:
             for kind, tick_type, value, size in ticks_for_quote(
-                quote, self.client.market_data_type
+                quote, self.client.market_data_type, self.inst.sec_type
             ):
                 self._tick(kind, tick_type, value, size)
             if self.inst.sec_type == "OPT":

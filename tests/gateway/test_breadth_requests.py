@@ -63,6 +63,17 @@ def test_generic_ticks_arrive_and_an_unknown_one_is_refused_with_the_req_id(ib, 
     assert req_id > 0 and "999" in text
 
 
+def test_fx_quotes_carry_no_trades_and_index_quotes_no_bid_or_ask_as_tws(ib):
+    eurusd = ib.reqMktData(qualified(ib, Forex("EURUSD")))
+    spx = ib.reqMktData(qualified(ib, Index("SPX", "CBOE")))
+    wait_until(ib, lambda: eurusd.bid > 0 and eurusd.close > 0 and spx.last > 0 and spx.close > 0)
+    ib.sleep(0.3)
+    assert math.isnan(eurusd.last) and math.isnan(eurusd.volume) and eurusd.lastTimestamp is None
+    assert eurusd.marketPrice() == eurusd.midpoint() and eurusd.halted == 0
+    assert math.isnan(spx.bid) and math.isnan(spx.ask) and spx.lastSize == 0
+    assert spx.marketPrice() == spx.last and spx.low <= spx.last <= spx.high
+
+
 def test_option_ticks_carry_greeks_while_streaming(ib):
     call = spx_option(ib, 5250.0, "C", "SPXW", "CBOE")
     ticker = ib.reqMktData(call, "106")
