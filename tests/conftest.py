@@ -42,3 +42,13 @@ def ib(gateway):
     client = connect_ib(gateway, client_id=1)
     yield client
     client.disconnect()
+
+
+@pytest.fixture
+def errors(ib):
+    """(request id, code, text) of every error ``ib`` receives; requests return instead of
+    raising on them."""
+    seen: list[tuple[int, int, str]] = []
+    ib.errorEvent += lambda req_id, code, text, contract: seen.append((req_id, code, text))
+    ib.RaiseRequestErrors = False
+    return seen

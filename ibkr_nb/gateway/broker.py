@@ -43,7 +43,8 @@ Order life (TWS semantics)
 The account (cash, positions, P&L, account values) is :mod:`.account`, Reg T margin
 :mod:`.margin`, validation :mod:`.validation`, ids :mod:`.ids`, the seeded portfolio
 :mod:`.seed` and the state file :mod:`.persistence`; records, events and errors are
-:mod:`.records` (re-exported here).
+:mod:`.records` (re-exported here). Algo orders (Adaptive, Twap, Vwap, ArrivalPx) take their
+fills from :mod:`.algos` instead of the matching above.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from typing import Any
 from ibkr_nb.commissions import commission
 
 from .account import INITIAL_CASH, Account, Position, book_trade
+from .algos import AlgoDesk, check_algo, strategy
 from .ids import IdAllocator, digest
 from .margin import margin, refusal, what_if_state
 from .market import Instrument, Market, instrument, next_session_close, trading_phase
@@ -156,6 +158,7 @@ class Broker:
         self._seq = 0
         self._executions: list[tuple[ExecutionRecord, CommissionRecord]] = []
         self._reject_next: str | None = None
+        self._algos = AlgoDesk(market)
         self.account = Account(account_id, market)
         self.store.acquire()
         self.restored = self.store.exists()  # True: the account came from the state file
@@ -314,6 +317,7 @@ class Broker:
                 reason, self._reject_next = self._reject_next, None
                 raise reject(ticket, reason)
             validate(ticket, inst)
+            check_algo(ticket, self.clock.now())
             if ticket.parent_id:
                 pkey = (ticket.client_id, ticket.parent_id)
                 done = [t for t in self._completed if (t.client_id, t.order_id) == pkey]
@@ -597,6 +601,8 @@ class Broker:
         if status != t.status:
             t.status = status
             events.append(self._snapshot(o))
+        if strategy(t):
+            return events + self._algo_fills(o, touched)
         if t.order_type in ("LMT", "STP LMT"):
             if buy and q.ask <= t.lmt_price + _EPS:
                 price = q.ask
@@ -612,9 +618,27 @@ class Broker:
         events += self._fill(o, qty, price, 1 if o.rested else 2, touched)
         return events
 
-    def _fill(self, o: _Order, qty: float, price: float, liquidity: int, touched) -> list[Event]:
+    def _algo_fills(self, o: _Order, touched: set[int]) -> list[Event]:
+        """An algo order's child fills due now, and its end once its window is over
+        (see :mod:`.algos`)."""
+        step = self._algos.step(o, o.ticket, self.clock.timestamp(), self.clock.fixed)
+        key = (o.ticket.client_id, o.ticket.order_id)
+        events: list[Event] = []
+        for child in step.fills:
+            if key in self._working:
+                events += self._fill(
+                    o, child.quantity, child.price, child.liquidity, touched, child.when
+                )
+        if step.cancel and key in self._working:
+            events += self._finish(o, "Cancelled", step.cancel)
+        return events
+
+    def _fill(
+        self, o: _Order, qty: float, price: float, liquidity: int, touched, when=None
+    ) -> list[Event]:
+        """Book one execution of ``o`` (at ``when``, an algo child's time; else now)."""
         t = o.ticket
-        now = self.clock.now()
+        now = when or self.clock.now()
         cum = t.filled + qty
         avg = (t.avg_fill_price * t.filled + price * qty) / cum
         total_fee = commission(instrument(t.symbol).sec_type, cum, avg)

@@ -335,8 +335,10 @@ class Quote:
 
 @dataclass(slots=True)
 class Bar:
-    """A historical bar. ``time`` is the bar start (America/New_York). For MIDPOINT/BID/ASK
-    ``volume``, ``wap`` and ``count`` are -1, as TWS sends them."""
+    """A historical bar. ``time`` is the bar start (America/New_York). For MIDPOINT/BID/ASK/
+    BID_ASK ``volume``, ``wap`` and ``count`` are -1, as TWS sends them. A BID_ASK bar is, as
+    TWS defines it: open = time-average bid, high = max ask, low = min bid, close =
+    time-average ask (averages over the bar's seconds, rounded to 1e-6)."""
 
     time: datetime
     open: float
@@ -370,7 +372,7 @@ _WHAT = {
     "MIDPOINT": "MIDPOINT",
     "BID": "BID",
     "ASK": "ASK",
-    "BID_ASK": "MIDPOINT",
+    "BID_ASK": "BID_ASK",
 }
 _VOL_SERIES = ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY")
 _VOL_WINDOW = 20  # bars of log returns behind each historical-volatility value
@@ -937,9 +939,15 @@ class Market:
         key = (inst.con_id, idx, hi, what, sig)
         if hi == T + 1 and key in self._summaries:
             return self._summaries[key]
-        p = self._ticks(inst, idx, sig, what)[:hi]
         k = round(1.0 / inst.min_tick)
-        o, h, lo, c = float(p[0]) / k, float(p.max()) / k, float(p.min()) / k, float(p[-1]) / k
+        if what == "BID_ASK":
+            bid = self._ticks(inst, idx, sig, "BID")[:hi]
+            ask = self._ticks(inst, idx, sig, "ASK")[:hi]
+            o, c = round(float(bid.mean()) / k, 6), round(float(ask.mean()) / k, 6)
+            h, lo = float(ask.max()) / k, float(bid.min()) / k
+        else:
+            p = self._ticks(inst, idx, sig, what)[:hi]
+            o, h, lo, c = float(p[0]) / k, float(p.max()) / k, float(p.min()) / k, float(p[-1]) / k
         if what == "TRADES":
             vol = self._core(inst, idx).vol[:hi]
             v = int(vol.sum())
@@ -954,22 +962,23 @@ class Market:
             self._summaries[key] = out
         return out
 
-    def _session_rows(self, inst, sessions, end_ts, what) -> list[tuple[date, tuple]]:
-        """(date, (open, high, low, close, volume, wap, count)) of each session up to end_ts."""
+    def _session_rows(self, inst, sessions, end_ts, what) -> list[tuple[date, tuple, int]]:
+        """(date, (open, high, low, close, volume, wap, count), seconds) of each session up to
+        end_ts (``seconds``: how many one-second prices the statistics cover)."""
         rows = []
         for idx in sessions:
             open_ts, close_ts = session_bounds(idx)
             hi = T + 1 if end_ts >= close_ts else int(end_ts - open_ts) + 1
-            rows.append(
-                (day_date(idx), self._day_stats(inst, idx, hi, what, self._sig(inst.con_id, idx)))
-            )
+            stats = self._day_stats(inst, idx, hi, what, self._sig(inst.con_id, idx))
+            rows.append((day_date(idx), stats, hi))
         return rows
 
     @staticmethod
     def _period_bars(rows, step, what) -> list[Bar]:
-        """Day, week (step -7) or month (-30) bars from :meth:`_session_rows`."""
+        """Day, week (step -7) or month (-30) bars from :meth:`_session_rows` (BID_ASK: the
+        sessions' time-average bid and ask weighted by their seconds)."""
         groups: list[list] = []
-        for d, st in rows:
+        for d, st, seconds in rows:
             if step == -1:
                 gkey = d
             elif step == -7:
@@ -977,10 +986,16 @@ class Market:
             else:
                 gkey = (d.year, d.month)
             if not groups or groups[-1][0] != gkey:
-                groups.append([gkey, d, []])
+                groups.append([gkey, d, [], []])
             groups[-1][2].append(st)
+            groups[-1][3].append(seconds)
         out = []
-        for _, d, sts in groups:
+        for _, d, sts, seconds in groups:
+            first, last = sts[0][0], sts[-1][3]
+            if what == "BID_ASK":
+                total = sum(seconds)
+                first = round(sum(s[0] * n for s, n in zip(sts, seconds, strict=True)) / total, 6)
+                last = round(sum(s[3] * n for s, n in zip(sts, seconds, strict=True)) / total, 6)
             vols = [s[4] for s in sts]
             if what == "TRADES":
                 v = sum(vols)
@@ -991,10 +1006,10 @@ class Market:
             out.append(
                 Bar(
                     datetime(d.year, d.month, d.day, tzinfo=ET),
-                    sts[0][0],
+                    first,
                     max(s[1] for s in sts),
                     min(s[2] for s in sts),
-                    sts[-1][3],
+                    last,
                     v,
                     wap,
                     cnt,
@@ -1023,10 +1038,18 @@ class Market:
             b = np.minimum(ends[sel], hi)
             b[-1] = hi  # the last bar runs to ``end``: its close is the quote's last there
             sig = self._sig(inst.con_id, idx)
-            p = self._ticks(inst, idx, sig, what)
-            seg_hi = np.maximum.reduceat(p[: b[-1]], a)
-            seg_lo = np.minimum.reduceat(p[: b[-1]], a)
-            o, c = p[a], p[b - 1]
+            if what == "BID_ASK":
+                bid = self._ticks(inst, idx, sig, "BID")
+                ask = self._ticks(inst, idx, sig, "ASK")
+                seg_hi = np.maximum.reduceat(ask[: b[-1]], a)
+                seg_lo = np.minimum.reduceat(bid[: b[-1]], a)
+                o_px = np.round(_window_means(bid, a, b) / k, 6)
+                c_px = np.round(_window_means(ask, a, b) / k, 6)
+            else:
+                p = self._ticks(inst, idx, sig, what)
+                seg_hi = np.maximum.reduceat(p[: b[-1]], a)
+                seg_lo = np.minimum.reduceat(p[: b[-1]], a)
+                o_px, c_px = p[a] / k, p[b - 1] / k
             if what == "TRADES":
                 vol = self._core(inst, idx).vol
                 cv = np.concatenate(([0], np.cumsum(vol)))
@@ -1038,23 +1061,29 @@ class Market:
             for j in range(len(a)):
                 if what == "TRADES":
                     vj = int(v[j])
-                    wap = round(float(pv[j]) / vj / k, 4) if vj else float(c[j]) / k
+                    wap = round(float(pv[j]) / vj / k, 4) if vj else float(c_px[j])
                     bar_v, bar_cnt = vj, int(cnt[j])
                 else:
                     bar_v, wap, bar_cnt = -1, -1.0, -1
                 out.append(
                     Bar(
                         datetime.fromtimestamp(open_ts + int(a[j]), ET),
-                        float(o[j]) / k,
+                        float(o_px[j]),
                         float(seg_hi[j]) / k,
                         float(seg_lo[j]) / k,
-                        float(c[j]) / k,
+                        float(c_px[j]),
                         bar_v,
                         wap,
                         bar_cnt,
                     )
                 )
         return out
+
+
+def _window_means(ticks: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Mean of ``ticks[a:b]`` for each window (a, b) of ``starts`` / ``ends``."""
+    cum = np.concatenate(([0.0], np.cumsum(ticks, dtype=np.float64)))
+    return (cum[ends] - cum[starts]) / (ends - starts)
 
 
 class BarRequest:

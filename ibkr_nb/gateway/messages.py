@@ -1331,6 +1331,18 @@ REPLIES: dict[str, Reply] = {
     ),
     "fundamentalData": Reply(51, 1, (("reqId", int), ("data", str))),
     "newsProviders": Reply(85, None, (Repeat("providers", (("code", str), ("name", str))),)),
+    "tickNews": Reply(
+        84,
+        None,
+        (
+            ("reqId", int),
+            ("timeStamp", int),
+            ("providerCode", str),
+            ("articleId", str),
+            ("headline", str),
+            ("extraData", str),
+        ),
+    ),
     "newsArticle": Reply(83, None, (("reqId", int), ("articleType", int), ("articleText", str))),
     "historicalNews": Reply(
         86,

@@ -391,20 +391,37 @@ SIZE_TICKS = (("bid_size", 0, 69), ("ask_size", 3, 70), ("last_size", 5, 71), ("
 OHLC_TICKS = (("high", 6, 72), ("low", 7, 73), ("close", 9, 75), ("open", 14, 76))
 
 
-def ticks_for_quote(quote, market_data_type: int) -> list[tuple[str, int, object, float]]:
-    """(kind, tick type, value, size) for a quote; delayed types 3/4 use the delayed ids."""
+# Quote fields TWS does not send for a security type: an IDEALPRO FX pair has no trades (no
+# last, last size, volume, open or last-trade time); an index has no bid, ask or volume, and
+# its last comes with size 0.
+NOT_QUOTED = {
+    "CASH": frozenset({"last", "last_size", "volume", "open", "time"}),
+    "IND": frozenset({"bid", "ask", "bid_size", "ask_size", "last_size", "volume"}),
+}
+
+
+def ticks_for_quote(
+    quote, market_data_type: int, sec_type: str = "STK"
+) -> list[tuple[str, int, object, float]]:
+    """(kind, tick type, value, size) for a quote; delayed types 3/4 use the delayed ids. The
+    fields :data:`NOT_QUOTED` names for ``sec_type`` are left out; halted (49) is 0."""
     delayed = market_data_type in (3, 4)
+    omit = NOT_QUOTED.get(sec_type, frozenset())
     ticks: list[tuple[str, int, object, float]] = []
     for field, live, late, size_field in PRICE_TICKS:
-        ticks.append(
-            ("price", late if delayed else live, getattr(quote, field), getattr(quote, size_field))
-        )
+        if field not in omit:
+            size = 0.0 if size_field in omit else getattr(quote, size_field)
+            ticks.append(("price", late if delayed else live, getattr(quote, field), size))
     for field, live, late in SIZE_TICKS:
-        ticks.append(("size", late if delayed else live, getattr(quote, field), 0.0))
+        if field not in omit:
+            ticks.append(("size", late if delayed else live, getattr(quote, field), 0.0))
     for field, live, late in OHLC_TICKS:
-        ticks.append(("price", late if delayed else live, getattr(quote, field), 0.0))
-    stamp = str(int(quote.time.timestamp()))
-    ticks.append(("string", 88 if delayed else 45, stamp, 0.0))
+        if field not in omit:
+            ticks.append(("price", late if delayed else live, getattr(quote, field), 0.0))
+    if "time" not in omit:
+        stamp = str(int(quote.time.timestamp()))
+        ticks.append(("string", 88 if delayed else 45, stamp, 0.0))
+    ticks.append(("generic", 90 if delayed else 49, 0.0, 0.0))
     return ticks
 
 

@@ -16,15 +16,17 @@ import math
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 
+from .generic_ticks import GenericList, GenericTicks, parse_generic_list
+from .generic_ticks import refusal as generic_refusal
 from .instruments import Instrument
-from .market import DIVIDEND_YIELD, Quote, parse_bar_size, years_to_expiry
+from .market import DIVIDEND_YIELD, FX_LOT, Quote, parse_bar_size, years_to_expiry
 from .pricing import RATE, black_scholes, implied_vol
 from .replies import bar_rows, parse_end_datetime, ticks_for_quote
-from .research import fundamental_ratios
 
 TICK_INTERVAL = 0.25  # wall seconds between stream updates (4 per second)
 BAR_SECONDS = 5  # reqRealTimeBars supports 5-second bars only, as TWS
 MAX_LINES = 100  # streaming market data lines per client (TWS's default allowance)
+MAX_HISTORICAL_TICKS = 1000  # per historical-ticks request or tick-by-tick back-fill, as TWS
 DEPTH_MAKERS = ("NSDQ", "ARCA", "BATS", "EDGX", "IEX", "NYSE", "MEMX", "BYX")
 DEPTH_EXCHANGES = (
     ("NASDAQ", "STK", "", "Deep2", 1),
@@ -35,20 +37,6 @@ DEPTH_EXCHANGES = (
     ("CME", "FUT", "", "Deep", 2147483647),
     ("CBOE", "OPT", "", "Deep", 2147483647),
 )
-# genericTickList entries: id -> what it adds (see QuoteStream._generic_ticks).
-GENERIC_TICKS = {
-    100: "Option Volume",
-    101: "Option Open Interest",
-    104: "Historical Volatility",
-    105: "Average Option Volume",
-    106: "Option Implied Volatility",
-    165: "Misc. Stats",
-    221: "Mark Price",
-    233: "RTVolume",
-    236: "Shortable",
-    258: "Fundamental Ratios",
-    411: "Realtime Historical Volatility",
-}
 _OPTION_TICKS = ((10, 80, "bid"), (11, 81, "ask"), (12, 82, "last"))  # live, delayed, price
 
 
@@ -89,22 +77,28 @@ class Stream(ABC):
 
 
 class QuoteStream(Stream):
-    """reqMktData: top of book, day statistics, option greeks and the generic ticks asked for."""
+    """reqMktData: top of book (unless ``mdoff``), day statistics, option greeks and the
+    generic ticks asked for (see :mod:`.generic_ticks`)."""
 
     kind = "mktData"
 
-    def __init__(self, gateway, client, req_id, inst, generic: tuple[int, ...]):
+    def __init__(self, gateway, client, req_id, inst, generic: GenericList):
         super().__init__(gateway, client, req_id, inst)
-        self.generic = generic
-        self.sent: dict[int, object] = {}
+        self.generic = GenericTicks(self.market, inst, generic)
+        self.top_of_book = not generic.market_data_off
+        self.sent: dict[object, object] = {}
 
     def update(self, ts: float) -> None:
         quote = self.market.quote_at(self.inst.symbol, datetime.fromtimestamp(ts, UTC))
-        for kind, tick_type, value, size in ticks_for_quote(quote, self.client.market_data_type):
-            self._tick(kind, tick_type, value, size)
-        if self.inst.sec_type == "OPT":
-            self._option_ticks(quote, ts)
-        self._generic_ticks(quote, ts)
+        if self.top_of_book:
+            for kind, tick_type, value, size in ticks_for_quote(
+                quote, self.client.market_data_type, self.inst.sec_type
+            ):
+                self._tick(kind, tick_type, value, size)
+            if self.inst.sec_type == "OPT":
+                self._option_ticks(quote, ts)
+        for kind, tick_type, value in self.generic.values(quote, ts):
+            self._tick(kind, tick_type, value, 0.0)
 
     def _option_ticks(self, quote: Quote, ts: float) -> None:
         """tickOptionComputation for the bid, ask, last (implied from each price) and model."""
@@ -134,42 +128,16 @@ class QuoteStream(Stream):
                 **dict(zip(OPTION_FIELDS, values, strict=True)),
             )
 
-    def _generic_ticks(self, quote: Quote, ts: float) -> None:
-        inst = self.inst
-        values: list[tuple[str, int, object]] = []
-        for tick in self.generic:
-            if tick == 100:
-                values += [("size", 29, quote.volume // 2), ("size", 30, quote.volume // 3)]
-            elif tick == 101:
-                oi = 1000 + inst.con_id % 9000
-                values += [("size", 86 if inst.sec_type == "FUT" else 27, oi), ("size", 28, oi)]
-            elif tick == 105:
-                values.append(("size", 87, 5000 + inst.con_id % 50000))
-            elif tick in (104, 411):
-                values.append(("generic", 23 if tick == 104 else 58, self._realized_vol(ts)))
-            elif tick == 106:
-                values.append(("generic", 24, self._atm_vol(quote, ts)))
-            elif tick == 165:
-                values.append(("size", 21, float(inst.avg_volume) / 100.0))
-            elif tick == 221:
-                values.append(("price", 37, quote.last))
-            elif tick == 233:
-                stamp = int(ts * 1000)
-                text = f"{quote.last};{quote.last_size};{stamp};{quote.volume};{quote.last};true"
-                values.append(("string", 48, text))
-            elif tick == 236:
-                values += [("generic", 46, 3.0), ("size", 89, float(inst.avg_volume))]
-            elif tick == 258 and inst.sec_type == "STK":
-                values.append(("string", 47, fundamental_ratios(inst, quote.last)))
-        for kind, tick_type, value in values:
-            self._tick(kind, tick_type, value, 0.0)
-
     def _tick(self, kind: str, tick_type: int, value, size: float) -> None:
-        """Send one tick of ``kind`` (price, size, string, generic) unless it is unchanged."""
-        if self.sent.get(tick_type) == value:
+        """Send one tick of ``kind`` (price, size, string, generic, news) unless unchanged."""
+        key = ("news", value["articleId"]) if kind == "news" else tick_type
+        if self.sent.get(key) == value:
             return
-        self.sent[tick_type] = value
+        self.sent[key] = value
         send, req_id = self.client.send, self.req_id
+        if kind == "news":
+            send("tickNews", reqId=req_id, **value)
+            return
         if kind == "price":
             send("tickPrice", reqId=req_id, tickType=tick_type, price=value, size=size, attrMask=0)
         elif kind == "size":
@@ -178,23 +146,6 @@ class QuoteStream(Stream):
             send("tickString", reqId=req_id, tickType=tick_type, value=value)
         else:
             send("tickGeneric", reqId=req_id, tickType=tick_type, value=value)
-
-    def _realized_vol(self, ts: float) -> float:
-        """30-day historical volatility of the instrument (or its underlying), annualized."""
-        key = self.inst.underlying or self.inst.symbol
-        end = datetime.fromtimestamp(ts, UTC)
-        bars = self.market.bars(key, end, "30 D", "1 day", "HISTORICAL_VOLATILITY", capped=False)
-        return bars[-1].close
-
-    def _atm_vol(self, quote: Quote, ts: float) -> float:
-        """30-day at-the-money implied volatility of the underlying (option: its own)."""
-        if self.inst.sec_type == "OPT":
-            under = self.market.quote_at(self.inst.underlying, datetime.fromtimestamp(ts, UTC))
-            return self.market.implied_vol_at(self.inst, (under.bid + under.ask) / 2.0, ts)
-        end = datetime.fromtimestamp(ts, UTC)
-        return self.market.bars(
-            self.inst.symbol, end, "1 D", "1 day", "OPTION_IMPLIED_VOLATILITY", capped=False
-        )[-1].close
 
 
 OPTION_FIELDS = (
@@ -211,21 +162,43 @@ OPTION_FIELDS = (
 
 class TickByTickStream(Stream):
     """reqTickByTickData: Last / AllLast trades (one a simulated second), BidAsk and MidPoint
-    changes, each sent once."""
+    changes, each sent once. ``history`` > 0 (numberOfTicks, at most 1000) first sends the
+    last that many ticks up to now (one a second of trades; quote changes, looked for over
+    up to four seconds a tick) as tick-by-tick messages before the live ones, as TWS does;
+    ``ignore_size`` leaves out BidAsk changes of size only."""
 
     kind = "tickByTick"
 
-    def __init__(self, gateway, client, req_id, inst, tick_type: str):
+    def __init__(self, gateway, client, req_id, inst, tick_type: str, history=0, ignore_size=False):
         super().__init__(gateway, client, req_id, inst)
         self.tick_type = tick_type
+        self.ignore_size = ignore_size
         self.last: tuple = ()
+        count = min(history, MAX_HISTORICAL_TICKS)
+        if count > 0:
+            now = int(gateway.clock.timestamp())
+            window = count if tick_type in ("Last", "AllLast") else 4 * count
+            ticks = []
+            for second in range(now - window + 1, now + 1):
+                key, values = self._tick(second)
+                if key != self.last:
+                    self.last = key
+                    ticks.append(values)
+            for values in ticks[-count:]:
+                self.client.send("tickByTick", reqId=self.req_id, **values)
 
     def update(self, ts: float) -> None:
+        key, values = self._tick(ts)
+        if key != self.last:
+            self.last = key
+            self.client.send("tickByTick", reqId=self.req_id, **values)
+
+    def _tick(self, ts: float) -> tuple[tuple, dict]:
+        """(what makes it a new tick, the tickByTick message's values) at simulated ``ts``."""
         q = self.market.quote_at(self.inst.symbol, datetime.fromtimestamp(ts, UTC))
         second = int(ts)
         if self.tick_type in ("Last", "AllLast"):
-            key: tuple = (second,)
-            values = {
+            return (second,), {
                 "tickType": 1 if self.tick_type == "Last" else 2,
                 "time": second,
                 "price": q.last,
@@ -233,9 +206,9 @@ class TickByTickStream(Stream):
                 "exchange": self.inst.primary_exchange if self.tick_type == "AllLast" else "",
                 "specialConditions": "",
             }
-        elif self.tick_type == "BidAsk":
-            key = (q.bid, q.ask, q.bid_size, q.ask_size)
-            values = {
+        if self.tick_type == "BidAsk":
+            key = (q.bid, q.ask) if self.ignore_size else (q.bid, q.ask, q.bid_size, q.ask_size)
+            return key, {
                 "tickType": 3,
                 "time": second,
                 "bidPrice": q.bid,
@@ -243,13 +216,8 @@ class TickByTickStream(Stream):
                 "bidSize": float(q.bid_size),
                 "askSize": float(q.ask_size),
             }
-        else:
-            mid = round((q.bid + q.ask) / 2.0, 10)
-            key = (mid,)
-            values = {"tickType": 4, "time": second, "midPoint": mid}
-        if key != self.last:
-            self.last = key
-            self.client.send("tickByTick", reqId=self.req_id, **values)
+        mid = round((q.bid + q.ask) / 2.0, 10)
+        return (mid,), {"tickType": 4, "time": second, "midPoint": mid}
 
 
 class RealTimeBarStream(Stream):
@@ -295,6 +263,9 @@ class RealTimeBarStream(Stream):
         )
 
 
+_DEPTH_LOTS = {"CASH": 100 * FX_LOT, "FUT": 1, "OPT": 1}
+
+
 class DepthStream(Stream):
     """reqMktDepth: ``rows`` price levels a side around the quote; stocks (and smart depth)
     as L2 rows with market makers, FX and futures as exchange-level rows. Inserts first,
@@ -307,6 +278,9 @@ class DepthStream(Stream):
         self.rows = rows
         self.smart = smart
         self.book: dict[tuple[int, int], tuple] = {}  # (side, position) -> (price, size, maker)
+        # deeper levels show 1 to 25 lots: 100 shares, 1 million of an FX pair's base currency
+        # (as the top of book shows), one contract of a future or option
+        self.lot = _DEPTH_LOTS.get(inst.sec_type, 100)
 
     def update(self, ts: float) -> None:
         q = self.market.quote_at(self.inst.symbol, datetime.fromtimestamp(ts, UTC))
@@ -317,7 +291,8 @@ class DepthStream(Stream):
             for pos in range(self.rows):
                 ticks = round(top * k) + (-pos if side else pos)
                 price = ticks / k
-                size = float(shown if pos == 0 else 100 * (1 + (ticks * 7 + pos * 13) % 25))
+                seeded = self.lot * (1 + (ticks * 7 + pos * 13) % 25)
+                size = float(shown if pos == 0 else seeded)
                 maker = DEPTH_MAKERS[(ticks + pos) % len(DEPTH_MAKERS)] if l2 else ""
                 row = (price, size, maker)
                 before = self.book.get((side, pos))
@@ -444,16 +419,10 @@ class StreamRequests:
         found = self._instrument(client, req_id, v)
         if found is None:
             return
-        generic = _generic_ticks(v.get("genericTickList") or "")
-        unknown = [g for g in generic if g not in GENERIC_TICKS]
-        if unknown:
-            legal = ",".join(f"{k}({name})" for k, name in GENERIC_TICKS.items())
-            client.error(
-                req_id,
-                321,
-                f"Error validating request.-'bK' : cause - Incorrect generic tick list of "
-                f"{','.join(map(str, unknown))}.  Legal ones for ({found.sec_type}) are: {legal}",
-            )
+        generic = parse_generic_list(v.get("genericTickList") or "")
+        refused = generic_refusal(generic, found.sec_type)
+        if refused:
+            client.error(req_id, 321, refused)
             return
         client.send(
             "tickReqParams",
@@ -489,7 +458,10 @@ class StreamRequests:
                 "use Last, AllLast, BidAsk or MidPoint",
             )
             return
-        self._subscribe(client, TickByTickStream(self, client, req_id, found, v["tickType"]))
+        stream = TickByTickStream(
+            self, client, req_id, found, v["tickType"], v["numberOfTicks"] or 0, v["ignoreSize"]
+        )
+        self._subscribe(client, stream)
 
     def _on_cancelTickByTickData(self, client, v) -> None:
         self._unsubscribe(client, "tickByTick", v["reqId"])
@@ -562,7 +534,7 @@ class StreamRequests:
                 "TRADES, BID_ASK or MIDPOINT and exactly one of startDateTime and endDateTime",
             )
             return
-        count = min(max(v["numberOfTicks"] or 1, 1), 1000)
+        count = min(max(v["numberOfTicks"] or 1, 1), MAX_HISTORICAL_TICKS)
         now = self.clock.now()
         try:
             moment = parse_end_datetime(start or end, now)
@@ -657,12 +629,3 @@ class StreamRequests:
 
     def _on_cancelHistogramData(self, client, v) -> None:
         """Histograms are sent at once; nothing to cancel."""
-
-
-def _generic_ticks(text: str) -> tuple[int, ...]:
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        if part:
-            out.append(int(part) if part.isdigit() else -1)
-    return tuple(out)

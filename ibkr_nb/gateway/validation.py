@@ -83,7 +83,7 @@ def resolve(ticket: OrderTicket) -> Instrument:
 
 
 # IB algos the gateway accepts, with the values each parameter may take (None: any number).
-# They execute as their base order type: the algo's pacing over time is not simulated.
+# How they execute (Twap / Vwap / ArrivalPx over a window, Adaptive by priority): see .algos.
 ALGOS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "Adaptive": {"adaptivePriority": ("Urgent", "Normal", "Patient")},
     "ArrivalPx": {

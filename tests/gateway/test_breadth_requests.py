@@ -22,14 +22,6 @@ from ib_async.util import UNSET_DOUBLE
 from support import CLOCK, wait_until
 
 
-@pytest.fixture
-def errors(ib):
-    seen: list[tuple[int, int, str]] = []
-    ib.errorEvent += lambda req_id, code, text, contract: seen.append((req_id, code, text))
-    ib.RaiseRequestErrors = False
-    return seen
-
-
 def qualified(ib, contract):
     [c] = ib.qualifyContracts(contract)
     return c
@@ -71,6 +63,17 @@ def test_generic_ticks_arrive_and_an_unknown_one_is_refused_with_the_req_id(ib, 
     assert req_id > 0 and "999" in text
 
 
+def test_fx_quotes_carry_no_trades_and_index_quotes_no_bid_or_ask_as_tws(ib):
+    eurusd = ib.reqMktData(qualified(ib, Forex("EURUSD")))
+    spx = ib.reqMktData(qualified(ib, Index("SPX", "CBOE")))
+    wait_until(ib, lambda: eurusd.bid > 0 and eurusd.close > 0 and spx.last > 0 and spx.close > 0)
+    ib.sleep(0.3)
+    assert math.isnan(eurusd.last) and math.isnan(eurusd.volume) and eurusd.lastTimestamp is None
+    assert eurusd.marketPrice() == eurusd.midpoint() and eurusd.halted == 0
+    assert math.isnan(spx.bid) and math.isnan(spx.ask) and spx.lastSize == 0
+    assert spx.marketPrice() == spx.last and spx.low <= spx.last <= spx.high
+
+
 def test_option_ticks_carry_greeks_while_streaming(ib):
     call = spx_option(ib, 5250.0, "C", "SPXW", "CBOE")
     ticker = ib.reqMktData(call, "106")
@@ -90,6 +93,42 @@ def test_tick_by_tick_types_tick_under_a_frozen_clock(ib, kind):
     ib.cancelTickByTickData(aapl, kind)
     values = [v for t in seen for v in t._asdict().values() if isinstance(v, float)]
     assert values and not any(math.isnan(v) for v in values)
+
+
+@pytest.mark.parametrize("kind", ["Last", "AllLast", "BidAsk", "MidPoint"])
+def test_tick_by_tick_number_of_ticks_sends_past_ticks_first(ib, kind):
+    """numberOfTicks > 0: that many past ticks (up to now) arrive as tick-by-tick messages
+    before the live ones, and ib_async's ticker.tickByTicks holds them."""
+    aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
+    batches: list[list] = []
+    ticker = ib.reqTickByTickData(aapl, kind, numberOfTicks=25)
+    ticker.updateEvent += lambda t: batches.append(list(t.tickByTicks))
+    wait_until(ib, lambda: len(batches) >= 2, timeout=5)
+    ib.cancelTickByTickData(aapl, kind)
+    first = batches[0]
+    assert len(first) >= 25  # the back-fill, perhaps with the first live tick
+    past = first[:25]
+    if kind in ("Last", "AllLast"):
+        expected = ib.reqHistoricalTicks(aapl, "", CLOCK, 25, "TRADES", useRth=True)
+        assert [t.price for t in past] == [t.price for t in expected]
+        assert all(t.size > 0 for t in past)
+    elif kind == "BidAsk":
+        assert all(0 < t.bidPrice < t.askPrice for t in past)
+        changes = zip(past, past[1:], strict=False)
+        assert all(a[1:5] != b[1:5] for a, b in changes)  # each one a change
+    else:
+        assert all(a.midPoint != b.midPoint for a, b in zip(past, past[1:], strict=False))
+
+
+def test_tick_by_tick_ignore_size_sends_price_changes_only(ib):
+    aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
+    seen: list = []
+    ticker = ib.reqTickByTickData(aapl, "BidAsk", numberOfTicks=20, ignoreSize=True)
+    ticker.updateEvent += lambda t: seen.extend(t.tickByTicks)
+    wait_until(ib, lambda: len(seen) >= 22, timeout=5)
+    ib.cancelTickByTickData(aapl, "BidAsk")
+    pairs = [(t.bidPrice, t.askPrice) for t in seen]
+    assert all(a != b for a, b in zip(pairs, pairs[1:], strict=False))
 
 
 def test_bad_tick_by_tick_real_time_bar_and_tick_requests_name_the_problem(ib, errors):
@@ -137,6 +176,18 @@ def test_stock_depth_is_level_2_with_market_makers(ib):
     )
 
 
+@pytest.mark.parametrize(
+    ("contract", "lot", "most"),
+    [(Forex("EURUSD"), 1_000_000, 50_000_000), (ContFuture("ES", "CME"), 1, 100)],
+)
+def test_depth_levels_below_the_top_are_in_the_instruments_own_lots(ib, contract, lot, most):
+    """FX depth in millions of the base currency like its quote; futures in contracts."""
+    ticker = ib.reqMktDepth(qualified(ib, contract), numRows=5)
+    wait_until(ib, lambda: len(ticker.domBids) == 5 and len(ticker.domAsks) == 5)
+    deeper = [level.size for level in ticker.domBids[1:] + ticker.domAsks[1:]]
+    assert all(size % lot == 0 and 0 < size <= most for size in deeper)
+
+
 def test_keep_up_to_date_bars_update_the_last_bar(ib):
     eurusd = qualified(ib, Forex("EURUSD"))
     bars = ib.reqHistoricalData(eurusd, "", "60 S", "5 secs", "BID", True, keepUpToDate=True)
@@ -154,6 +205,25 @@ def test_more_what_to_show(ib, what):
     aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
     bars = ib.reqHistoricalData(aapl, "", "5 D", "1 day", what, True)
     assert len(bars) == 5 and all(b.close > 0 for b in bars)
+
+
+@pytest.mark.parametrize(("duration", "bar_size"), [("1800 S", "5 mins"), ("10 D", "1 day")])
+def test_bid_ask_bars_are_average_bid_max_ask_min_bid_average_ask(ib, duration, bar_size):
+    """TWS's BID_ASK bar: open = time-average bid, high = max ask, low = min bid, close =
+    time-average ask, consistent with the BID and ASK bars of the same request."""
+    aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
+    ba, bid, ask = (
+        ib.reqHistoricalData(aapl, "", duration, bar_size, what, True)
+        for what in ("BID_ASK", "BID", "ASK")
+    )
+    assert len(ba) == len(bid) == len(ask) > 1
+    for both, b, a in zip(ba, bid, ask, strict=True):
+        assert both.date == b.date == a.date
+        assert both.low == b.low and both.high == a.high
+        assert b.low <= both.open <= b.high and a.low <= both.close <= a.high
+        assert both.open < both.close  # the average ask is above the average bid
+        assert both.volume == -1 and both.barCount == -1
+    assert any(bar.open not in (b.open, b.close) for bar, b in zip(ba, bid, strict=True))
 
 
 # -- options and futures ---------------------------------------------------------------------
@@ -342,7 +412,7 @@ def test_a_fractional_option_order_is_refused(ib):
     assert any("Fractional" in entry.message and "1.5" in entry.message for entry in trade.log)
 
 
-def test_an_adaptive_order_fills_as_its_base_type_and_keeps_its_algo(ib):
+def test_an_adaptive_order_fills_and_keeps_its_algo(ib):
     aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
     order = MarketOrder(
         "BUY", 10, algoStrategy="Adaptive", algoParams=[TagValue("adaptivePriority", "Patient")]

@@ -62,11 +62,13 @@ def wait_for(ib: IB, predicate, timeout: float = 5.0) -> None:
         ib.sleep(0.05)
 
 
-def quote_of(ticker) -> dict:
-    return {
-        k: getattr(ticker, k)
-        for k in ("bid", "ask", "bidSize", "askSize", "last", "high", "low", "close")
-    }
+QUOTE = ("bid", "ask", "bidSize", "askSize", "last", "high", "low", "close")
+FX_QUOTE = ("bid", "ask", "bidSize", "askSize", "high", "low", "close")  # no trades on IDEALPRO
+INDEX_QUOTE = ("last", "lastSize", "high", "low", "close")  # an index has no bid or ask
+
+
+def quote_of(ticker, fields=QUOTE) -> dict:
+    return {k: getattr(ticker, k) for k in fields}
 
 
 def greeks(g) -> dict:
@@ -228,7 +230,7 @@ def _(ns):
 @cell("option_chain", "reqTickers(spx)")
 def _(ns):
     [ns.ticker] = ns.ib.reqTickers(ns.spx)
-    return quote_of(ns.ticker)
+    return quote_of(ns.ticker, INDEX_QUOTE)
 
 
 @cell("option_chain", "marketPrice")
@@ -393,7 +395,7 @@ def _(ns):
 def _(ns):
     ticker = ns.ib.ticker(ns.eurusd)
     ns.ib.sleep(2)
-    assert all(math.isfinite(v) for v in quote_of(ticker).values())
+    assert all(math.isfinite(v) for v in quote_of(ticker, FX_QUOTE).values())
     return ticks_of(ns.record["EURUSD"])
 
 

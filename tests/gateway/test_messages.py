@@ -472,6 +472,17 @@ SIMPLE = {
         "securityDefinitionOptionParameterEnd",
     ),
     "newsArticle": ({"reqId": 8, "articleType": 0, "articleText": "text"}, "newsArticle"),
+    "tickNews": (
+        {
+            "reqId": 8,
+            "timeStamp": 1795525200000,
+            "providerCode": "BRFG",
+            "articleId": "BRFG$1",
+            "headline": "Headline",
+            "extraData": "",
+        },
+        "tickNews",
+    ),
     "historicalNews": (
         {
             "reqId": 9,
