@@ -51,15 +51,23 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ibkr_nb.commissions import commission
-
-from .account import INITIAL_CASH, Account, Position, book_trade
+from .account import INITIAL_CASH, Account, Position, book_trade, order_fee
+from .exercise import EXERCISE, exercise_refusal, exercise_trades, expiry_timestamp, expiry_trades
 from .ids import IdAllocator, digest
-from .margin import margin, refusal, what_if_state
-from .market import Instrument, Market, instrument, next_session_close, trading_phase
+from .margin import refusal, what_if_state
+from .market import (
+    ET,
+    Instrument,
+    Market,
+    instrument,
+    instrument_by_con_id,
+    next_session_close,
+    trading_phase,
+)
 from .persistence import SavedState, StateStore, WorkingRecord
 from .records import (
     AccountChanged,
@@ -80,6 +88,7 @@ from .records import (
 )
 from .seed import seed_history
 from .validation import (
+    MAX_FX_QUANTITY,
     MAX_ORDER_QUANTITY,
     STOP_TYPES,
     check_values,
@@ -134,10 +143,13 @@ class Broker:
         *,
         rth_only: bool = True,
         max_order_quantity: float = MAX_ORDER_QUANTITY,
+        max_fx_quantity: float = MAX_FX_QUANTITY,
     ) -> None:
         """``rth_only``: orders without ``outside_rth`` fill only during 09:30-16:00 ET.
-        ``max_order_quantity``: larger orders are refused with 383 (TWS's size limit)."""
+        ``max_order_quantity`` (shares, contracts) and ``max_fx_quantity`` (units of an FX
+        pair's base currency): larger orders are refused with 383 (TWS's size limits)."""
         self.max_order_quantity = max_order_quantity
+        self.max_fx_quantity = max_fx_quantity
         self.market = market
         self.clock = market.clock
         self.seed = int(seed)
@@ -210,16 +222,10 @@ class Broker:
     # ---- margin ----------------------------------------------------------------------------
 
     def _projection(self, inst: Instrument, signed: float, price: float):
-        """Margin figures before and after filling ``signed`` shares at ``price``, and the fee."""
-        qty = self.account.quantities()
-        marks = {c: self.account.mark(c) for c in qty}
-        marks[inst.con_id] = self.account.mark(inst.con_id)
-        before = margin(self.account.cash, qty, marks)
-        fee = commission(inst.sec_type, signed, price)
-        after_qty = dict(qty)
-        after_qty[inst.con_id] = after_qty.get(inst.con_id, 0.0) + signed
-        cost = signed * price * inst.multiplier
-        after = margin(self.account.cash - cost - fee, after_qty, marks)
+        """Margin figures before and after filling ``signed`` units at ``price``, and the fee."""
+        fee = order_fee(inst, signed, price)
+        trade = TradeRecord("", self.clock.now(), inst.symbol, inst.con_id, signed, price, fee)
+        before, after = self.account.projection(trade)
         return before, after, fee
 
     def _estimate_price(self, ticket: OrderTicket, inst: Instrument) -> float:
@@ -295,7 +301,7 @@ class Broker:
         limit; :class:`StateWriteError` (201) when the state file cannot be written.
         """
         normalise(ticket)
-        check_values(ticket, self.max_order_quantity)
+        check_values(ticket, self.max_order_quantity, self.max_fx_quantity)
         key = (ticket.client_id, ticket.order_id)
         if ticket.what_if:
             return self._emit(self._what_if(ticket))
@@ -530,12 +536,15 @@ class Broker:
         Each transmitted order gets at most one execution per call (children activated by a
         parent's fill are checked in the same call).
         """
-        if not self._working:
-            return []
         now_ts = self.clock.timestamp()
-        phase = self._phase(now_ts)
         events: list[Event] = []
         touched: set[int] = set()
+        expiries = self.account.expiries
+        if expiries and min(map(expiry_timestamp, expiries.values())) <= now_ts:
+            events += self._expire(now_ts, touched)
+        if not self._working:
+            return self._account_changed(events, touched)
+        phase = self._phase(now_ts)
         seen: set[tuple[int, int]] = set()
         quotes: dict[str, Any] = {}
         while True:
@@ -564,11 +573,82 @@ class Broker:
                 if sym not in quotes:
                     quotes[sym] = self.market.quote(sym)
                 events += self._evaluate(o, quotes[sym], phase, touched)
+        return self._account_changed(events, touched)
+
+    def _account_changed(self, events: list[Event], touched: set[int]) -> list[Event]:
+        """Close a batch of events: one AccountChanged for the contracts touched, then save."""
         if touched:
             events.append(AccountChanged(tuple(sorted(touched))))
         if events:
             self._save()
         return self._emit(events)
+
+    # ---- exercise and expiry (see :mod:`.exercise`) --------------------------------------------
+
+    def exercise(
+        self, client_id: int, con_id: int, action: int, contracts: float, override: bool
+    ) -> list[Event]:
+        """``exerciseOptions``: exercise (action 1) or lapse (2) ``contracts`` long options.
+
+        Books the trades of :func:`.exercise.exercise_trades` (or the lapse) as executions
+        of order id 0 for ``client_id``, with zero commission. Raises :class:`BrokerError`
+        321 naming the problem (no such long position, out of the money without override,
+        a European option before expiry, ...).
+        """
+        inst = instrument_by_con_id(con_id)
+        held = self.account.positions.get(con_id, Position()).quantity
+        underlying = self.market.last_price(inst.underlying) if inst.underlying else 0.0
+        today = self.clock.now().astimezone(ET).strftime("%Y%m%d")
+        text = exercise_refusal(inst, action, contracts, held, underlying, override, today)
+        if text:
+            raise BrokerError(321, f"Error validating request: exerciseOptions: {text}")
+        if action == EXERCISE:
+            trades = exercise_trades(inst, contracts, underlying)
+        else:
+            trades = [(inst, -contracts, 0.0)]
+        touched: set[int] = set()
+        events = self._book_settlement(trades, client_id, touched)
+        return self._account_changed(events, touched)
+
+    def _expire(self, now_ts: float, touched: set[int]) -> list[Event]:
+        """Settle every held option or future whose expiry has passed (auto-exercise)."""
+        events: list[Event] = []
+        for con_id, expiry in sorted(self.account.expiries.items()):
+            ts = expiry_timestamp(expiry)
+            if ts > now_ts:
+                continue
+            inst = instrument_by_con_id(con_id)
+            when = datetime.fromtimestamp(ts, UTC)
+            underlying = self.market.quote_at(inst.underlying, when).last
+            held = self.account.positions[con_id].quantity
+            trades = expiry_trades(inst, held, underlying)
+            events += self._book_settlement(trades, 0, touched)
+        return events
+
+    def _book_settlement(self, trades, client_id: int, touched: set[int]) -> list[Event]:
+        """Book exercise, lapse or expiry trades as commission-free executions of order 0."""
+        events: list[Event] = []
+        now = self.clock.now()
+        for inst, quantity, price in trades:
+            exec_id = self._ids.next_exec_id()
+            trade = TradeRecord(
+                exec_id, now, inst.symbol, inst.con_id, quantity, price, 0.0,
+                currency=inst.currency, source="exercise", exec_id=exec_id,
+            )  # fmt: skip
+            realized = self.account.book(trade, session=True)
+            touched.add(inst.con_id)
+            shares = abs(quantity)
+            ex = ExecutionRecord(
+                exec_id, 0, client_id, 0, self.account_id, inst.con_id, inst.symbol,
+                "BOT" if quantity > 0 else "SLD", shares, price, shares, price, now,
+                _EXCHANGE.get(inst.primary_exchange, inst.primary_exchange), "", 0,
+            )  # fmt: skip
+            cr = CommissionRecord(
+                exec_id, 0.0, "USD", None if realized is None else round(realized, 8)
+            )
+            self._executions.append((ex, cr))
+            events.append(Fill(ex, cr))
+        return events
 
     @staticmethod
     def _expired(o: _Order, now_ts: float) -> bool:
@@ -617,7 +697,8 @@ class Broker:
         now = self.clock.now()
         cum = t.filled + qty
         avg = (t.avg_fill_price * t.filled + price * qty) / cum
-        total_fee = commission(instrument(t.symbol).sec_type, cum, avg)
+        inst = instrument(t.symbol)
+        total_fee = order_fee(inst, cum, avg)
         fee = round(max(0.0, total_fee - t.commission), 8)
         signed = qty if t.action == "BUY" else -qty
         exec_id = self._ids.next_exec_id()
@@ -639,7 +720,6 @@ class Broker:
         t.avg_fill_price = avg
         t.last_fill_price = price
         t.commission = total_fee
-        inst = instrument(t.symbol)
         ex = ExecutionRecord(
             exec_id=exec_id,
             order_id=t.order_id,
@@ -714,7 +794,7 @@ class Broker:
 
     @property
     def cash(self) -> float:
-        """Cash balance in USD."""
+        """Cash balance in USD (every currency: ``account.balances``)."""
         return self.account.cash
 
     def positions(self) -> list[PositionRow]:
