@@ -362,7 +362,7 @@ def account_value_rows(
         rows.append((key, _money(values.get(_BASE_SOURCE.get(key, key), 0.0)), "BASE"))
     for currency, figures in sorted((by_currency or {}).items()):
         rate = figures.get("ExchangeRate", 0.0)
-        rows.append(("ExchangeRate", "1.00" if currency == "USD" else f"{rate:.6g}", currency))
+        rows.append(("ExchangeRate", "1.00" if currency == "USD" else f"{rate:.8g}", currency))
         for key in BY_CURRENCY:
             rows.append((key, _money(figures.get(key, 0.0)), currency))
     return rows
