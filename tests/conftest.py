@@ -37,6 +37,15 @@ def live_clock_gateway():
 
 
 @pytest.fixture
+def errors(ib):
+    """Every (request id, code, text) error ``ib`` receives; requests do not raise on them."""
+    seen: list[tuple[int, int, str]] = []
+    ib.errorEvent += lambda req_id, code, text, contract: seen.append((req_id, code, text))
+    ib.RaiseRequestErrors = False
+    return seen
+
+
+@pytest.fixture
 def ib(gateway):
     """An ib_async client connected to ``gateway`` as client id 1."""
     client = connect_ib(gateway, client_id=1)

@@ -66,12 +66,6 @@ def book_trade(
     return new, avg, realized
 
 
-def multiplier(con_id: int) -> float:
-    """Units of the underlying per unit of quantity (100 for an option, 1 for stocks, FX)."""
-    inst = instrument_by_con_id(con_id)
-    return inst.multiplier if inst else 1.0
-
-
 def usd_per_quote(inst: Instrument, price: float) -> float:
     """USD per unit of ``inst``'s currency, from the trade's own price for a USD pair (every
     listed FX pair has USD on one side); 1 for USD instruments."""

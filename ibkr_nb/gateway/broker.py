@@ -710,6 +710,7 @@ class Broker:
             quantity=signed,
             price=price,
             commission=fee,
+            currency=inst.currency,
             source="fill",
             exec_id=exec_id,
         )

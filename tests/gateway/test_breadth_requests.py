@@ -13,40 +13,12 @@ from ib_async import (
     Future,
     Index,
     MarketOrder,
-    Option,
     ScannerSubscription,
     Stock,
     TagValue,
 )
 from ib_async.util import UNSET_DOUBLE
-from support import CLOCK, wait_until
-
-
-@pytest.fixture
-def errors(ib):
-    seen: list[tuple[int, int, str]] = []
-    ib.errorEvent += lambda req_id, code, text, contract: seen.append((req_id, code, text))
-    ib.RaiseRequestErrors = False
-    return seen
-
-
-def qualified(ib, contract):
-    [c] = ib.qualifyContracts(contract)
-    return c
-
-
-def spx_option(ib, strike: float, right: str, trading_class: str, exchange: str) -> Option:
-    """The qualified SPX option of the first expiry that ``reqSecDefOptParams`` lists for
-    this trading class and exchange."""
-    spx = qualified(ib, Index("SPX", "CBOE"))
-    [chain] = [
-        c
-        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
-        if c.exchange == exchange and c.tradingClass == trading_class
-    ]
-    contract = Option("SPX", chain.expirations[0], strike, right, "SMART")
-    contract.tradingClass = trading_class
-    return qualified(ib, contract)
+from support import CLOCK, qualified, spx_option, wait_until
 
 
 def last_error(ib, errors, code: int) -> tuple[int, int, str]:

@@ -8,24 +8,11 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from ib_async import Forex, Future, Index, LimitOrder, MarketOrder, Option, Stock
-from support import CLOCK, wait_until
+from ib_async import Forex, Future, LimitOrder, MarketOrder, Option, Stock
+from support import CLOCK, qualified, spx_option, wait_until
 
 AAPL_FRIDAY = "20261127"  # the Friday after CLOCK: a weekly AAPL expiry
 EXPIRY_CLOSE = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)  # 16:00 New York
-
-
-@pytest.fixture
-def errors(ib):
-    seen: list[tuple[int, int, str]] = []
-    ib.errorEvent += lambda req_id, code, text, contract: seen.append((req_id, code, text))
-    ib.RaiseRequestErrors = False
-    return seen
-
-
-def qualified(ib, contract):
-    [c] = ib.qualifyContracts(contract)
-    return c
 
 
 def filled(ib, contract, order):
@@ -228,35 +215,30 @@ def test_a_future_expiring_settles_in_cash_at_the_index_price(ib, gateway):
 # -- options: exercise, lapse, expiry, margin --------------------------------------------------
 
 
-def test_exercising_long_calls_books_the_shares_at_the_strike(ib, gateway):
-    call = aapl_option(ib, 180.0, "C")
-    filled(ib, call, MarketOrder("BUY", 2))
+@pytest.mark.parametrize(
+    ("strike", "right", "contracts", "side"),
+    [(180.0, "C", 2, "BOT"), (215.0, "P", 1, "SLD")],
+)
+def test_exercising_long_options_books_the_shares_at_the_strike(
+    ib, gateway, strike, right, contracts, side
+):
+    option = aapl_option(ib, strike, right)
+    filled(ib, option, MarketOrder("BUY", contracts))
     aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
-    wait_until(ib, lambda: position(ib, call.conId) == 2)
+    wait_until(ib, lambda: position(ib, option.conId) == contracts)
     shares, cash = position(ib, aapl.conId), value(ib, "TotalCashValue")
-    ib.exerciseOptions(call, 1, 2, gateway.account_id, 0)
-    wait_until(ib, lambda: position(ib, call.conId) == 0)
-    assert position(ib, aapl.conId) == shares + 200
-    wait_until(ib, lambda: value(ib, "TotalCashValue") == round(cash - 180.0 * 200, 2))
+    ib.exerciseOptions(option, 1, contracts, gateway.account_id, 0)
+    wait_until(ib, lambda: position(ib, option.conId) == 0)
+    delivered = 100 * contracts if right == "C" else -100 * contracts  # call: buy, put: sell
+    assert position(ib, aapl.conId) == shares + delivered
+    wait_until(ib, lambda: value(ib, "TotalCashValue") == round(cash - strike * delivered, 2))
     legs = sorted(
         (f.contract.secType, f.execution.side, f.execution.shares, f.execution.price)
         for f in ib.fills()
         if f.execution.orderId == 0
     )
-    assert legs == [("OPT", "SLD", 2.0, 0.0), ("STK", "BOT", 200.0, 180.0)]
+    assert legs == [("OPT", "SLD", contracts, 0.0), ("STK", side, 100.0 * contracts, strike)]
     assert all(f.commissionReport.commission == 0 for f in ib.fills() if f.execution.orderId == 0)
-
-
-def test_exercising_a_long_put_sells_the_shares_at_the_strike(ib, gateway):
-    put = aapl_option(ib, 215.0, "P")
-    filled(ib, put, MarketOrder("BUY", 1))
-    aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
-    wait_until(ib, lambda: position(ib, put.conId) == 1)
-    shares, cash = position(ib, aapl.conId), value(ib, "TotalCashValue")
-    ib.exerciseOptions(put, 1, 1, gateway.account_id, 0)
-    wait_until(ib, lambda: position(ib, put.conId) == 0)
-    assert position(ib, aapl.conId) == shares - 100
-    wait_until(ib, lambda: value(ib, "TotalCashValue") == round(cash + 215.0 * 100, 2))
 
 
 def test_an_out_of_the_money_option_is_exercised_only_with_override(ib, gateway, errors):
@@ -293,14 +275,7 @@ def test_refused_exercise_requests_name_the_problem(ib, gateway, errors, setup, 
 
 
 def test_a_european_spx_option_is_not_exercised_before_expiry(ib, gateway, errors):
-    spx = qualified(ib, Index("SPX", "CBOE"))
-    [chain] = [
-        c
-        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
-        if c.exchange == "SMART" and c.tradingClass == "SPX"
-    ]
-    put = Option("SPX", chain.expirations[0], 6500.0, "P", "SMART", tradingClass="SPX")
-    put = qualified(ib, put)
+    put = spx_option(ib, 6500.0, "P", "SPX", "SMART")
     filled(ib, put, MarketOrder("BUY", 1))
     wait_until(ib, lambda: position(ib, put.conId) == 1)
     ib.exerciseOptions(put, 1, 1, gateway.account_id, 0)
@@ -364,13 +339,9 @@ def test_short_option_margin_follows_the_cboe_rule(
     ib, gateway, underlying, expiry, strike, right, pct
 ):
     if underlying == "SPX":
-        [chain] = [
-            c
-            for c in ib.reqSecDefOptParams("SPX", "", "IND", 416904)
-            if c.exchange == "SMART" and c.tradingClass == "SPX"
-        ]
-        expiry = chain.expirations[0]
-    option = qualified(ib, Option(underlying, expiry, strike, right, "SMART"))
+        option = spx_option(ib, strike, right, "SPX", "SMART")
+    else:
+        option = qualified(ib, Option(underlying, expiry, strike, right, "SMART"))
     state = ib.whatIfOrder(option, MarketOrder("SELL", 1))
     u = gateway.market.last_price(underlying)
     premium = gateway.market.last_price(option.localSymbol) * 100
