@@ -40,10 +40,14 @@ Order life (TWS semantics)
 * DAY orders are cancelled by the first ``process()`` at or after the 16:00 ET close of their
   session; GTC orders stay.
 
-The account (cash, positions, P&L, account values) is :mod:`.account`, Reg T margin
-:mod:`.margin`, validation :mod:`.validation`, ids :mod:`.ids`, the seeded portfolio
-:mod:`.seed` and the state file :mod:`.persistence`; records, events and errors are
-:mod:`.records` (re-exported here).
+* ``exercise`` (exerciseOptions) and expiry: :meth:`Broker.process` first settles every held
+  option or future whose expiry (16:00 New York) has passed; the trades are
+  :mod:`.exercise`'s, booked as commission-free executions of order id 0.
+
+The account (cash per currency, positions, P&L, account values) is :mod:`.account`, margin
+:mod:`.margin`, validation :mod:`.validation`, exercise and expiry :mod:`.exercise`, ids
+:mod:`.ids`, the seeded portfolio :mod:`.seed` and the state file :mod:`.persistence`; records,
+events and errors are :mod:`.records` (re-exported here).
 """
 
 from __future__ import annotations
@@ -596,6 +600,8 @@ class Broker:
         a European option before expiry, ...).
         """
         inst = instrument_by_con_id(con_id)
+        if inst is None:
+            raise BrokerError(200, f"No security definition has been found for conId {con_id}")
         held = self.account.positions.get(con_id, Position()).quantity
         underlying = self.market.last_price(inst.underlying) if inst.underlying else 0.0
         today = self.clock.now().astimezone(ET).strftime("%Y%m%d")
