@@ -60,7 +60,14 @@ from pathlib import Path
 from typing import Any
 
 from .account import INITIAL_CASH, Account, Position, book_trade, order_fee
-from .exercise import EXERCISE, exercise_refusal, exercise_trades, expiry_timestamp, expiry_trades
+from .exercise import (
+    EXERCISE,
+    booked_prices,
+    exercise_refusal,
+    exercise_trades,
+    expiry_timestamp,
+    expiry_trades,
+)
 from .ids import IdAllocator, digest
 from .margin import refusal, what_if_state
 from .market import (
@@ -602,7 +609,8 @@ class Broker:
         inst = instrument_by_con_id(con_id)
         if inst is None:
             raise BrokerError(200, f"No security definition has been found for conId {con_id}")
-        held = self.account.positions.get(con_id, Position()).quantity
+        position = self.account.positions.get(con_id, Position())
+        held = position.quantity
         underlying = self.market.last_price(inst.underlying) if inst.underlying else 0.0
         today = self.clock.now().astimezone(ET).strftime("%Y%m%d")
         text = exercise_refusal(inst, action, contracts, held, underlying, override, today)
@@ -613,7 +621,8 @@ class Broker:
         else:
             trades = [(inst, -contracts, 0.0)]
         touched: set[int] = set()
-        events = self._book_settlement(trades, client_id, touched)
+        prices = booked_prices(trades, position.avg_cost)
+        events = self._book_settlement(trades, prices, client_id, touched)
         return self._account_changed(events, touched)
 
     def _expire(self, now_ts: float, touched: set[int]) -> list[Event]:
@@ -626,19 +635,23 @@ class Broker:
             inst = instrument_by_con_id(con_id)
             when = datetime.fromtimestamp(ts, UTC)
             underlying = self.market.quote_at(inst.underlying, when).last
-            held = self.account.positions[con_id].quantity
-            trades = expiry_trades(inst, held, underlying)
-            events += self._book_settlement(trades, 0, touched)
+            position = self.account.positions[con_id]
+            trades = expiry_trades(inst, position.quantity, underlying)
+            prices = booked_prices(trades, position.avg_cost)
+            events += self._book_settlement(trades, prices, 0, touched)
         return events
 
-    def _book_settlement(self, trades, client_id: int, touched: set[int]) -> list[Event]:
-        """Book exercise, lapse or expiry trades as commission-free executions of order 0."""
+    def _book_settlement(
+        self, trades, prices: list[float], client_id: int, touched: set[int]
+    ) -> list[Event]:
+        """Book exercise, lapse or expiry ``trades`` (at the account's ``prices``) as
+        commission-free executions of order 0."""
         events: list[Event] = []
         now = self.clock.now()
-        for inst, quantity, price in trades:
+        for (inst, quantity, price), booked in zip(trades, prices, strict=True):
             exec_id = self._ids.next_exec_id()
             trade = TradeRecord(
-                exec_id, now, inst.symbol, inst.con_id, quantity, price, 0.0,
+                exec_id, now, inst.symbol, inst.con_id, quantity, booked, 0.0,
                 currency=inst.currency, source="exercise", exec_id=exec_id,
             )  # fmt: skip
             realized = self.account.book(trade, session=True)

@@ -5,7 +5,8 @@
   (call) or sold (put). Options on an index (SPX) settle in cash: the option leaves at its
   intrinsic value (underlying - strike for a call, strike - underlying for a put), which the
   account receives x multiplier. No commission on either leg (IBKR charges none for exercise).
-  The premium paid stays in the option's realized P&L; it is not moved into the stock's cost.
+  The executions show the strike and 0, as TWS reports them; the account books the option's
+  premium into the stock instead (:func:`booked_prices`), so the option realizes nothing.
 * Lapse (action 2): the option leaves at price 0.
 * Out of the money (intrinsic value below USD 0.01, the OCC's exercise-by-exception threshold)
   an option is exercised only with ``override`` 1; in the money it lapses only with
@@ -71,6 +72,19 @@ def expiry_trades(
     if quantity > 0:
         return exercise_trades(inst, quantity, underlying)
     return [(i, -q, p) for i, q, p in exercise_trades(inst, -quantity, underlying)]
+
+
+def booked_prices(trades: list[tuple[Instrument, float, float]], avg_cost: float) -> list[float]:
+    """The prices at which the account books exercise or assignment ``trades`` of an option
+    held at ``avg_cost`` (per contract, commissions included): the option leaves at its average
+    cost, realizing nothing, and its premium moves into the stock -- added to the strike for a
+    call, taken off for a put, long or short (IRS Pub. 550; IBKR's cost basis). Lapses,
+    cash settlements and futures book at their execution prices."""
+    if len(trades) != 2:
+        return [price for _, _, price in trades]
+    (option, _, _), (_, _, strike) = trades
+    premium = avg_cost / option.multiplier
+    return [premium, strike + premium if option.right == "C" else strike - premium]
 
 
 def exercise_refusal(

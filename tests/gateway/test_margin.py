@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from support import CLOCK, SEED
 
 from ibkr_nb.gateway.account import Account
-from ibkr_nb.gateway.exercise import expiry_trades, intrinsic
+from ibkr_nb.gateway.exercise import booked_prices, exercise_trades, expiry_trades, intrinsic
 from ibkr_nb.gateway.instruments import LISTED, option
 from ibkr_nb.gateway.margin import Holding, margin, requirement, short_option_requirement
 from ibkr_nb.gateway.market import Clock, Market
@@ -85,6 +85,29 @@ def test_expiry_exercises_in_the_money_and_lapses_the_rest(u, strike, held):
             assert (stock, shares, price) == (LISTED["AAPL"], sign * held * 100, strike)
         else:
             assert len(trades) == 1
+
+
+@pytest.mark.parametrize(
+    ("right", "held", "stock_price"),
+    [
+        ("C", 1, 183.25),  # long call: the shares cost the strike plus the premium paid
+        ("P", 1, 176.75),  # long put: the shares sell for the strike less the premium paid
+        ("P", -1, 176.75),  # assigned put: the shares cost the strike less the premium taken
+        ("C", -1, 183.25),  # assigned call: the shares sell for the strike plus it
+    ],
+)
+def test_exercise_moves_the_option_premium_into_the_stock(right, held, stock_price):
+    opt = option("AAPL", FRIDAY, 180.0, right)
+    trades = expiry_trades(opt, held, 190.0 if right == "C" else 170.0)
+    # option held at 325 a contract (3.25 a share, commission included)
+    assert booked_prices(trades, 325.0) == [3.25, stock_price]
+
+
+def test_lapses_and_cash_settlements_book_at_their_execution_prices():
+    call = option("AAPL", FRIDAY, 180.0, "C")
+    assert booked_prices(expiry_trades(call, 1, 150.0), 325.0) == [0.0]
+    put = option("SPX", date(2026, 12, 18), 5800.0, "P")
+    assert booked_prices(exercise_trades(put, 1, 5700.0), 9_000.0) == [100.0]
 
 
 def test_an_index_option_settles_in_cash_at_its_intrinsic_value():

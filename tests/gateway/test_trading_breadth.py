@@ -227,10 +227,17 @@ def test_exercising_long_options_books_the_shares_at_the_strike(
     aapl = qualified(ib, Stock("AAPL", "SMART", "USD"))
     wait_until(ib, lambda: position(ib, option.conId) == contracts)
     shares, cash = position(ib, aapl.conId), value(ib, "TotalCashValue")
+    [held] = [p for p in ib.positions() if p.contract.conId == option.conId]
+    stock_cost = next((p.avgCost for p in ib.positions() if p.contract.conId == aapl.conId), 0)
     ib.exerciseOptions(option, 1, contracts, gateway.account_id, 0)
     wait_until(ib, lambda: position(ib, option.conId) == 0)
     delivered = 100 * contracts if right == "C" else -100 * contracts  # call: buy, put: sell
     assert position(ib, aapl.conId) == shares + delivered
+    if right == "C":  # the premium paid is part of the shares' cost (IBKR's basis)
+        [stock] = [p for p in ib.positions() if p.contract.conId == aapl.conId]
+        bought_at = strike + held.avgCost / 100
+        expected = (stock_cost * shares + bought_at * delivered) / (shares + delivered)
+        assert stock.avgCost == pytest.approx(expected)
     wait_until(ib, lambda: value(ib, "TotalCashValue") == round(cash - strike * delivered, 2))
     legs = sorted(
         (f.contract.secType, f.execution.side, f.execution.shares, f.execution.price)
