@@ -68,6 +68,7 @@ from .exercise import (
     expiry_timestamp,
     expiry_trades,
 )
+from .hours import has_own_hours, is_open
 from .ids import IdAllocator, digest
 from .margin import refusal, what_if_state
 from .market import (
@@ -268,9 +269,13 @@ class Broker:
 
     def _can_trade(self, o: _Order, phase: str) -> bool:
         """Regular hours: any order. Extended hours: limit orders with ``outside_rth`` (a
-        market order waits for the open, as in TWS). Closed: nothing (unless not rth_only)."""
+        market order waits for the open, as in TWS). Closed: nothing (unless not rth_only).
+        FX pairs and futures: whenever their own market is open (:mod:`.hours`)."""
         if phase == "regular" or not self.rth_only:
             return True
+        sec_type = instrument(o.ticket.symbol).sec_type
+        if has_own_hours(sec_type):
+            return is_open(sec_type, self.clock.timestamp())
         return phase == "extended" and o.ticket.outside_rth and o.ticket.order_type in LIMIT_TYPES
 
     def _parent(self, o: _Order) -> _Order | None:

@@ -804,6 +804,9 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         ticket = ticket_from_request(
             v, client_id=client.client_id, instrument=found, account=self.account_id
         )
+        warning = odd_lot_warning(ticket, found)
+        if warning and not ticket.what_if:  # before the order's status, as TWS sends it
+            client.error(order_id, 399, warning)
         try:
             self.broker.place_order(ticket)
         except OrderRejected as rejected:
@@ -811,9 +814,6 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             if rejected.ticket is not None and rejected.ticket.status == "Inactive":
                 self._send_order(client, rejected.ticket)
             return
-        warning = odd_lot_warning(ticket, found)
-        if warning and not ticket.what_if:
-            client.error(order_id, 399, warning)
         log.info(
             "client %s: order %d %s %g %s %s%s",
             client.client_id,

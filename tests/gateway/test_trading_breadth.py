@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 from ib_async import Forex, Future, LimitOrder, MarketOrder, Option, Stock
-from support import CLOCK, qualified, spx_option, wait_until
+from support import CLOCK, SEED, connect_ib, qualified, spx_option, wait_until
+
+from ibkr_nb.gateway.market import ET
+from ibkr_nb.gateway.server import PaperGateway
 
 AAPL_FRIDAY = "20261127"  # the Friday after CLOCK: a weekly AAPL expiry
 EXPIRY_CLOSE = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)  # 16:00 New York
@@ -127,6 +130,33 @@ def test_an_fx_order_above_the_share_limit_is_accepted(ib):
     """The 1,000,000 size limit is for shares; FX has its own (100 million units)."""
     trade = filled(ib, qualified(ib, Forex("GBPUSD")), MarketOrder("BUY", 2_000_000))
     assert trade.orderStatus.filled == 2_000_000
+
+
+# -- trading hours -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("when", "contract", "fills"),
+    [
+        (datetime(2026, 11, 24, 20, 0, tzinfo=ET), Forex("EURUSD"), True),  # Tuesday evening
+        (datetime(2026, 11, 24, 20, 0, tzinfo=ET), Stock("AAPL", "SMART", "USD"), False),
+        (datetime(2026, 11, 24, 17, 5, tzinfo=ET), Forex("EURUSD"), False),  # daily pause
+        (datetime(2026, 11, 28, 12, 0, tzinfo=ET), Forex("EURUSD"), False),  # Saturday
+        (datetime(2026, 11, 24, 17, 30, tzinfo=ET), Future("ES", "202612", "CME"), False),
+        (datetime(2026, 11, 24, 19, 0, tzinfo=ET), Future("ES", "202612", "CME"), True),
+        (datetime(2026, 11, 29, 18, 30, tzinfo=ET), Future("ES", "202612", "CME"), True),  # Sun
+    ],
+)
+def test_fx_and_futures_trade_in_their_own_hours(when, contract, fills):
+    with PaperGateway(port=0, seed=SEED, clock_start=when, fixed_clock=True) as gateway:
+        ib = connect_ib(gateway)
+        try:
+            trade = ib.placeOrder(qualified(ib, contract), MarketOrder("BUY", 1))
+            wait_until(ib, lambda: trade.orderStatus.status in ("PreSubmitted", "Filled"))
+            ib.sleep(0.3)  # a market order that can trade fills at once
+            assert trade.orderStatus.status == ("Filled" if fills else "PreSubmitted")
+        finally:
+            ib.disconnect()
 
 
 # -- futures -------------------------------------------------------------------------------------
