@@ -56,13 +56,14 @@ def check_values(
             ticket,
             f"Fractional {kind} quantity {q} is not supported: give whole {units}",
         )
+    setting = "max_order_quantity"
     if sec_type == "CASH":
-        max_quantity = max_fx_quantity
+        max_quantity, setting = max_fx_quantity, "max_fx_quantity"
     if q > max_quantity:
         raise OrderRejected(
             383,
-            f"The order size ({q:g}) exceeds the Size Limit of {max_quantity:g}. Restriction is "
-            "specified in Precautionary Settings of the paper gateway (max_order_quantity).",
+            f"The order size ({q:g}) exceeds the Size Limit of {max_quantity:.0f} {units}. "
+            f"Restriction is specified in Precautionary Settings of the paper gateway ({setting}).",
             ticket,
         )
     for name in ("lmt_price", "aux_price", "trailing_percent"):

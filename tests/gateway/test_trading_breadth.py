@@ -116,7 +116,7 @@ def test_an_fx_order_below_the_idealpro_minimum_fills_as_an_odd_lot_with_warning
         ("EURUSD", LimitOrder("BUY", 25_000, 1.05503), 110, "minimum price variation"),
         ("USDJPY", LimitOrder("BUY", 25_000, 158.843), 110, "minimum price variation"),
         ("EURUSD", MarketOrder("BUY", 25_000.5), 201, "Fractional FX quantity 25000.5"),
-        ("EURUSD", MarketOrder("BUY", 150_000_000), 383, "Size Limit of 1e+08"),
+        ("EURUSD", MarketOrder("BUY", 150_000_000), 383, "Size Limit of 100000000 units of the base currency"),
     ],
 )
 def test_bad_fx_orders_are_refused_by_name(ib, errors, pair, order, code, words):
