@@ -13,9 +13,11 @@ Cash moves as IBKR books it:
 * stocks and options: the trade value (price x quantity x multiplier) and the commission, USD;
 * FX on IDEALPRO (``CASH`` pairs such as EUR.USD): both legs, +quantity of the base currency
   and -quantity x price of the quote currency; the commission in USD;
-* futures: only the commission, and the variation (price - entry price) x multiplier x
-  contracts when a position closes. An open future's variation since entry shows in
-  ``FuturesPNL``, ``UnrealizedPnL`` and NetLiquidation; there is no daily settlement into cash.
+* futures: the commission, and the variation (price - entry price) x multiplier x contracts,
+  settled daily (:meth:`Account.settle`): at each settlement (:func:`.hours.last_settlement`)
+  the variation since the last one moves into USD cash, and when a position closes its
+  variation since the last settlement does. ``FuturesPNL`` is the variation since the last
+  settlement; a future's average cost and unrealized P&L stay those of its trades, as in TWS.
 
 Account values are in USD (BASE), converting other currencies at the gateway's own FX mids
 (:meth:`Account.rates`), and per currency (:meth:`Account.by_currency`).
@@ -24,9 +26,11 @@ Account values are in USD (BASE), converting other currencies at the gateway's o
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from ibkr_nb.commissions import commission
 
+from .hours import last_settlement
 from .instruments import FX_PAIRS, Instrument
 from .margin import Holding, Margin, margin
 from .market import Market, instrument_by_con_id
@@ -89,7 +93,8 @@ class Position:
     quantity: float = 0.0
     avg_cost: float = 0.0
     realized: float = 0.0  # from this account's fills (not seeded history), contract currency
-    entry: float = 0.0  # futures: average entry value per contract, without commissions
+    entry: float = 0.0  # futures: value per contract at the last settlement or the entry
+    settled: float = 0.0  # futures: POSIX time of the settlement ``entry`` reflects
 
 
 class Account:
@@ -102,6 +107,7 @@ class Account:
         self.positions: dict[int, Position] = {}
         self.trades: list[TradeRecord] = []
         self.expiries: dict[int, str] = {}  # conId -> YYYYMMDD of held options and futures
+        self.futures: set[int] = set()  # conIds of futures positions, open or closed
         self._rates: tuple[int | None, dict[str, float]] = (None, {})
 
     @property
@@ -112,8 +118,16 @@ class Account:
     def book(self, trade: TradeRecord, session: bool) -> float | None:
         """Apply ``trade`` to cash and position; ``session`` trades count in RealizedPnL.
         Returns the realized P&L in USD (None when the trade only opens or adds)."""
-        realized = _apply(trade, self.balances, self.positions, session)
         inst = instrument_by_con_id(trade.con_id)
+        is_future = inst is not None and inst.sec_type == "FUT"
+        if is_future:
+            when = trade.time.timestamp()
+            self.settle(when)
+            self.futures.add(trade.con_id)
+        realized = _apply(trade, self.balances, self.positions, session)
+        if is_future:
+            pos = self.positions[trade.con_id]
+            pos.settled = max(pos.settled, last_settlement(when))
         if inst is not None and inst.expiry:
             if abs(self.positions[trade.con_id].quantity) > EPS:
                 self.expiries[trade.con_id] = inst.expiry
@@ -125,6 +139,23 @@ class Account:
     def quantities(self) -> dict[int, float]:
         """Signed non-zero quantities by conId."""
         return {c: p.quantity for c, p in self.positions.items() if abs(p.quantity) > EPS}
+
+    def settle(self, ts: float) -> None:
+        """Daily futures settlement up to ``ts``: each open future's variation since its last
+        settlement, at its price at the latest settlement time, moves into USD cash. Only the
+        latest settlement is booked: the variations of the ones between add up to it."""
+        if not self.futures:
+            return
+        at = last_settlement(ts)
+        for con_id in sorted(self.futures):
+            pos = self.positions[con_id]
+            if abs(pos.quantity) < EPS or pos.settled >= at:
+                continue
+            inst = instrument_by_con_id(con_id)
+            price = self.market.quote_at(inst.symbol, datetime.fromtimestamp(at, UTC)).last
+            unit = price * inst.multiplier
+            self.balances[BASE] += pos.quantity * (unit - pos.entry)
+            pos.entry, pos.settled = unit, at
 
     # ---- FX rates and margin ---------------------------------------------------------------
 
@@ -168,6 +199,8 @@ class Account:
     ) -> Margin:
         """Margin figures (:mod:`.margin`) of this account, or of ``balances``/``positions``;
         ``prices`` caches last prices by conId between calls."""
+        if positions is None:
+            self.settle(self.market.clock.timestamp())
         prices = {} if prices is None else prices
         held = [
             self._holding(c, p, prices)
@@ -178,6 +211,7 @@ class Account:
 
     def projection(self, trade: TradeRecord) -> tuple[Margin, Margin]:
         """Margin before and after booking ``trade`` (nothing is booked)."""
+        self.settle(self.market.clock.timestamp())
         prices: dict[int, float] = {}
         before = self.margin(prices=prices)
         balances = dict(self.balances)
@@ -257,6 +291,7 @@ class Account:
         AvailableFunds = EquityWithLoanValue - InitMarginReq; ExcessLiquidity =
         EquityWithLoanValue - MaintMarginReq; BuyingPower = 4 x AvailableFunds (floored at 0).
         """
+        self.settle(self.market.clock.timestamp())
         rows = self.portfolio()
         prices = {r.con_id: r.market_price for r in rows}
         long_v, short_v, init, maint, nlv, futures = self.margin(prices=prices)
@@ -303,6 +338,7 @@ class Account:
         TotalCashBalance, NetLiquidationByCurrency (cash + stock and option value + futures
         variation in it), UnrealizedPnL, RealizedPnL, StockMarketValue, OptionMarketValue,
         FuturesPNL; and ExchangeRate (USD per unit), as reqAccountUpdates reports them."""
+        self.settle(self.market.clock.timestamp())
         rates = self.rates()
         pnl = self._pnl_by_currency(self.portfolio())
         out = {}

@@ -4,13 +4,17 @@ New York time. IDEALPRO FX trades from Sunday 17:15 to Friday 17:00, pausing 17:
 day; CME Globex equity futures (ES, NQ) from Sunday 18:00 to Friday 17:00, halting 17:00-18:00
 each day. Holidays are not modelled for these two (the stock exchange's are, in
 :mod:`.market`). Stocks and options follow :func:`.market.trading_phase`.
+
+Futures settle daily at the stock market's close (16:00, 13:00 on early-close days; CME settles
+E-mini equity futures at 15:00 Chicago time = 16:00 New York), on its session days.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import lru_cache
 
-from .market import ET
+from .market import ET, day_index, is_session, session_bounds
 
 # sec type -> (daily reopening, minutes after midnight; the daily close is 17:00)
 REOPEN_MINUTE = {"CASH": 17 * 60 + 15, "FUT": 18 * 60}
@@ -34,3 +38,19 @@ def is_open(sec_type: str, ts: float) -> bool:
     if day == FRIDAY and minute >= CLOSE_MINUTE:
         return False
     return not CLOSE_MINUTE <= minute < reopen
+
+
+def last_settlement(ts: float) -> float:
+    """POSIX time of the latest daily futures settlement at or before ``ts``."""
+    return _last_settlement(int(ts))
+
+
+@lru_cache(maxsize=256)
+def _last_settlement(ts: int) -> float:
+    day = datetime.fromtimestamp(ts, ET).date()
+    while True:
+        if is_session(day):
+            close = session_bounds(day_index(day))[1]
+            if close <= ts:
+                return close
+        day -= timedelta(days=1)

@@ -3,16 +3,16 @@ eye, and properties over many inputs."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import CLOCK, SEED
 
 from ibkr_nb.gateway.account import Account
 from ibkr_nb.gateway.exercise import booked_prices, exercise_trades, expiry_trades, intrinsic
-from ibkr_nb.gateway.instruments import LISTED, option
+from ibkr_nb.gateway.instruments import LISTED, listed_futures, option
 from ibkr_nb.gateway.margin import Holding, margin, requirement, short_option_requirement
 from ibkr_nb.gateway.market import Clock, Market
 from ibkr_nb.gateway.records import TradeRecord
@@ -131,3 +131,44 @@ def test_fx_round_trip_at_one_price_costs_only_the_commissions(qty, price, pair)
         -4.0 if quote == "USD" else 0.0, abs=1e-6 * qty * price
     )
     assert account.positions[con_id].quantity == 0
+
+
+def test_the_daily_futures_settlement_is_the_stock_close():
+    from ibkr_nb.gateway.hours import last_settlement
+
+    tuesday_noon = datetime(2026, 11, 24, 17, 0, tzinfo=UTC).timestamp()
+    assert last_settlement(tuesday_noon) == datetime(2026, 11, 23, 21, 0, tzinfo=UTC).timestamp()
+    # Friday after Thanksgiving closes at 13:00; Saturday's latest settlement is that one
+    saturday = datetime(2026, 11, 28, 15, 0, tzinfo=UTC).timestamp()
+    assert last_settlement(saturday) == datetime(2026, 11, 27, 18, 0, tzinfo=UTC).timestamp()
+
+
+@settings(max_examples=25)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 2 * 24), st.integers(-3, 3), st.booleans()),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_futures_cash_does_not_depend_on_when_the_settlements_are_booked(steps):
+    """Settling at every step or only at the end leaves the same cash: the daily variations
+    add up (a restored state file books them at other moments than the live account did)."""
+    es = listed_futures("ES", CLOCK.date())[0]
+    market = Market(SEED, Clock(CLOCK + timedelta(days=13), fixed=True))  # after every step
+    eager, lazy = (Account("DU1", market, cash=0.0) for _ in range(2))
+    hours = 0
+    for gap, quantity, settle_now in steps:
+        hours += gap
+        when = CLOCK + timedelta(hours=hours)
+        price = 5000.0 + 0.25 * ((hours * 7) % 400)
+        if quantity:
+            trade = TradeRecord("t", when, es.symbol, es.con_id, quantity, price, 2.25)
+            for account in (eager, lazy):
+                account.book(trade, session=True)
+        if settle_now:
+            eager.settle(when.timestamp())
+    end = market.clock.timestamp()
+    eager.settle(end)
+    lazy.settle(end)
+    assert eager.balances["USD"] == pytest.approx(lazy.balances["USD"], abs=1e-6)

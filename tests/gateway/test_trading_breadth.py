@@ -116,7 +116,12 @@ def test_an_fx_order_below_the_idealpro_minimum_fills_as_an_odd_lot_with_warning
         ("EURUSD", LimitOrder("BUY", 25_000, 1.05503), 110, "minimum price variation"),
         ("USDJPY", LimitOrder("BUY", 25_000, 158.843), 110, "minimum price variation"),
         ("EURUSD", MarketOrder("BUY", 25_000.5), 201, "Fractional FX quantity 25000.5"),
-        ("EURUSD", MarketOrder("BUY", 150_000_000), 383, "Size Limit of 100000000 units of the base currency"),
+        (
+            "EURUSD",
+            MarketOrder("BUY", 150_000_000),
+            383,
+            "Size Limit of 100000000 units of the base currency",
+        ),
     ],
 )
 def test_bad_fx_orders_are_refused_by_name(ib, errors, pair, order, code, words):
@@ -191,6 +196,27 @@ def test_closing_a_future_settles_its_variation_into_cash(ib):
     assert sold_fill.commissionReport.realizedPNL == pytest.approx(variation - 4.50)
     wait_until(ib, lambda: position(ib, nq.conId) == 0)
     wait_until(ib, lambda: value(ib, "TotalCashValue") == round(cash - 4.50 + variation, 2))
+
+
+def test_an_open_future_settles_its_daily_variation_into_cash(ib, gateway):
+    es = qualified(ib, Future("ES", "202612", "CME"))
+    price = filled(ib, es, MarketOrder("BUY", 1)).fills[0].execution.price
+    wait_until(ib, lambda: position(ib, es.conId) == 1)
+    cash = value(ib, "TotalCashValue")
+    settlement = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)  # 16:00 New York, the same day
+    settle = gateway.market.quote_at(es.localSymbol, settlement).last
+    gateway.advance_clock(24 * 3600)  # Wednesday 10:30: one settlement has passed
+    ib.reqAccountSummary()
+    summary = {
+        (v.tag, v.currency): float(v.value)
+        for v in ib.accountSummary()
+        if v.tag in ("TotalCashValue", "FuturesPNL")
+    }
+    assert summary[("TotalCashValue", "USD")] == round(cash + (settle - price) * 50, 2)
+    mark = gateway.market.last_price(es.localSymbol)
+    assert summary[("FuturesPNL", "USD")] == pytest.approx((mark - settle) * 50, abs=0.01)
+    [pos] = [p for p in ib.reqPositions() if p.contract.conId == es.conId]
+    assert pos.avgCost == pytest.approx(price * 50 + 2.25)  # the trade's cost, as TWS keeps it
 
 
 def test_future_margin_is_per_contract(ib):
