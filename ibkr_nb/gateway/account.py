@@ -191,34 +191,34 @@ class Account:
             inst.right, inst.multiplier, inst.underlying in BROAD_INDICES, inst.tws_symbol,
         )  # fmt: skip
 
-    def margin(
-        self,
-        balances: dict[str, float] | None = None,
-        positions: dict[int, Position] | None = None,
-        prices: dict[int, float] | None = None,
-    ) -> Margin:
-        """Margin figures (:mod:`.margin`) of this account, or of ``balances``/``positions``;
-        ``prices`` caches last prices by conId between calls."""
-        if positions is None:
-            self.settle(self.market.clock.timestamp())
-        prices = {} if prices is None else prices
-        held = [
-            self._holding(c, p, prices)
-            for c, p in (self.positions if positions is None else positions).items()
+    def _holdings(self, prices: dict[int, float]) -> dict[int, Holding]:
+        """Every open position for margin, by conId; ``prices`` caches last prices."""
+        return {
+            c: self._holding(c, p, prices)
+            for c, p in self.positions.items()
             if abs(p.quantity) > EPS
-        ]
-        return margin(self.cash_value(balances), held)
+        }
+
+    def margin(self, prices: dict[int, float] | None = None) -> Margin:
+        """Margin figures (:mod:`.margin`) of this account at ``clock.now()``; ``prices``
+        caches last prices by conId."""
+        self.settle(self.market.clock.timestamp())
+        held = self._holdings({} if prices is None else prices)
+        return margin(self.cash_value(), held.values())
 
     def projection(self, trade: TradeRecord) -> tuple[Margin, Margin]:
         """Margin before and after booking ``trade`` (nothing is booked)."""
         self.settle(self.market.clock.timestamp())
         prices: dict[int, float] = {}
-        before = self.margin(prices=prices)
+        held = self._holdings(prices)
+        before = margin(self.cash_value(), held.values())
         balances = dict(self.balances)
-        positions = dict(self.positions)
-        positions[trade.con_id] = replace(positions.get(trade.con_id, Position()))
-        _apply(trade, balances, positions, session=False)
-        return before, self.margin(balances, positions, prices)
+        position = replace(self.positions.get(trade.con_id, Position()))
+        _apply(trade, balances, {trade.con_id: position}, session=False)
+        held.pop(trade.con_id, None)
+        if abs(position.quantity) > EPS:
+            held[trade.con_id] = self._holding(trade.con_id, position, prices)
+        return before, margin(self.cash_value(balances), held.values())
 
     # ---- positions ---------------------------------------------------------------------------
 
@@ -284,12 +284,28 @@ class Account:
         return out
 
     def values(self) -> dict[str, float]:
-        """Account summary tags -> value in USD (margin as in :mod:`.margin`).
+        """Account summary tags -> value in USD (see :meth:`report`)."""
+        return self.report()[0]
 
-        NetLiquidation = EquityWithLoanValue = TotalCashValue (every currency in USD) + long -
-        short stock and option value + FuturesPNL; GrossPositionValue = long + short;
-        AvailableFunds = EquityWithLoanValue - InitMarginReq; ExcessLiquidity =
-        EquityWithLoanValue - MaintMarginReq; BuyingPower = 4 x AvailableFunds (floored at 0).
+    def by_currency(self) -> dict[str, dict[str, float]]:
+        """Each currency's own figures (see :meth:`report`)."""
+        return self.report()[1]
+
+    def report(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        """The account values at ``clock.now()``: (tags -> value in USD, currency -> tags ->
+        value in that currency), from one valuation of the positions.
+
+        In USD (margin as in :mod:`.margin`): NetLiquidation = EquityWithLoanValue =
+        TotalCashValue (every currency in USD) + long - short stock and option value +
+        FuturesPNL; GrossPositionValue = long + short; AvailableFunds = EquityWithLoanValue -
+        InitMarginReq; ExcessLiquidity = EquityWithLoanValue - MaintMarginReq; BuyingPower = 4 x
+        AvailableFunds (floored at 0).
+
+        Per currency (every simulated one: its ExchangeRate; once held, in that currency):
+        CashBalance, TotalCashBalance,
+        NetLiquidationByCurrency (cash + stock and option value + futures variation in it),
+        UnrealizedPnL, RealizedPnL, StockMarketValue, OptionMarketValue, FuturesPNL; and
+        ExchangeRate (USD per unit), as reqAccountUpdates reports them.
         """
         self.settle(self.market.clock.timestamp())
         rows = self.portfolio()
@@ -301,7 +317,8 @@ class Account:
         rates = self.rates()
         pnl = {"UnrealizedPnL": 0.0, "RealizedPnL": 0.0, "StockMarketValue": 0.0,
                "OptionMarketValue": 0.0}  # fmt: skip
-        for currency, d in self._pnl_by_currency(rows).items():
+        by_currency = self._pnl_by_currency(rows)
+        for currency, d in by_currency.items():
             for k in pnl:
                 pnl[k] += d[k] * rates[currency]
         values = {
@@ -328,21 +345,20 @@ class Account:
             "RealizedPnL": pnl["RealizedPnL"],
             "UnrealizedPnL": pnl["UnrealizedPnL"],
         }
-        return {
+        usd = {
             k: round(v, 2) if k not in ("Cushion", "Leverage") else round(v, 6)
             for k, v in values.items()
         }
+        return usd, self._currency_figures(by_currency, rates)
 
-    def by_currency(self) -> dict[str, dict[str, float]]:
-        """Per currency (every simulated one), in that currency: CashBalance,
-        TotalCashBalance, NetLiquidationByCurrency (cash + stock and option value + futures
-        variation in it), UnrealizedPnL, RealizedPnL, StockMarketValue, OptionMarketValue,
-        FuturesPNL; and ExchangeRate (USD per unit), as reqAccountUpdates reports them."""
-        self.settle(self.market.clock.timestamp())
-        rates = self.rates()
-        pnl = self._pnl_by_currency(self.portfolio())
+    def _currency_figures(self, pnl: dict[str, dict[str, float]], rates) -> dict[str, dict]:
+        """Per currency: its ExchangeRate, and its figures once the account has held it (a
+        balance, even back at zero, or a position quoted in it)."""
         out = {}
         for currency in sorted(set(rates) | set(self.balances)):
+            out[currency] = figures = {"ExchangeRate": rates.get(currency, 0.0)}
+            if currency not in self.balances and currency not in pnl:
+                continue
             cash = self.balances.get(currency, 0.0)
             d = pnl.get(currency, {})
             held = (
@@ -350,17 +366,16 @@ class Account:
                 + d.get("OptionMarketValue", 0.0)
                 + d.get("FuturesPNL", 0.0)
             )
-            out[currency] = {
-                "ExchangeRate": rates.get(currency, 0.0),
-                "CashBalance": cash,
-                "TotalCashBalance": cash,
-                "NetLiquidationByCurrency": cash + held,
-                "UnrealizedPnL": d.get("UnrealizedPnL", 0.0),
-                "RealizedPnL": d.get("RealizedPnL", 0.0),
-                "StockMarketValue": d.get("StockMarketValue", 0.0),
-                "OptionMarketValue": d.get("OptionMarketValue", 0.0),
-                "FuturesPNL": d.get("FuturesPNL", 0.0),
-            }
+            figures.update(
+                CashBalance=cash,
+                TotalCashBalance=cash,
+                NetLiquidationByCurrency=cash + held,
+                UnrealizedPnL=d.get("UnrealizedPnL", 0.0),
+                RealizedPnL=d.get("RealizedPnL", 0.0),
+                StockMarketValue=d.get("StockMarketValue", 0.0),
+                OptionMarketValue=d.get("OptionMarketValue", 0.0),
+                FuturesPNL=d.get("FuturesPNL", 0.0),
+            )
         return out
 
 

@@ -348,9 +348,9 @@ def account_value_rows(
     """(key, value text, currency) rows as reqAccountUpdates sends them: money in USD to the
     cent, ratios (Cushion, Leverage) as plain numbers without a currency.
 
-    ``by_currency`` maps each currency to its own figures in that currency (CashBalance, ...
-    and ExchangeRate, USD per unit; see :meth:`.account.Account.by_currency`). The BASE rows
-    total every currency in USD.
+    ``by_currency`` maps each currency to its ExchangeRate (USD per unit) and, for a currency
+    the account holds, its own figures in that currency (CashBalance, ...; see
+    :meth:`.account.Account.report`). The BASE rows total every currency in USD.
     """
     rows = [("AccountType", "INDIVIDUAL", ""), ("Currency", "USD", "USD")]
     for key, value in values.items():
@@ -363,8 +363,7 @@ def account_value_rows(
     for currency, figures in sorted((by_currency or {}).items()):
         rate = figures.get("ExchangeRate", 0.0)
         rows.append(("ExchangeRate", "1.00" if currency == "USD" else f"{rate:.8g}", currency))
-        for key in BY_CURRENCY:
-            rows.append((key, _money(figures.get(key, 0.0)), currency))
+        rows.extend((key, _money(figures[key]), currency) for key in BY_CURRENCY if key in figures)
     return rows
 
 

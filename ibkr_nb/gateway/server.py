@@ -724,7 +724,7 @@ class PaperGateway(StreamRequests, ReferenceRequests):
 
     def _account_rows(self) -> list[tuple[str, str, str]]:
         """Account value rows: BASE (USD) and each currency's balance, figures and rate."""
-        return account_value_rows(self.broker.account_values(), self.broker.account.by_currency())
+        return account_value_rows(*self.broker.account.report())
 
     def _on_cancelAccountUpdatesMulti(self, client, v) -> None:
         client.account_multi.pop(v["reqId"], None)
