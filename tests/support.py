@@ -8,7 +8,7 @@ import struct
 import time
 from datetime import UTC, datetime
 
-from ib_async import IB
+from ib_async import IB, Index, Option
 
 from ibkr_nb.gateway.protocol import decode_fields, encode_message, frame
 
@@ -93,3 +93,23 @@ def last_price(symbol: str) -> float:
     from ibkr_nb.gateway.market import Clock, Market
 
     return round(float(Market(SEED, Clock(CLOCK, fixed=True)).quote(symbol).last), 2)
+
+
+def qualified(ib: IB, contract):
+    """``contract`` as the gateway qualifies it (exactly one match)."""
+    [c] = ib.qualifyContracts(contract)
+    return c
+
+
+def spx_option(ib: IB, strike: float, right: str, trading_class: str, exchange: str) -> Option:
+    """The qualified SPX option of the first expiry that ``reqSecDefOptParams`` lists for
+    this trading class and exchange."""
+    spx = qualified(ib, Index("SPX", "CBOE"))
+    [chain] = [
+        c
+        for c in ib.reqSecDefOptParams("SPX", "", "IND", spx.conId)
+        if c.exchange == exchange and c.tradingClass == trading_class
+    ]
+    contract = Option("SPX", chain.expirations[0], strike, right, "SMART")
+    contract.tradingClass = trading_class
+    return qualified(ib, contract)

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ibkr_nb.commissions import commission, fx_commission, option_commission, stock_commission
+from ibkr_nb.commissions import (
+    commission,
+    futures_commission,
+    fx_commission,
+    option_commission,
+    stock_commission,
+)
 
 
 def test_fixed_schedule_figures():
@@ -52,8 +58,17 @@ def test_commission_by_security_type():
     assert commission("STK", 100, 50.0) == stock_commission(100, 50.0)
     assert commission("OPT", 10, 2.5) == 6.50
     assert commission("CASH", 20_000, 1.08) == 2.00
-    with pytest.raises(ValueError, match="no commission schedule for 'FUT'"):
-        commission("FUT", 1, 5000.0)
+    assert commission("FUT", 2, 5800.0) == 4.50
+    with pytest.raises(ValueError, match="no commission schedule for 'IND'"):
+        commission("IND", 1, 5000.0)
+
+
+def test_futures_schedule_figures():
+    # 0.85 commission + 1.38 CME exchange fee + 0.02 NFA fee, per contract, any price
+    assert futures_commission(1) == 2.25
+    assert futures_commission(-3, 20_500.0) == 6.75
+    assert futures_commission(0) == 0.0
+    assert futures_commission(np.array([1, 10])).tolist() == [2.25, 22.5]
 
 
 @given(q=st.integers(1, 10_000), p=st.floats(0.01, 500, allow_nan=False))

@@ -40,11 +40,15 @@ Order life (TWS semantics)
 * DAY orders are cancelled by the first ``process()`` at or after the 16:00 ET close of their
   session; GTC orders stay.
 
-The account (cash, positions, P&L, account values) is :mod:`.account`, Reg T margin
-:mod:`.margin`, validation :mod:`.validation`, ids :mod:`.ids`, the seeded portfolio
-:mod:`.seed` and the state file :mod:`.persistence`; records, events and errors are
-:mod:`.records` (re-exported here). Algo orders (Adaptive, Twap, Vwap, ArrivalPx) take their
-fills from :mod:`.algos` instead of the matching above.
+* ``exercise`` (exerciseOptions) and expiry: :meth:`Broker.process` first settles every held
+  option or future whose expiry (16:00 New York) has passed; the trades are
+  :mod:`.exercise`'s, booked as commission-free executions of order id 0.
+
+The account (cash per currency, positions, P&L, account values) is :mod:`.account`, margin
+:mod:`.margin`, validation :mod:`.validation`, exercise and expiry :mod:`.exercise`, ids
+:mod:`.ids`, the seeded portfolio :mod:`.seed` and the state file :mod:`.persistence`; records,
+events and errors are :mod:`.records` (re-exported here). Algo orders (Adaptive, Twap, Vwap,
+ArrivalPx) take their fills from :mod:`.algos` instead of the matching above.
 """
 
 from __future__ import annotations
@@ -52,16 +56,32 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ibkr_nb.commissions import commission
-
-from .account import INITIAL_CASH, Account, Position, book_trade
+from .account import INITIAL_CASH, Account, Position, book_trade, order_fee
 from .algos import AlgoDesk, check_algo, strategy
+from .exercise import (
+    EXERCISE,
+    booked_prices,
+    exercise_refusal,
+    exercise_trades,
+    expiry_timestamp,
+    expiry_trades,
+)
+from .hours import has_own_hours, is_open
 from .ids import IdAllocator, digest
-from .margin import margin, refusal, what_if_state
-from .market import Instrument, Market, instrument, next_session_close, trading_phase
+from .margin import refusal, what_if_state
+from .market import (
+    ET,
+    Instrument,
+    Market,
+    instrument,
+    instrument_by_con_id,
+    next_session_close,
+    trading_phase,
+)
 from .persistence import SavedState, StateStore, WorkingRecord
 from .records import (
     AccountChanged,
@@ -82,6 +102,7 @@ from .records import (
 )
 from .seed import seed_history
 from .validation import (
+    MAX_FX_QUANTITY,
     MAX_ORDER_QUANTITY,
     STOP_TYPES,
     check_values,
@@ -136,10 +157,13 @@ class Broker:
         *,
         rth_only: bool = True,
         max_order_quantity: float = MAX_ORDER_QUANTITY,
+        max_fx_quantity: float = MAX_FX_QUANTITY,
     ) -> None:
         """``rth_only``: orders without ``outside_rth`` fill only during 09:30-16:00 ET.
-        ``max_order_quantity``: larger orders are refused with 383 (TWS's size limit)."""
+        ``max_order_quantity`` (shares, contracts) and ``max_fx_quantity`` (units of an FX
+        pair's base currency): larger orders are refused with 383 (TWS's size limits)."""
         self.max_order_quantity = max_order_quantity
+        self.max_fx_quantity = max_fx_quantity
         self.market = market
         self.clock = market.clock
         self.seed = int(seed)
@@ -213,16 +237,10 @@ class Broker:
     # ---- margin ----------------------------------------------------------------------------
 
     def _projection(self, inst: Instrument, signed: float, price: float):
-        """Margin figures before and after filling ``signed`` shares at ``price``, and the fee."""
-        qty = self.account.quantities()
-        marks = {c: self.account.mark(c) for c in qty}
-        marks[inst.con_id] = self.account.mark(inst.con_id)
-        before = margin(self.account.cash, qty, marks)
-        fee = commission(inst.sec_type, signed, price)
-        after_qty = dict(qty)
-        after_qty[inst.con_id] = after_qty.get(inst.con_id, 0.0) + signed
-        cost = signed * price * inst.multiplier
-        after = margin(self.account.cash - cost - fee, after_qty, marks)
+        """Margin figures before and after filling ``signed`` units at ``price``, and the fee."""
+        fee = order_fee(inst, signed, price)
+        trade = TradeRecord("", self.clock.now(), inst.symbol, inst.con_id, signed, price, fee)
+        before, after = self.account.projection(trade)
         return before, after, fee
 
     def _estimate_price(self, ticket: OrderTicket, inst: Instrument) -> float:
@@ -254,9 +272,13 @@ class Broker:
 
     def _can_trade(self, o: _Order, phase: str) -> bool:
         """Regular hours: any order. Extended hours: limit orders with ``outside_rth`` (a
-        market order waits for the open, as in TWS). Closed: nothing (unless not rth_only)."""
+        market order waits for the open, as in TWS). Closed: nothing (unless not rth_only).
+        FX pairs and futures: whenever their own market is open (:mod:`.hours`)."""
         if phase == "regular" or not self.rth_only:
             return True
+        sec_type = instrument(o.ticket.symbol).sec_type
+        if has_own_hours(sec_type):
+            return is_open(sec_type, self.clock.timestamp())
         return phase == "extended" and o.ticket.outside_rth and o.ticket.order_type in LIMIT_TYPES
 
     def _parent(self, o: _Order) -> _Order | None:
@@ -298,7 +320,7 @@ class Broker:
         limit; :class:`StateWriteError` (201) when the state file cannot be written.
         """
         normalise(ticket)
-        check_values(ticket, self.max_order_quantity)
+        check_values(ticket, self.max_order_quantity, self.max_fx_quantity)
         key = (ticket.client_id, ticket.order_id)
         if ticket.what_if:
             return self._emit(self._what_if(ticket))
@@ -534,12 +556,15 @@ class Broker:
         Each transmitted order gets at most one execution per call (children activated by a
         parent's fill are checked in the same call).
         """
-        if not self._working:
-            return []
         now_ts = self.clock.timestamp()
-        phase = self._phase(now_ts)
         events: list[Event] = []
         touched: set[int] = set()
+        expiries = self.account.expiries
+        if expiries and min(map(expiry_timestamp, expiries.values())) <= now_ts:
+            events += self._expire(now_ts, touched)
+        if not self._working:
+            return self._account_changed(events, touched)
+        phase = self._phase(now_ts)
         seen: set[tuple[int, int]] = set()
         quotes: dict[str, Any] = {}
         while True:
@@ -568,11 +593,90 @@ class Broker:
                 if sym not in quotes:
                     quotes[sym] = self.market.quote(sym)
                 events += self._evaluate(o, quotes[sym], phase, touched)
+        return self._account_changed(events, touched)
+
+    def _account_changed(self, events: list[Event], touched: set[int]) -> list[Event]:
+        """Close a batch of events: one AccountChanged for the contracts touched, then save."""
         if touched:
             events.append(AccountChanged(tuple(sorted(touched))))
         if events:
             self._save()
         return self._emit(events)
+
+    # ---- exercise and expiry (see :mod:`.exercise`) --------------------------------------------
+
+    def exercise(
+        self, client_id: int, con_id: int, action: int, contracts: float, override: bool
+    ) -> list[Event]:
+        """``exerciseOptions``: exercise (action 1) or lapse (2) ``contracts`` long options.
+
+        Books the trades of :func:`.exercise.exercise_trades` (or the lapse) as executions
+        of order id 0 for ``client_id``, with zero commission. Raises :class:`BrokerError`
+        321 naming the problem (no such long position, out of the money without override,
+        a European option before expiry, ...).
+        """
+        inst = instrument_by_con_id(con_id)
+        if inst is None:
+            raise BrokerError(200, f"No security definition has been found for conId {con_id}")
+        position = self.account.positions.get(con_id, Position())
+        held = position.quantity
+        underlying = self.market.last_price(inst.underlying) if inst.underlying else 0.0
+        today = self.clock.now().astimezone(ET).strftime("%Y%m%d")
+        text = exercise_refusal(inst, action, contracts, held, underlying, override, today)
+        if text:
+            raise BrokerError(321, f"Error validating request: exerciseOptions: {text}")
+        if action == EXERCISE:
+            trades = exercise_trades(inst, contracts, underlying)
+        else:
+            trades = [(inst, -contracts, 0.0)]
+        touched: set[int] = set()
+        prices = booked_prices(trades, position.avg_cost)
+        events = self._book_settlement(trades, prices, client_id, touched)
+        return self._account_changed(events, touched)
+
+    def _expire(self, now_ts: float, touched: set[int]) -> list[Event]:
+        """Settle every held option or future whose expiry has passed (auto-exercise)."""
+        events: list[Event] = []
+        for con_id, expiry in sorted(self.account.expiries.items()):
+            ts = expiry_timestamp(expiry)
+            if ts > now_ts:
+                continue
+            inst = instrument_by_con_id(con_id)
+            when = datetime.fromtimestamp(ts, UTC)
+            underlying = self.market.quote_at(inst.underlying, when).last
+            position = self.account.positions[con_id]
+            trades = expiry_trades(inst, position.quantity, underlying)
+            prices = booked_prices(trades, position.avg_cost)
+            events += self._book_settlement(trades, prices, 0, touched)
+        return events
+
+    def _book_settlement(
+        self, trades, prices: list[float], client_id: int, touched: set[int]
+    ) -> list[Event]:
+        """Book exercise, lapse or expiry ``trades`` (at the account's ``prices``) as
+        commission-free executions of order 0."""
+        events: list[Event] = []
+        now = self.clock.now()
+        for (inst, quantity, price), booked in zip(trades, prices, strict=True):
+            exec_id = self._ids.next_exec_id()
+            trade = TradeRecord(
+                exec_id, now, inst.symbol, inst.con_id, quantity, booked, 0.0,
+                currency=inst.currency, source="exercise", exec_id=exec_id,
+            )  # fmt: skip
+            realized = self.account.book(trade, session=True)
+            touched.add(inst.con_id)
+            shares = abs(quantity)
+            ex = ExecutionRecord(
+                exec_id, 0, client_id, 0, self.account_id, inst.con_id, inst.symbol,
+                "BOT" if quantity > 0 else "SLD", shares, price, shares, price, now,
+                _EXCHANGE.get(inst.primary_exchange, inst.primary_exchange), "", 0,
+            )  # fmt: skip
+            cr = CommissionRecord(
+                exec_id, 0.0, "USD", None if realized is None else round(realized, 8)
+            )
+            self._executions.append((ex, cr))
+            events.append(Fill(ex, cr))
+        return events
 
     @staticmethod
     def _expired(o: _Order, now_ts: float) -> bool:
@@ -641,7 +745,8 @@ class Broker:
         now = when or self.clock.now()
         cum = t.filled + qty
         avg = (t.avg_fill_price * t.filled + price * qty) / cum
-        total_fee = commission(instrument(t.symbol).sec_type, cum, avg)
+        inst = instrument(t.symbol)
+        total_fee = order_fee(inst, cum, avg)
         fee = round(max(0.0, total_fee - t.commission), 8)
         signed = qty if t.action == "BUY" else -qty
         exec_id = self._ids.next_exec_id()
@@ -653,6 +758,7 @@ class Broker:
             quantity=signed,
             price=price,
             commission=fee,
+            currency=inst.currency,
             source="fill",
             exec_id=exec_id,
         )
@@ -663,7 +769,6 @@ class Broker:
         t.avg_fill_price = avg
         t.last_fill_price = price
         t.commission = total_fee
-        inst = instrument(t.symbol)
         ex = ExecutionRecord(
             exec_id=exec_id,
             order_id=t.order_id,
@@ -738,7 +843,7 @@ class Broker:
 
     @property
     def cash(self) -> float:
-        """Cash balance in USD."""
+        """Cash balance in USD (every currency: ``account.balances``)."""
         return self.account.cash
 
     def positions(self) -> list[PositionRow]:

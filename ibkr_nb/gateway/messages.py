@@ -321,6 +321,19 @@ REQUESTS: dict[int, Request] = {
             ),
         ),
         Request(5, "reqOpenOrders", (("version", int),)),
+        Request(
+            21,
+            "exerciseOptions",
+            (
+                ("version", int),
+                ("reqId", int),
+                *CONTRACT_NO_PRIMARY,
+                ("exerciseAction", int),
+                ("exerciseQuantity", int),
+                ("account", str),
+                ("override", int),
+            ),
+        ),
         Request(6, "reqAccountUpdates", (("version", int), ("subscribe", bool), ("acctCode", str))),
         Request(
             7,
@@ -1418,9 +1431,6 @@ UNSUPPORTED: dict[int, Unsupported] = {
     14: Unsupported("setServerLogLevel", None),
     18: Unsupported("requestFA", None, 321, _NO_FA),
     19: Unsupported("replaceFA", 4, 321, _NO_FA),
-    21: Unsupported("exerciseOptions", 2, 200, "No security definition has been found for the "
-                    "request. The paper gateway does not simulate exercising options; close the "
-                    "position with an order instead."),
     65: Unsupported("verifyRequest", None),
     66: Unsupported("verifyMessage", None),
     67: Unsupported("queryDisplayGroups", 2, 321, _NO_GROUPS),

@@ -334,48 +334,36 @@ BY_CURRENCY = (
     "NetLiquidationByCurrency",
     "UnrealizedPnL",
     "RealizedPnL",
+    "StockMarketValue",
+    "OptionMarketValue",
+    "FuturesPNL",
 )
+_BASE_SOURCE = {"CashBalance": "TotalCashValue", "TotalCashBalance": "TotalCashValue",
+                "NetLiquidationByCurrency": "NetLiquidation"}  # fmt: skip
 
 
 def account_value_rows(
-    values: dict[str, float],
-    cash: dict[str, float] | None = None,
-    rates: dict[str, float] | None = None,
+    values: dict[str, float], by_currency: dict[str, dict[str, float]] | None = None
 ) -> list[tuple[str, str, str]]:
     """(key, value text, currency) rows as reqAccountUpdates sends them: money in USD to the
     cent, ratios (Cushion, Leverage) as plain numbers without a currency.
 
-    ``cash`` is the balance per currency other than USD (FX bought on IDEALPRO, in that
-    currency); ``rates`` the USD value of one unit of each currency. The BASE (USD) rows total
-    every currency; each currency gets its own CashBalance, NetLiquidationByCurrency and
-    ExchangeRate rows.
+    ``by_currency`` maps each currency to its ExchangeRate (USD per unit) and, for a currency
+    the account holds, its own figures in that currency (CashBalance, ...; see
+    :meth:`.account.Account.report`). The BASE rows total every currency in USD.
     """
-    cash = cash or {}
-    rates = rates or {}
     rows = [("AccountType", "INDIVIDUAL", ""), ("Currency", "USD", "USD")]
     for key, value in values.items():
         if key in RATIO_TAGS:
             rows.append((key, f"{value:.6g}", ""))
         else:
             rows.append((key, _money(value), "USD"))
-    usd_cash = values.get("TotalCashValue", 0.0)
-    per_currency = {
-        "CashBalance": usd_cash,
-        "TotalCashBalance": usd_cash,
-        "NetLiquidationByCurrency": values.get("NetLiquidation", 0.0),
-        "UnrealizedPnL": values.get("UnrealizedPnL", 0.0),
-        "RealizedPnL": values.get("RealizedPnL", 0.0),
-    }
     for key in BY_CURRENCY:
-        rows.append((key, _money(per_currency[key]), "BASE"))
-    rows.append(("ExchangeRate", "1.00", "USD"))
-    for currency in sorted(set(cash) | set(rates)):
-        if currency == "USD":
-            continue
-        rows.append(("ExchangeRate", f"{rates.get(currency, 0.0):.6g}", currency))
-        balance = cash.get(currency, 0.0)
-        for key in ("CashBalance", "TotalCashBalance", "NetLiquidationByCurrency"):
-            rows.append((key, _money(balance), currency))
+        rows.append((key, _money(values.get(_BASE_SOURCE.get(key, key), 0.0)), "BASE"))
+    for currency, figures in sorted((by_currency or {}).items()):
+        rate = figures.get("ExchangeRate", 0.0)
+        rows.append(("ExchangeRate", "1.00" if currency == "USD" else f"{rate:.8g}", currency))
+        rows.extend((key, _money(figures[key]), currency) for key in BY_CURRENCY if key in figures)
     return rows
 
 

@@ -22,6 +22,7 @@ from . import messages
 from .broker import (
     AccountChanged,
     Broker,
+    BrokerError,
     Fill,
     OrderRejected,
     OrderTicket,
@@ -30,7 +31,7 @@ from .broker import (
     StateWriteError,
     WhatIf,
 )
-from .instruments import FX_PAIRS, instrument_by_con_id, resolve
+from .instruments import resolve
 from .market import (
     ET,
     Clock,
@@ -67,7 +68,7 @@ from .replies import (
 )
 from .statements import flex_statement
 from .streams import TICK_INTERVAL, Stream, StreamRequests
-from .validation import MAX_ORDER_QUANTITY
+from .validation import MAX_ORDER_QUANTITY, odd_lot_warning
 
 log = logging.getLogger("ibkr_nb.gateway")
 
@@ -198,7 +199,6 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         )
         self.broker.subscribe(self._on_broker_event)
         self.clients: set[ClientConnection] = set()
-        self._rates: tuple[int, dict[str, float]] = (-1, {})
         self._pending = 0  # sockets still in the handshake
         self._drops: dict[str, int] = {}
         self._drops_logged = 0.0
@@ -723,28 +723,8 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         return changed
 
     def _account_rows(self) -> list[tuple[str, str, str]]:
-        """Account value rows, with FX balances and rates per currency."""
-        cash: dict[str, float] = {}
-        for con_id, quantity in self.broker.account.quantities().items():
-            inst = instrument_by_con_id(con_id)
-            if inst is not None and inst.sec_type == "CASH":
-                cash[inst.tws_symbol] = cash.get(inst.tws_symbol, 0.0) + quantity
-        return account_value_rows(self.broker.account_values(), cash, self._fx_rates())
-
-    def _fx_rates(self) -> dict[str, float]:
-        """USD per unit of each simulated currency, from the FX mids (recomputed each second)."""
-        second = int(self.clock.timestamp())
-        if self._rates[0] != second:
-            rates = {}
-            for pair in FX_PAIRS.values():
-                quote = self.market.quote(pair.symbol)
-                mid = (quote.bid + quote.ask) / 2.0
-                if pair.currency == "USD":
-                    rates[pair.tws_symbol] = mid
-                else:
-                    rates[pair.currency] = 1.0 / mid
-            self._rates = (second, rates)
-        return self._rates[1]
+        """Account value rows: BASE (USD) and each currency's balance, figures and rate."""
+        return account_value_rows(*self.broker.account.report())
 
     def _on_cancelAccountUpdatesMulti(self, client, v) -> None:
         client.account_multi.pop(v["reqId"], None)
@@ -824,6 +804,9 @@ class PaperGateway(StreamRequests, ReferenceRequests):
         ticket = ticket_from_request(
             v, client_id=client.client_id, instrument=found, account=self.account_id
         )
+        warning = odd_lot_warning(ticket, found)
+        if warning and not ticket.what_if:  # before the order's status, as TWS sends it
+            client.error(order_id, 399, warning)
         try:
             self.broker.place_order(ticket)
         except OrderRejected as rejected:
@@ -842,6 +825,26 @@ class PaperGateway(StreamRequests, ReferenceRequests):
             f" ref {ticket.order_ref!r}" if ticket.order_ref else "",
         )
         self._process()  # marketable orders fill now, not at the next market tick
+
+    def _on_exerciseOptions(self, client, v) -> None:
+        """Exercise or lapse a long option position (see :meth:`.broker.Broker.exercise`)."""
+        req_id = v["reqId"]
+        found = self._instrument(client, req_id, v)
+        if found is None:
+            return
+        if v.get("account") and v["account"] != self.account_id:
+            client.error(req_id, 321, f"Account {v['account']} is not managed by this login")
+            return
+        try:
+            self.broker.exercise(
+                client.client_id,
+                found.con_id,
+                v["exerciseAction"],
+                v["exerciseQuantity"],
+                bool(v["override"]),
+            )
+        except BrokerError as exc:
+            client.error(req_id, exc.code, exc.message)
 
     def _process(self) -> None:
         """Match working orders; a fill the state file cannot record is undone and retried."""

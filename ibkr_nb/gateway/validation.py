@@ -13,32 +13,57 @@ from .records import OrderRejected, OrderTicket
 
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")
 STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
-MAX_ORDER_QUANTITY = 1_000_000  # shares; TWS's precautionary size limit, configurable
+MAX_ORDER_QUANTITY = 1_000_000  # shares or contracts; TWS's precautionary size limit
+# FX: TWS keeps a Size Limit per asset-class preset; IDEALPRO orders run to tens of millions of
+# the base currency, so the paper gateway's Forex preset is 100 million units (configurable).
+MAX_FX_QUANTITY = 100_000_000
+IDEALPRO_MINIMUM_USD = 25_000  # IBKR: smaller FX orders are odd lots, routed as such
+_UNITS = {
+    "STK": "shares",
+    "CASH": "units of the base currency",
+    "OPT": "contracts",
+    "FUT": "contracts",
+}
 MAX_ORDER_ID = 2**31 - 2  # order ids are positive 32-bit integers (2^31-1 means "unset")
 MAX_PRICE = 1e7  # USD; a limit or stop beyond this is a typo, not an order
 MAX_TEXT = 255  # characters in orderRef and any other free-text field of an order
 
 
-def check_values(ticket: OrderTicket, max_quantity: float = MAX_ORDER_QUANTITY) -> None:
+def check_values(
+    ticket: OrderTicket,
+    max_quantity: float = MAX_ORDER_QUANTITY,
+    max_fx_quantity: float = MAX_FX_QUANTITY,
+) -> None:
     """Values no account may hold: ids out of range, non-finite, fractional or oversized
     quantities, absurd prices, oversized text. Raised before the order touches the account, so
-    the id stays free and nothing is recorded (201, or 383 for the size limit as TWS does)."""
+    the id stays free and nothing is recorded (201, or 383 for the size limit as TWS does).
+    The size limit is ``max_fx_quantity`` for FX pairs, ``max_quantity`` for the rest."""
     if not 0 < ticket.order_id <= MAX_ORDER_ID:
         raise reject(
             ticket,
             f"Order id {ticket.order_id} is out of range: use 1 to {MAX_ORDER_ID} "
             "(reqIds gives the next valid id)",
         )
+    inst = instrument_by_con_id(ticket.con_id) if ticket.con_id else instrument(ticket.symbol)
+    sec_type = inst.sec_type if inst is not None else "STK"
+    units = _UNITS.get(sec_type, "shares")
     q = ticket.total_quantity
     if q is None or not math.isfinite(q) or q <= 0:
-        raise reject(ticket, f"Order quantity must be a positive number of shares, got {q}")
+        raise reject(ticket, f"Order quantity must be a positive number of {units}, got {q}")
     if q != int(q):
-        raise reject(ticket, f"Fractional share quantity {q} is not supported for this stock order")
+        kind = "share" if sec_type == "STK" else "FX" if sec_type == "CASH" else "contract"
+        raise reject(
+            ticket,
+            f"Fractional {kind} quantity {q} is not supported: give whole {units}",
+        )
+    setting = "max_order_quantity"
+    if sec_type == "CASH":
+        max_quantity, setting = max_fx_quantity, "max_fx_quantity"
     if q > max_quantity:
         raise OrderRejected(
             383,
-            f"The order size ({q:g}) exceeds the Size Limit of {max_quantity:g}. Restriction is "
-            "specified in Precautionary Settings of the paper gateway (max_order_quantity).",
+            f"The order size ({q:g}) exceeds the Size Limit of {max_quantity:.0f} {units}. "
+            f"Restriction is specified in Precautionary Settings of the paper gateway ({setting}).",
             ticket,
         )
     for name in ("lmt_price", "aux_price", "trailing_percent"):
@@ -138,14 +163,37 @@ def algo(ticket: OrderTicket) -> None:
 
 
 def tradable(ticket: OrderTicket, inst: Instrument) -> None:
-    """What the account can hold: stocks, options and FX pairs quoted in USD (its cash is USD
-    only); futures and indices are quoted but not traded here."""
-    if inst.sec_type in ("FUT", "IND") or (inst.sec_type == "CASH" and inst.currency != "USD"):
+    """What the account can hold: stocks, options, futures and FX pairs; an index is quoted
+    but cannot be traded (trade its futures or options)."""
+    if inst.sec_type == "IND":
         raise reject(
             ticket,
             f"The paper gateway quotes {inst.tws_symbol} ({inst.sec_type} {inst.currency}) but "
-            "does not trade it: its account holds stocks, options and FX pairs quoted in USD",
+            "does not trade it: an index is not tradable; trade its futures or options instead",
         )
+
+
+def idealpro_minimum(inst: Instrument) -> int:
+    """IDEALPRO's minimum order in units of the pair's base currency: USD 25,000, or its
+    equivalent at the pair's reference rate rounded down to 5,000 (EUR 20,000 as TWS says)."""
+    if inst.tws_symbol == "USD":
+        return IDEALPRO_MINIMUM_USD
+    return int(IDEALPRO_MINIMUM_USD / inst.base_price // 5_000 * 5_000)
+
+
+def odd_lot_warning(ticket: OrderTicket, inst: Instrument) -> str:
+    """TWS's warning 399 text for an FX order below the IDEALPRO minimum ("" otherwise): the
+    order is still accepted and fills, as an odd lot."""
+    if inst.sec_type != "CASH":
+        return ""
+    minimum = idealpro_minimum(inst)
+    if ticket.total_quantity >= minimum:
+        return ""
+    return (
+        f"Order Message:\n{ticket.action} {ticket.total_quantity:g} {inst.symbol} Forex\n"
+        f"Warning: Your order size is below the {inst.tws_symbol} {minimum} IdealPro minimum "
+        "and will be routed as an odd lot order."
+    )
 
 
 def validate(ticket: OrderTicket, inst: Instrument) -> None:

@@ -189,3 +189,31 @@ def test_fills_the_state_file_cannot_record_are_undone_and_retried(tmp_path, mar
     monkeypatch.undo()
     assert broker.process() and len(broker.executions()) == 1  # retried at the next tick
     broker.close()
+
+
+def test_currency_balances_futures_and_exercises_survive_a_restart(tmp_path, market):
+    """The state file replays FX legs, futures variation and exercises into the same cash
+    per currency and the same positions."""
+    from datetime import date
+
+    from ibkr_nb.gateway.instruments import listed_futures, option
+
+    state = tmp_path / "account.json"
+    broker = Broker(market, SEED, state_file=state)
+    es = listed_futures("ES", CLOCK.date())[0]
+    call = option("AAPL", date(2026, 11, 27), 180.0, "C")
+    orders = [("EUR.USD", "BUY", 25_000), ("USD.JPY", "SELL", 30_000), (es.symbol, "BUY", 2),
+              (es.symbol, "SELL", 1), (call.symbol, "BUY", 2)]  # fmt: skip
+    for oid, (symbol, action, qty) in enumerate(orders, start=1):
+        broker.place_order(OrderTicket(oid, 1, action, qty, "MKT", symbol=symbol))
+        broker.process()
+    broker.exercise(1, call.con_id, 1, 1, override=False)
+    balances, rows = dict(broker.account.balances), broker.positions()
+    assert balances["EUR"] == 25_000 and balances["JPY"] > 0
+    broker.close()
+    restored = Broker(market, SEED, state_file=state)
+    try:
+        assert restored.account.balances == pytest.approx(balances)
+        assert restored.positions() == rows
+    finally:
+        restored.close()
