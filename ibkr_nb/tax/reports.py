@@ -98,7 +98,11 @@ def form_8949(result: LotResult, year: int, basis_reported: bool = True) -> pd.D
 
 def schedule_d(result: LotResult, year: int, basis_reported: bool = True) -> pd.DataFrame:
     """Schedule D totals per term and Form 8949 box, plus a total row per term (box "all")."""
-    rows = form_8949(result, year, basis_reported)
+    return schedule_d_totals(form_8949(result, year, basis_reported))
+
+
+def schedule_d_totals(rows: pd.DataFrame) -> pd.DataFrame:
+    """`schedule_d` from Form 8949 rows already computed (`form_8949`)."""
     money = ["proceeds", "cost_basis", "adjustment_amount", "gain_loss"]
     by_box = rows.groupby(["term", "box"], as_index=False)[money].sum()
     by_box["line"] = by_box["box"].map(SCHEDULE_D_LINE)
