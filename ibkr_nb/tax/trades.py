@@ -193,11 +193,60 @@ def _parse_usual(values: pd.Series, tz: str) -> pd.Series:
         todo = parsed.isna()
         if not todo.any():
             break
-        found = pd.to_datetime(values[todo], format=layout, errors="coerce")
-        parsed[todo] = found.dt.as_unit("s")
+        found = _parse_digits(values[todo], layout)  # zero-padded values, as IBKR writes them
+        parsed[todo] = found
+        todo = parsed.isna()
+        if todo.any():  # the others as strptime reads them (e.g. without zero padding)
+            found = pd.to_datetime(values[todo], format=layout, errors="coerce")
+            parsed[todo] = found.dt.as_unit("s")
     year = parsed.dt.year
     parsed = parsed.where((year >= FIRST_YEAR) & (year <= LAST_YEAR)).dt.as_unit("ns")
     return parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+
+
+_FIELD_WIDTH = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
+
+
+def _parse_digits(values: pd.Series, layout: str) -> np.ndarray:
+    """Times (datetime64[s]) of values written exactly as `layout` (strptime codes %Y %m %d
+    %H %M %S, every field zero-padded), read as character codes in numpy; NaT for the
+    others (other widths, non-digits, impossible dates such as 02-30)."""
+    fields: dict[str, int] = {}
+    literals: list[tuple[int, str]] = []
+    width, i = 0, 0
+    while i < len(layout):
+        if layout[i] == "%":
+            fields[layout[i + 1]] = width
+            width += _FIELD_WIDTH[layout[i + 1]]
+            i += 2
+        else:
+            literals.append((width, layout[i]))
+            width, i = width + 1, i + 1
+    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
+    fits = (values.str.len() == width).to_numpy(dtype=bool)
+    if not fits.any():
+        return out
+    chars = values.to_numpy(dtype=object)[fits].astype(f"U{width}")
+    codes = chars.view(np.uint32).reshape(-1, width)  # one column per character
+    ok = np.ones(len(codes), dtype=bool)
+    for at, literal in literals:
+        ok &= codes[:, at] == ord(literal)
+    number = {}
+    for code, at in fields.items():
+        number[code] = np.zeros(len(codes), dtype=np.int64)
+        for column in range(at, at + _FIELD_WIDTH[code]):
+            digit = codes[:, column].astype(np.int64) - ord("0")
+            ok &= (digit >= 0) & (digit <= 9)
+            number[code] = number[code] * 10 + digit
+    y, m, d = number["Y"], number["m"], number["d"]
+    ok &= (m >= 1) & (m <= 12) & (d >= 1) & (number["H"] < 24) & (number["M"] < 60)
+    ok &= number["S"] < 60
+    month = ((y - 1970) * 12 + m - 1).astype("datetime64[M]")
+    day = month.astype("datetime64[D]") + (d - 1)
+    ok &= day.astype("datetime64[M]") == month  # day within its month
+    seconds = number["H"] * 3600 + number["M"] * 60 + number["S"]
+    out[np.flatnonzero(fits)[ok]] = (day.astype("datetime64[s]") + seconds)[ok]
+    return out
 
 
 def _parse_any(values: pd.Series, tz: str) -> pd.Series:
