@@ -230,12 +230,24 @@ def _trades_blocks(text: str):
     account, base, totals = "", "", set()
     actions: list[tuple[int, str, dict]] = []
     action_header: list[str] = []
-    for line_no, line in enumerate(io.StringIO(text), start=1):
-        line = line.rstrip("\r\n")
-        if line.startswith("Trades,Data,") and blocks:  # the bulk of a statement: no parsing
-            blocks[-1][1].append(line_no)
-            blocks[-1][2].append(line)
-            continue
+    lines = text.split("\n")
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]
+    # The bulk of a statement, runs of English Trades Data lines, is taken as it is; only
+    # the other lines (indices in `other`) are looked at one by one.
+    other = [i for i, line in enumerate(lines) if not line.startswith("Trades,Data,")]
+
+    def take(start: int, end: int) -> None:  # lines [start, end) to the current block
+        if blocks:
+            blocks[-1][1].extend(range(start + 1, end + 1))  # line numbers count from 1
+            blocks[-1][2].extend(lines[start:end])
+
+    run = (0, 0)  # the Trades Data lines after the line looked at last
+    ends = [*other[1:], len(lines)] if other else []
+    for i, end in zip(other, ends, strict=True):
+        take(*run)
+        run = (i + 1, end)
+        line_no, line = i + 1, lines[i]
         if not line:
             continue
         rec = _fields(line) if line.startswith('"') else line.split(",", 2)
@@ -266,6 +278,7 @@ def _trades_blocks(text: str):
         elif rec[1] == "Data" and blocks:
             blocks[-1][1].append(line_no)
             blocks[-1][2].append(line)
+    take(*run)
     return blocks, account, base, totals, actions
 
 
@@ -385,11 +398,13 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     known = multiplier.groupby(symbol).transform("first")
     default = pd.Series(np.where(category == "OPT", 100.0, 1.0), index=f.index)
     multiplier = multiplier.fillna(known).fillna(default)
-    content = (
-        account + "|" + symbol + "|" + when + "|" + quantity_text + "|" + price_text + "|" + disc
-    )
-    seen = content.groupby(content).cumcount() + 1
-    trade_id = content.where(seen == 1, content + "#" + seen.astype(str))
+    content = account.str.cat([symbol, when, quantity_text, price_text, disc], sep="|")
+    trade_id = content.copy()
+    repeated = content.duplicated(keep=False).to_numpy()
+    if repeated.any():  # the second of two identical rows is "...#2", and so on
+        again = content[repeated]
+        seen = again.groupby(again).cumcount() + 1
+        trade_id[repeated] = again.where(seen == 1, again + "#" + seen.astype(str))
     level = "Order" if (disc == "Order").any() else "Trade"
     at_level = (disc == level).to_numpy()
     owner = trade_id.where(at_level).ffill().fillna("")

@@ -305,7 +305,9 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     multiplier = to_number(col["multiplier"]).fillna(1.0)
     ratio = to_number(col["ratio"])
     trade_id = text(col["trade_id"])
-    trade_id = trade_id.where(trade_id != "", source + ":" + stage["line"].astype("str"))
+    no_id = (trade_id == "").to_numpy()
+    if no_id.any():
+        trade_id[no_id] = source + ":" + stage["line"][no_id].astype("str")
     account = per_unique(col["account"], text)
     category = per_unique(col["asset_category"], lambda v: text(v).str.upper().replace("", "STK"))
     open_close = per_unique(col["open_close"], lambda v: text(v).str.upper())
