@@ -230,8 +230,10 @@ def _pick(mask: np.ndarray, yes: str, no: str) -> pd.api.extensions.ExtensionArr
 
 
 def _dates(days: np.ndarray) -> np.ndarray:
-    """Day numbers (days since 1970-01-01) as datetime64[s] dates."""
-    return (days * 86_400).view("datetime64[s]")
+    """Day numbers (days since 1970-01-01, int64) as datetime64[s] dates, converted in place
+    (the caller's array becomes the dates: no fresh memory for millions of rows)."""
+    days *= 86_400
+    return days.view("datetime64[s]")
 
 
 @dataclass
@@ -523,6 +525,7 @@ class _Book:
         is_long = (self.lots.direction[pieces.lot] > 0)[p]
         close_row = self.close_idx[pieces.close][p]
         open_row = self.lots.row[pieces.lot][p]
+        ira = self.lots.in_ira()[pieces.lot][p]
         # Columns are computed in place where possible and the frame takes them without
         # copying: with millions of rows, fresh memory (first-touched pages) costs wall time.
         proceeds = pieces.close_unit[p]
@@ -566,7 +569,7 @@ class _Book:
                 "datetime_acquired": self._timestamps(open_row),
                 "datetime_sold": self._timestamps(close_row),
                 "permanently_disallowed": seg.permanently_disallowed()[by_time],
-                "ira": self.lots.in_ira()[pieces.lot][seg.piece[by_time]],
+                "ira": ira,
             },
             copy=False,
         )
@@ -586,7 +589,7 @@ class _Book:
                 "position": _pick(direction > 0, "long", "short"),
                 "quantity": direction * seg.open_qty / MICRO,
                 "date_acquired": _dates(rows["day"][row]),
-                "holding_period_start": _dates(seg.open_hps),
+                "holding_period_start": _dates(seg.open_hps.copy()),
                 "cost_basis": np.where(direction > 0, value, 0.0) + seg.open_adj,
                 "proceeds": np.where(direction > 0, np.nan, value),
                 "wash_sale_adjustment": seg.open_adj,

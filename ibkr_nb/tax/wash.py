@@ -142,7 +142,7 @@ def plain_segments(lots: Lots, pieces: Pieces) -> Segments:
     """Segments without wash sales: one per piece, the unsold rest of each lot open."""
     disposed = np.zeros(len(lots.qty), dtype=np.int64)
     np.add.at(disposed, pieces.lot, pieces.qty)
-    return _assemble(lots, pieces, _no_records(), _no_records(), disposed)
+    return _assemble(lots, pieces, [], _no_records(), disposed, [])
 
 
 class _Spans:
@@ -438,11 +438,7 @@ class _Sweep:
         disposed[self.cand] = self.disposed
         held = self._held()
         held = (self.cand[held[0]], *held[1:])
-        sold = tuple(
-            np.concatenate(column) for column in zip(*self.sold, _no_records(), strict=True)
-        )
-        permanent = np.concatenate([*self.permanent, np.zeros(0)])
-        return _assemble(self.lots, self.pieces, sold, held, disposed, permanent)
+        return _assemble(self.lots, self.pieces, self.sold, held, disposed, self.permanent)
 
     def _held(self) -> Records:
         """Segments of the unsold shares [disposed, qty) of lots that absorbed a loss: each
@@ -488,35 +484,39 @@ def _no_records() -> Records:
 def _assemble(
     lots: Lots,
     pieces: Pieces,
-    sold: Records,
+    sold: list[Records],
     held: Records,
     disposed: np.ndarray,
-    permanent: np.ndarray | None = None,
+    permanent: list[np.ndarray],
 ) -> Segments:
-    """`Segments` from the recorded ones plus every piece and held lot not among them,
-    which keep the lot's own basis and acquisition date (one segment each)."""
-    s_piece, s_qty, s_adj, s_hps, s_disallowed = sold
+    """`Segments` from the recorded ones (in chunks, joined here once) plus every piece and
+    held lot not among them, which keep the lot's own basis and acquisition date (one
+    segment each). `permanent` holds each chunk's `Segments.permanent`."""
     h_lot, h_qty, h_adj, h_hps, _ = held
     plain = np.ones(len(pieces.qty), dtype=bool)
-    plain[s_piece] = False
+    for chunk in sold:
+        plain[chunk[0]] = False
     piece = np.flatnonzero(plain)
+    zeros = np.zeros(len(piece))
+
+    def joined(field: int, first: np.ndarray) -> np.ndarray:
+        return np.concatenate([first, *(chunk[field] for chunk in sold)])
+
     left = lots.qty - disposed
     untouched = left > 0
     untouched[h_lot] = False
     lot = np.flatnonzero(untouched)
     return Segments(
-        piece=np.concatenate([piece, s_piece]),
-        qty=np.concatenate([pieces.qty[piece], s_qty]),
-        adj_in=np.concatenate([np.zeros(len(piece)), s_adj]),
-        hps=np.concatenate([lots.day[pieces.lot[piece]], s_hps]),
-        disallowed=np.concatenate([np.zeros(len(piece)), s_disallowed]),
+        piece=joined(0, piece),
+        qty=joined(1, pieces.qty[piece]),
+        adj_in=joined(2, zeros),
+        hps=joined(3, lots.day[pieces.lot[piece]]),
+        disallowed=joined(4, zeros),
         open_lot=np.concatenate([lot, h_lot]),
         open_qty=np.concatenate([left[lot], h_qty]),
         open_adj=np.concatenate([np.zeros(len(lot)), h_adj]),
         open_hps=np.concatenate([lots.day[lot], h_hps]),
-        permanent=np.concatenate(
-            [np.zeros(len(piece)), np.zeros(len(s_piece)) if permanent is None else permanent]
-        ),
+        permanent=np.concatenate([zeros, *permanent]),
     )
 
 
