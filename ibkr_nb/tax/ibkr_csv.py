@@ -430,7 +430,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
             "price": price,
             "commission": -comm,
             "currency": currency,
-            "fx_rate": np.where(currency == "USD", "1", ""),
+            "fx_rate": np.where(currency == "USD", 1.0, np.nan),
             "asset_category": category,
             "multiplier": multiplier,
             "open_close": open_close,

@@ -147,10 +147,11 @@ def to_number(values: pd.Series) -> pd.Series:
         return values.astype(float)
     if values.dtype == "str":  # fast path: plain numbers parse as they are
         plain = pd.to_numeric(values, errors="coerce").astype(float)
-        retry = plain.isna() & values.notna() & (values != "")
-        if not retry.any():
-            return plain
-        plain[retry] = to_number(values[retry].astype(object))
+        nan = np.flatnonzero(plain.isna().to_numpy())
+        text_left = values.iloc[nan]
+        retry = nan[(text_left.notna() & (text_left != "")).to_numpy(dtype=bool)]
+        if len(retry):
+            plain.iloc[retry] = to_number(values.iloc[retry].astype(object)).to_numpy()
         return plain
     cleaned = text(values).str.replace(",", "", regex=False)
     return pd.to_numeric(cleaned, errors="coerce").astype(float)
