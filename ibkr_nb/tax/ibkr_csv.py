@@ -111,7 +111,11 @@ def stage_result(
 ) -> ImportResult:
     """Finalise statement rows into an ImportResult; rows in categories that are not booked
     and the `refused` (row, reason) pairs go to rejects with their reason."""
-    stage = pd.DataFrame(rows, columns=STAGE_COLUMNS)
+    stage = (
+        rows.reindex(columns=STAGE_COLUMNS)  # the same frame, without a copy
+        if isinstance(rows, pd.DataFrame)
+        else pd.DataFrame(rows, columns=STAGE_COLUMNS)
+    )
     not_booked = stage["asset_category"].isin(list(NOT_BOOKED)).to_numpy()
     result = finalise(stage[~not_booked], source, tz)
     refused = [
@@ -334,6 +338,7 @@ def _read_block(header: list[str], lines: list[str]) -> pd.DataFrame:
         names=names,
         dtype=str,
         keep_default_na=False,
+        na_filter=False,  # every cell is text, "" included: no missing-value scan
         index_col=False,
         skipinitialspace=True,
     )
@@ -377,7 +382,9 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     category_name = _column(f, "Asset Category", "Stocks")
     category = per_unique(category_name, lambda v: v.map(CATEGORIES).fillna(v))
     symbol, when = _column(f, "Symbol"), _column(f, "Date/Time")
-    quantity_text = _column(f, "Quantity").str.replace(",", "", regex=False)
+    quantity_text = per_unique(
+        _column(f, "Quantity"), lambda v: v.str.replace(",", "", regex=False)
+    )
     price_text = _column(f, "T. Price")
     quantity, price = to_number(quantity_text), to_number(price_text)
     pnl = to_number(_column(f, "Realized P/L"))
@@ -445,7 +452,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
         stage[at_level & ~has["Ca"]].reset_index(drop=True),
         stage[cancelled].assign(cancels="").reset_index(drop=True),
     )
-    closing = rows["open_close"].str.contains("C", regex=False)
+    closing = per_unique(rows["open_close"], lambda v: v.str.contains("C", regex=False))
     realized = pd.DataFrame(
         {
             "trade_id": rows["trade_id"][closing],
