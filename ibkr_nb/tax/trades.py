@@ -236,18 +236,26 @@ def _parse_digits(values: pd.Series, layout: str) -> np.ndarray:
     for code, at in fields.items():
         number[code] = np.zeros(len(codes), dtype=np.int64)
         for column in range(at, at + _FIELD_WIDTH[code]):
-            digit = codes[:, column].astype(np.int64) - ord("0")
-            ok &= (digit >= 0) & (digit <= 9)
+            digit = codes[:, column] - np.uint32(ord("0"))  # below "0" wraps round: > 9
+            ok &= digit <= 9
             number[code] = number[code] * 10 + digit
     y, m, d = number["Y"], number["m"], number["d"]
-    ok &= (m >= 1) & (m <= 12) & (d >= 1) & (number["H"] < 24) & (number["M"] < 60)
-    ok &= number["S"] < 60
-    month = ((y - 1970) * 12 + m - 1).astype("datetime64[M]")
-    day = month.astype("datetime64[D]") + (d - 1)
-    ok &= day.astype("datetime64[M]") == month  # day within its month
-    seconds = number["H"] * 3600 + number["M"] * 60 + number["S"]
-    out[np.flatnonzero(fits)[ok]] = (day.astype("datetime64[s]") + seconds)[ok]
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    last = _MONTH_DAYS[np.clip(m, 0, 12)] + ((m == 2) & leap)
+    ok &= (m >= 1) & (m <= 12) & (d >= 1) & (d <= last)
+    ok &= (number["H"] < 24) & (number["M"] < 60) & (number["S"] < 60)
+    # Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "days_from_civil").
+    y = y - (m <= 2)
+    era = y // 400
+    of_era = y - era * 400
+    of_year = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+    days = era * 146_097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719_468
+    seconds = days * 86_400 + number["H"] * 3600 + number["M"] * 60 + number["S"]
+    out[np.flatnonzero(fits)[ok]] = seconds[ok].view("datetime64[s]")
     return out
+
+
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def _parse_any(values: pd.Series, tz: str) -> pd.Series:
