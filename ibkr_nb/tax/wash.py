@@ -50,8 +50,8 @@ The number of rounds is the longest lane's number of steps, whatever the number 
 Lots are renumbered in candidate order (symbol, side, acquisition), so a sale's replacement
 candidates are the lot numbers [lo, hi). Lots that can no longer absorb (all shares absorbed
 or sold) are skipped for good: `_LiveSet`, a bitset with a summary level per 64 words, finds
-the next candidate that may still absorb in a fixed number of numpy steps. Absorbed spans live in flat arrays (`_Spans`), a linked list per lot in share
-order.
+the next candidate that may still absorb in a fixed number of numpy steps. Absorbed spans
+live in flat arrays (`_Spans`), a linked list per lot in share order.
 """
 
 from __future__ import annotations
@@ -246,8 +246,8 @@ class _Sweep:
     Per lot, in candidate order: `qty` (micro-shares), `acquired` (days since epoch), `disposed`
     (shares sold so far), `absorbed_end` (end of the shares that already absorbed a loss),
     `tail` (last span, -1 for none), `cursor` (first span not yet sold past, -1 for none),
-    `live` (the candidates that may still absorb). Per lane: `state`, `pos` (current piece), `lane_end` (past its last
-    piece), and the segment being cut or washed (see `__init__`).
+    `live` (the candidates that may still absorb). Per lane: `state`, `pos` (current piece),
+    `lane_end` (past its last piece), and the segment being cut or washed (see `__init__`).
     """
 
     def __init__(self, lots: Lots, pieces: Pieces) -> None:
