@@ -185,21 +185,24 @@ def parse_datetimes(values: pd.Series, tz: str = DEFAULT_TZ) -> pd.Series:
 
 
 _USUAL_FORMATS = ("%Y-%m-%d, %H:%M:%S", "%Y%m%d;%H%M%S")  # Activity CSV, Flex XML
+_ISO_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")  # Flex dates as `flex` writes them, plain CSV
 
 
 def _parse_usual(values: pd.Series, tz: str) -> pd.Series:
-    """`parse_datetimes` for values in one of IBKR's usual layouts; NaT for the others."""
+    """`parse_datetimes` for values in one of IBKR's usual layouts (zero-padded ISO ones
+    included); NaT for the others."""
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")  # whole seconds
-    for layout in _USUAL_FORMATS:
+    for layout in (*_USUAL_FORMATS, *_ISO_FORMATS):  # zero-padded, as IBKR writes them
         todo = parsed.isna()
         if not todo.any():
             break
-        found = _parse_digits(values[todo], layout)  # zero-padded values, as IBKR writes them
-        parsed[todo] = found
+        parsed[todo] = _parse_digits(values[todo], layout)
+    for layout in _USUAL_FORMATS:  # the others as strptime reads them (e.g. without padding)
         todo = parsed.isna()
-        if todo.any():  # the others as strptime reads them (e.g. without zero padding)
-            found = pd.to_datetime(values[todo], format=layout, errors="coerce")
-            parsed[todo] = found.dt.as_unit("s")
+        if not todo.any():
+            break
+        found = pd.to_datetime(values[todo], format=layout, errors="coerce")
+        parsed[todo] = found.dt.as_unit("s")
     year = parsed.dt.year
     parsed = parsed.where((year >= FIRST_YEAR) & (year <= LAST_YEAR)).dt.as_unit("ns")
     return parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
@@ -210,7 +213,7 @@ _FIELD_WIDTH = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
 
 def _parse_digits(values: pd.Series, layout: str) -> np.ndarray:
     """Times (datetime64[s]) of values written exactly as `layout` (strptime codes %Y %m %d
-    %H %M %S, every field zero-padded), read as character codes in numpy; NaT for the
+    and optionally %H %M %S, every field zero-padded), read as character codes in numpy; NaT for the
     others (other widths, non-digits, impossible dates such as 02-30)."""
     fields: dict[str, int] = {}
     literals: list[tuple[int, str]] = []
@@ -240,17 +243,18 @@ def _parse_digits(values: pd.Series, layout: str) -> np.ndarray:
             ok &= digit <= 9
             number[code] = number[code] * 10 + digit
     y, m, d = number["Y"], number["m"], number["d"]
+    hour, minute, second = (number.get(code, 0) for code in "HMS")
     leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
     last = _MONTH_DAYS[np.clip(m, 0, 12)] + ((m == 2) & leap)
     ok &= (m >= 1) & (m <= 12) & (d >= 1) & (d <= last)
-    ok &= (number["H"] < 24) & (number["M"] < 60) & (number["S"] < 60)
+    ok &= (hour < 24) & (minute < 60) & (second < 60)
     # Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "days_from_civil").
     y = y - (m <= 2)
     era = y // 400
     of_era = y - era * 400
     of_year = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
     days = era * 146_097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719_468
-    seconds = days * 86_400 + number["H"] * 3600 + number["M"] * 60 + number["S"]
+    seconds = days * 86_400 + hour * 3600 + minute * 60 + second
     out[np.flatnonzero(fits)[ok]] = seconds[ok].view("datetime64[s]")
     return out
 

@@ -243,10 +243,12 @@ _DATE_CHARS = st.sampled_from("0123456789-,:; ax")
         ),
         max_size=20,
     ),
-    layout=st.sampled_from(["%Y-%m-%d, %H:%M:%S", "%Y%m%d;%H%M%S"]),
+    layout=st.sampled_from(
+        ["%Y-%m-%d, %H:%M:%S", "%Y%m%d;%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
+    ),
 )
 def test_dates_in_ibkr_layouts_read_as_strptime_reads_them(when, layout):
-    """IBKR's two usual layouts are read by a numpy fast path; whatever it takes, it reads as
+    """IBKR's usual layouts are read by a numpy fast path; whatever it takes, it reads as
     pandas' strptime does (impossible dates and other spellings are left to strptime)."""
     values = pd.Series(
         [w.strftime(layout) if isinstance(w, datetime) else w for w in when], dtype="str"
