@@ -107,9 +107,11 @@ def write_flex_xml(frame: pd.DataFrame, path: Path) -> None:
         f.write("\n</Trades></FlexStatement></FlexStatements></FlexQueryResponse>\n")
 
 
-def run_cli(statement: Path, out: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) of the child, and the CLI's last summary line."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def run_cli(statement: Path, out: Path) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of the child, and the CLI's last summary
+    line. (CPU time: the machine is shared, and wall time counts the waits for a core.)"""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "ibkr_nb.cli", "tax", str(statement), "--out", str(out)],
@@ -118,12 +120,13 @@ def run_cli(statement: Path, out: Path) -> tuple[float, float, str]:
         check=False,
     )
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu_before
     if done.returncode != 0:
         raise SystemExit(f"the CLI failed ({done.returncode}): {done.stderr.strip()}")
     if peak <= before:
         print("  (peak RSS not above an earlier child's: the figure below is an upper bound)")
-    return wall, peak / 1024, done.stdout.strip().splitlines()[-1]
+    return wall, cpu, peak / 1024, done.stdout.strip().splitlines()[-1]
 
 
 def main() -> None:
@@ -139,9 +142,10 @@ def main() -> None:
             path = Path(tmp) / f"statement.{fmt}"
             (write_activity_csv if fmt == "csv" else write_flex_xml)(frame, path)
             size = path.stat().st_size / 2**20
-            wall, peak, last = run_cli(path, Path(tmp) / f"out-{fmt}")
+            wall, cpu, peak, last = run_cli(path, Path(tmp) / f"out-{fmt}")
             print(
-                f"{fmt}: {len(frame):,} trades, {size:,.0f} MiB file: CLI {wall:.1f} s, "
+                f"{fmt}: {len(frame):,} trades, {size:,.0f} MiB file: CLI {wall:.1f} s "
+                f"({cpu:.1f} s CPU), "
                 f"peak RSS {peak:,.0f} MiB ({peak / 1024:.2f} GiB; target <= 2 GiB)"
             )
             print(f"  {last}")

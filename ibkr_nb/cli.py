@@ -7,7 +7,6 @@ Options may come before or after the subcommand, e.g. ibkr-nb gateway --log-leve
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import signal
@@ -178,6 +177,8 @@ def run_gateway(args) -> int:
         kept = f"restored from {state.resolve()} (--fresh starts a new one)"
     else:
         kept = f"new seeded account, kept in {state.resolve()} across restarts"
+
+    import asyncio  # here, not at the top: `ibkr-nb tax` has no use for it
 
     async def serve() -> None:
         await gateway.start()

@@ -22,8 +22,6 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import load_settings
-
 SEED = 7
 CLOCK = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)  # a Tuesday, 10:30 in New York
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,6 +168,8 @@ def write_index(pages: list[Path], out_dir: Path) -> Path:
 def run_notebooks(args) -> int:
     """``ibkr-nb run``: execute notebooks headless; reports (or, with ``--in-place``, the
     committed outputs on a fresh deterministic paper gateway)."""
+    from .config import load_settings  # here, not at the top: pydantic slows every command
+
     paths = notebook_paths(args.notebooks)
     settings = load_settings()
     with ExitStack() as stack:
@@ -206,6 +206,8 @@ def run_notebooks(args) -> int:
 
 def run_lab(args) -> int:
     """``ibkr-nb lab``: JupyterLab on notebooks/, with a paper gateway if no TWS answers."""
+    from .config import load_settings
+
     settings = load_settings()
     with ExitStack() as stack:
         env = {**os.environ, **configured_environment(settings)}

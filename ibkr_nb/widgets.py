@@ -35,7 +35,7 @@ from ibkr_nb.gates import session_denial
 from ibkr_nb.kernel import MainThread, allow_nested_messages
 from ibkr_nb.ledger import Ledger
 from ibkr_nb.plots import fig_realized_by_month, fig_wash_sale_effect
-from ibkr_nb.tax import METHODS, LotResult, form_8949, match_lots, schedule_d
+from ibkr_nb.tax import METHODS, LotResult, form_8949, match_lots, schedule_d_totals
 
 allow_nested_messages()
 
@@ -491,13 +491,14 @@ def tax_report(source, year: int, method: str = "fifo") -> TaxReport:
     wash = in_year[in_year["adjustment_code"] == "W"][
         ["symbol", "quantity", "date_acquired", "date_sold", "adjustment_amount", "gain_loss"]
     ].reset_index(drop=True)
+    form = form_8949(result, year)
     return TaxReport(
         year=year,
         method=method,
         by_term=by_term,
         wash_sales=wash,
-        form_8949=form_8949(result, year),
-        schedule_d=schedule_d(result, year),
+        form_8949=form,
+        schedule_d=schedule_d_totals(form),
         open_lots=result.open_lots[
             ["account", "symbol", "quantity", "date_acquired", "cost_basis"]
         ].reset_index(drop=True),

@@ -100,3 +100,26 @@ def test_help_is_plain_text(capsys):
         out = capsys.readouterr().out
         assert "`" not in out and "--log-level" in out
     assert "data/gateway_state.json" in out and "--fresh" in out
+
+
+def test_the_tax_command_loads_no_gateway_client_or_plotting_code():
+    """`ibkr-nb tax` starts fast: the package's heavy parts are imported on first use only,
+    and every public name still imports from `ibkr_nb` and `ibkr_nb.tax`."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, ibkr_nb.cli\n"
+        "heavy = ('ibkr_nb.gateway.market', 'ibkr_nb.session', 'ib_async', 'plotly',"
+        " 'exchange_calendars', 'pydantic_settings')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules) or 'none')\n"
+        "import ibkr_nb, ibkr_nb.tax\n"
+        "for module in (ibkr_nb, ibkr_nb.tax):\n"
+        "    for name in module.__all__:\n"
+        "        exec(f'from {module.__name__} import {name}')\n"
+        "print(ibkr_nb.connect.__module__, ibkr_nb.tax.fig_wash_sale_effect.__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["none", "ibkr_nb.session ibkr_nb.plots"]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = ibkr_nb.nothing

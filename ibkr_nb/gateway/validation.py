@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .market import Instrument, instrument, instrument_by_con_id
+from .instruments import Instrument, instrument, instrument_by_con_id
 from .records import OrderRejected, OrderTicket
 
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")

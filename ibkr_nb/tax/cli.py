@@ -30,7 +30,7 @@ from ibkr_nb.tax.reports import (
     fx_rates_used,
     open_lots_report,
     reconcile_statement,
-    schedule_d,
+    schedule_d_totals,
     write_csv,
     write_excel,
 )
@@ -201,9 +201,10 @@ def _tax_year(result, wanted: int | None) -> int | None:
 
 def _tables(imported, result, year: int | None) -> dict[str, pd.DataFrame]:
     report_year = year if year is not None else 0  # no sales: empty Form 8949 and Schedule D
+    form = form_8949(result, report_year)
     tables = {
-        "form8949": form_8949(result, report_year),
-        "schedule_d": schedule_d(result, report_year),
+        "form8949": form,
+        "schedule_d": schedule_d_totals(form),
         "open_lots": open_lots_report(result),
     }
     extra = {

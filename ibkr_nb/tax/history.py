@@ -51,7 +51,9 @@ def resolve_prior_positions(
             account_code,
         )
     )
-    ordered = fills.iloc[order].reset_index(drop=True)
+    # The columns the checks below read; all of them only if some sale needs pre-history lots.
+    read = ["symbol", "datetime", "quantity", "open_close", "trade_id", "kind", "ratio"]
+    ordered = fills[[c for c in read if c in fills]].iloc[order].reset_index(drop=True)
     key = (account_code * (symbol_code.max() + 2) + symbol_code + 1)[order]  # account+symbol
     is_split = (ordered["kind"] == "split").to_numpy() if "kind" in ordered else None
     splits = _splits(ordered, is_split)
@@ -75,6 +77,7 @@ def resolve_prior_positions(
             pd.DataFrame(columns=OPENING_LOT_COLUMNS),
             pd.DataFrame(columns=UNEXPLAINED_COLUMNS),
         )
+    ordered = fills.iloc[order].reset_index(drop=True)
     lots_by_trade = {t: g for t, g in closed_lots.groupby("trade_id", sort=False)}
     first_day = pd.Series(ordered["datetime"]).groupby(key).transform("min").dt.normalize()
     first_day = first_day.dt.tz_localize(None).to_numpy()

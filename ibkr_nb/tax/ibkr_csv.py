@@ -115,7 +115,11 @@ def stage_result(
     """Finalise statement rows into an ImportResult; rows in categories that are not booked
     and the `refused` (row, reason) pairs go to rejects with their reason; `corrections`
     are the records of `apply_corrections`."""
-    stage = pd.DataFrame(rows, columns=STAGE_COLUMNS)
+    stage = (
+        rows.reindex(columns=STAGE_COLUMNS)  # the same frame, without a copy
+        if isinstance(rows, pd.DataFrame)
+        else pd.DataFrame(rows, columns=STAGE_COLUMNS)
+    )
     not_booked = stage["asset_category"].isin(list(NOT_BOOKED)).to_numpy()
     result = finalise(stage[~not_booked], source, tz)
     refused = [
@@ -196,12 +200,24 @@ def _trades_blocks(text: str):
     account, base, totals = "", "", set()
     actions: list[tuple[int, str, dict]] = []
     action_header: list[str] = []
-    for line_no, line in enumerate(io.StringIO(text), start=1):
-        line = line.rstrip("\r\n")
-        if line.startswith("Trades,Data,") and blocks:  # the bulk of a statement: no parsing
-            blocks[-1][1].append(line_no)
-            blocks[-1][2].append(line)
-            continue
+    lines = text.split("\n")
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]
+    # The bulk of a statement, runs of English Trades Data lines, is taken as it is; only
+    # the other lines (indices in `other`) are looked at one by one.
+    other = [i for i, line in enumerate(lines) if not line.startswith("Trades,Data,")]
+
+    def take(start: int, end: int) -> None:  # lines [start, end) to the current block
+        if blocks:
+            blocks[-1][1].extend(range(start + 1, end + 1))  # line numbers count from 1
+            blocks[-1][2].extend(lines[start:end])
+
+    run = (0, 0)  # the Trades Data lines after the line looked at last
+    ends = [*other[1:], len(lines)] if other else []
+    for i, end in zip(other, ends, strict=True):
+        take(*run)
+        run = (i + 1, end)
+        line_no, line = i + 1, lines[i]
         if not line:
             continue
         rec = _fields(line) if line.startswith('"') else line.split(",", 2)
@@ -232,6 +248,7 @@ def _trades_blocks(text: str):
         elif rec[1] == "Data" and blocks:
             blocks[-1][1].append(line_no)
             blocks[-1][2].append(line)
+    take(*run)
     return blocks, account, base, totals, actions
 
 
@@ -287,6 +304,7 @@ def _read_block(header: list[str], lines: list[str]) -> pd.DataFrame:
         names=names,
         dtype=str,
         keep_default_na=False,
+        na_filter=False,  # every cell is text, "" included: no missing-value scan
         index_col=False,
         skipinitialspace=True,
     )
@@ -330,7 +348,9 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     category_name = _column(f, "Asset Category", "Stocks")
     category = per_unique(category_name, lambda v: v.map(CATEGORIES).fillna(v))
     symbol, when = _column(f, "Symbol"), _column(f, "Date/Time")
-    quantity_text = _column(f, "Quantity").str.replace(",", "", regex=False)
+    quantity_text = per_unique(
+        _column(f, "Quantity"), lambda v: v.str.replace(",", "", regex=False)
+    )
     price_text = _column(f, "T. Price")
     quantity, price = to_number(quantity_text), to_number(price_text)
     pnl = to_number(_column(f, "Realized P/L"))
@@ -351,11 +371,13 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
     known = multiplier.groupby(symbol).transform("first")
     default = pd.Series(np.where(category == "OPT", 100.0, 1.0), index=f.index)
     multiplier = multiplier.fillna(known).fillna(default)
-    content = (
-        account + "|" + symbol + "|" + when + "|" + quantity_text + "|" + price_text + "|" + disc
-    )
-    seen = content.groupby(content).cumcount() + 1
-    trade_id = content.where(seen == 1, content + "#" + seen.astype(str))
+    content = account.str.cat([symbol, when, quantity_text, price_text, disc], sep="|")
+    trade_id = content.copy()
+    repeated = content.duplicated(keep=False).to_numpy()
+    if repeated.any():  # the second of two identical rows is "...#2", and so on
+        again = content[repeated]
+        seen = again.groupby(again).cumcount() + 1
+        trade_id[repeated] = again.where(seen == 1, again + "#" + seen.astype(str))
     level = "Order" if (disc == "Order").any() else "Trade"
     at_level = (disc == level).to_numpy()
     owner = trade_id.where(at_level).ffill().fillna("")
@@ -381,7 +403,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
             "price": price,
             "commission": -comm,
             "currency": currency,
-            "fx_rate": np.where(currency == "USD", "1", ""),
+            "fx_rate": np.where(currency == "USD", 1.0, np.nan),
             "asset_category": category,
             "multiplier": multiplier,
             "open_close": open_close,
@@ -397,7 +419,7 @@ def from_activity_csv(text: str, source: str = "activity", tz: str = DEFAULT_TZ)
         }
     )
     rows, corrected, refused = apply_corrections(stage[at_level].reset_index(drop=True))
-    closing = rows["open_close"].str.contains("C", regex=False)
+    closing = per_unique(rows["open_close"], lambda v: v.str.contains("C", regex=False))
     realized = pd.DataFrame(
         {
             "trade_id": rows["trade_id"][closing],

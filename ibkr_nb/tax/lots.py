@@ -230,8 +230,10 @@ def _pick(mask: np.ndarray, yes: str, no: str) -> pd.api.extensions.ExtensionArr
 
 
 def _dates(days: np.ndarray) -> np.ndarray:
-    """Day numbers (days since 1970-01-01) as datetime64[s] dates."""
-    return (days * 86_400).view("datetime64[s]")
+    """Day numbers (days since 1970-01-01, int64) as datetime64[s] dates, converted in place
+    (the caller's array becomes the dates: no fresh memory for millions of rows)."""
+    days *= 86_400
+    return days.view("datetime64[s]")
 
 
 @dataclass
@@ -266,8 +268,7 @@ class _Book:
         col = _columns(trades)
         # Rows carry integer codes into string tables (cheap to reorder and gather): account
         # and symbol factorized, trade_id by input position (ids are mostly unique).
-        labels = {c: pd.factorize(col[c]) for c in ("account", "symbol")}
-        labels = {c: (codes, pd.array(table, dtype="str")) for c, (codes, table) in labels.items()}
+        labels = {c: col[c] for c in ("account", "symbol")}
         labels["trade_id"] = (np.arange(len(trades)), pd.array(col["trade_id"], dtype="str"))
         sym_code = labels["symbol"][0]
         ts = col["datetime"].dt.tz_convert(tz)
@@ -275,7 +276,8 @@ class _Book:
         day = ts.dt.tz_localize(None).to_numpy().astype("datetime64[D]").astype(np.int64)
         is_split = col["is_split"]
         # (symbol, time), splits first at equal times; the sort is stable (input order).
-        order = np.lexsort((~is_split, ts_ns, sym_code))
+        order = np.lexsort((~is_split, ts_ns)) if is_split.any() else _stable_order(ts_ns)
+        order = order[_stable_order(sym_code[order])]
         split = is_split[order]
         factor = np.ones(len(order))
         if split.any():  # shares of the latest split era per share of this row's era
@@ -296,7 +298,7 @@ class _Book:
         key = pd.factorize(
             labels["account"][0][src] * (sym_code.max(initial=0) + 1) + sym_code[src]
         )[0]  # one code per (account, symbol), numbered in order of appearance
-        by_key = np.argsort(key, kind="stable")  # rows are already in event order
+        by_key = _stable_order(key)  # rows are already in event order
         take, part, is_open = _split_flips(qty[by_key], key[by_key])
         take = by_key[take]  # index into the trades of each row
         trade = src[take]  # input row of each row
@@ -319,7 +321,7 @@ class _Book:
             day=rows["day"][open_idx],
             order=rows["event"][open_idx],
             wash_key=sym[open_idx],
-            ira=(np.isin(col["account"], list(ira_accounts)) | col["ira"])[trade[open_idx]],
+            ira=(_in_ira(labels["account"], ira_accounts) | col["ira"])[trade[open_idx]],
         )
         codes = {"account": labels["account"][0][trade], "symbol": sym, "trade_id": trade}
         return cls(
@@ -523,6 +525,7 @@ class _Book:
         is_long = (self.lots.direction[pieces.lot] > 0)[p]
         close_row = self.close_idx[pieces.close][p]
         open_row = self.lots.row[pieces.lot][p]
+        ira = self.lots.in_ira()[pieces.lot][p]
         # Columns are computed in place where possible and the frame takes them without
         # copying: with millions of rows, fresh memory (first-touched pages) costs wall time.
         proceeds = pieces.close_unit[p]
@@ -566,7 +569,7 @@ class _Book:
                 "datetime_acquired": self._timestamps(open_row),
                 "datetime_sold": self._timestamps(close_row),
                 "permanently_disallowed": seg.permanently_disallowed()[by_time],
-                "ira": self.lots.in_ira()[pieces.lot][seg.piece[by_time]],
+                "ira": ira,
             },
             copy=False,
         )
@@ -586,7 +589,7 @@ class _Book:
                 "position": _pick(direction > 0, "long", "short"),
                 "quantity": direction * seg.open_qty / MICRO,
                 "date_acquired": _dates(rows["day"][row]),
-                "holding_period_start": _dates(seg.open_hps),
+                "holding_period_start": _dates(seg.open_hps.copy()),
                 "cost_basis": np.where(direction > 0, value, 0.0) + seg.open_adj,
                 "proceeds": np.where(direction > 0, np.nan, value),
                 "wash_sale_adjustment": seg.open_adj,
@@ -601,8 +604,8 @@ def _columns(trades: pd.DataFrame) -> dict:
     """The trades' columns, optional ones filled in; raises on missing required ones.
 
     Numbers as float arrays (quantity in shares, price, commission and fx_rate as given,
-    `ratio` for splits), `is_split` a bool array, account and symbol arrays, `trade_id` and
-    `datetime` Series.
+    `ratio` for splits), `is_split` a bool array, account and symbol as (codes, table of
+    distinct values: a str array), `trade_id` and `datetime` Series.
     """
     missing = [c for c in ("symbol", "datetime", "quantity", "price") if c not in trades]
     if missing:
@@ -615,8 +618,13 @@ def _columns(trades: pd.DataFrame) -> dict:
         )
     n = len(trades)
     trades = trades.reset_index(drop=True)
-    _refuse_missing_values(trades)
     col: dict = {"datetime": trades["datetime"]}
+    # Codes into tables of distinct values: cheap to check, reorder and gather.
+    for column in ("account", "symbol"):
+        values = trades[column].to_numpy() if column in trades else np.full(n, "", object)
+        codes, table = pd.factorize(values)  # a missing value: code -1
+        col[column] = (codes, pd.array(table, dtype="str"))
+    _refuse_missing_values(trades, col)
     for column, default in (("quantity", None), ("price", None), ("ratio", np.nan)):
         col[column] = (
             trades[column].to_numpy(dtype=float) if column in trades else np.full(n, default)
@@ -626,8 +634,6 @@ def _columns(trades: pd.DataFrame) -> dict:
         col[column] = np.where(np.isnan(values), default, values)
     # No USD rate (NaN) stays NaN: such trades get NaN USD figures, never a rate of 1.
     col["fx_rate"] = trades["fx_rate"].to_numpy(dtype=float) if "fx_rate" in trades else np.ones(n)
-    for column in ("account", "symbol"):
-        col[column] = trades[column].to_numpy() if column in trades else np.full(n, "", object)
     col["trade_id"] = (
         trades["trade_id"] if "trade_id" in trades else pd.Series([f"row{i}" for i in range(n)])
     )
@@ -642,18 +648,21 @@ def _columns(trades: pd.DataFrame) -> dict:
     return col
 
 
-def _refuse_missing_values(trades: pd.DataFrame) -> None:
+def _refuse_missing_values(trades: pd.DataFrame, col: dict) -> None:
     """Raise ValueError naming the rows that lack a symbol, date, quantity or price (splits:
-    symbol and date), or an account in an account column: they would book to the wrong lot."""
+    symbol and date), or an account in an account column: they would book to the wrong lot.
+    `col` holds the factorized account and symbol (see `_columns`)."""
     trade = (trades["kind"].fillna("trade") != "split") if "kind" in trades else True
+    codes, table = col["symbol"]
+    empty = np.append(np.asarray(table == "", dtype=bool), True)  # the last entry: code -1
     checks = [
-        ("symbol", trades["symbol"].isna() | (trades["symbol"] == "")),
+        ("symbol", empty[codes]),
         ("datetime", trades["datetime"].isna()),
         ("quantity", trades["quantity"].isna() & trade),  # a split row carries a ratio
         ("price", trades["price"].isna() & trade),
     ]
     if "account" in trades:
-        checks.append(("account", trades["account"].isna()))
+        checks.append(("account", col["account"][0] < 0))
     for column, bad in checks:
         if bad.any():
             rows = trades.index[bad]
@@ -703,6 +712,20 @@ def _unit_values(col: dict, trade: np.ndarray, part: np.ndarray, qty: np.ndarray
     value *= col["fx_rate"][trade]
     value /= size
     return value
+
+
+def _in_ira(account: tuple, ira_accounts: Collection[str]) -> np.ndarray:
+    """Per row, whether its account (codes, table) is one of `ira_accounts`."""
+    codes, table = account
+    return np.isin(table.to_numpy(), list(ira_accounts))[codes]
+
+
+def _stable_order(values: np.ndarray) -> np.ndarray:
+    """`np.argsort(values, kind="stable")`; small non-negative codes are sorted as int16,
+    which numpy sorts by radix (several times faster than the general stable sort)."""
+    if len(values) and values.min() >= 0 and values.max() < 2**15:
+        values = values.astype(np.int16)
+    return np.argsort(values, kind="stable")
 
 
 def _group_cumsum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:

@@ -163,10 +163,11 @@ def to_number(values: pd.Series) -> pd.Series:
         return values.astype(float)
     if values.dtype == "str":  # fast path: plain numbers parse as they are
         plain = pd.to_numeric(values, errors="coerce").astype(float)
-        retry = plain.isna() & values.notna() & (values != "")
-        if not retry.any():
-            return plain
-        plain[retry] = to_number(values[retry].astype(object))
+        nan = np.flatnonzero(plain.isna().to_numpy())
+        text_left = values.iloc[nan]
+        retry = nan[(text_left.notna() & (text_left != "")).to_numpy(dtype=bool)]
+        if len(retry):
+            plain.iloc[retry] = to_number(values.iloc[retry].astype(object)).to_numpy()
         return plain
     cleaned = text(values).str.replace(",", "", regex=False)
     return pd.to_numeric(cleaned, errors="coerce").astype(float)
@@ -200,12 +201,19 @@ def parse_datetimes(values: pd.Series, tz: str = DEFAULT_TZ) -> pd.Series:
 
 
 _USUAL_FORMATS = ("%Y-%m-%d, %H:%M:%S", "%Y%m%d;%H%M%S")  # Activity CSV, Flex XML
+_ISO_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")  # Flex dates as `flex` writes them, plain CSV
 
 
 def _parse_usual(values: pd.Series, tz: str) -> pd.Series:
-    """`parse_datetimes` for values in one of IBKR's usual layouts; NaT for the others."""
+    """`parse_datetimes` for values in one of IBKR's usual layouts (zero-padded ISO ones
+    included); NaT for the others."""
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")  # whole seconds
-    for layout in _USUAL_FORMATS:
+    for layout in (*_USUAL_FORMATS, *_ISO_FORMATS):  # zero-padded, as IBKR writes them
+        todo = parsed.isna()
+        if not todo.any():
+            break
+        parsed[todo] = _parse_digits(values[todo], layout)
+    for layout in _USUAL_FORMATS:  # the others as strptime reads them (e.g. without padding)
         todo = parsed.isna()
         if not todo.any():
             break
@@ -214,6 +222,60 @@ def _parse_usual(values: pd.Series, tz: str) -> pd.Series:
     year = parsed.dt.year
     parsed = parsed.where((year >= FIRST_YEAR) & (year <= LAST_YEAR)).dt.as_unit("ns")
     return parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+
+
+_FIELD_WIDTH = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
+
+
+def _parse_digits(values: pd.Series, layout: str) -> np.ndarray:
+    """Times (datetime64[s]) of values written exactly as `layout` (strptime codes %Y %m %d
+    and optionally %H %M %S, every field zero-padded), read as character codes in numpy; NaT for the
+    others (other widths, non-digits, impossible dates such as 02-30)."""
+    fields: dict[str, int] = {}
+    literals: list[tuple[int, str]] = []
+    width, i = 0, 0
+    while i < len(layout):
+        if layout[i] == "%":
+            fields[layout[i + 1]] = width
+            width += _FIELD_WIDTH[layout[i + 1]]
+            i += 2
+        else:
+            literals.append((width, layout[i]))
+            width, i = width + 1, i + 1
+    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
+    fits = (values.str.len() == width).to_numpy(dtype=bool)
+    if not fits.any():
+        return out
+    chars = values.to_numpy(dtype=object)[fits].astype(f"U{width}")
+    codes = chars.view(np.uint32).reshape(-1, width)  # one column per character
+    ok = np.ones(len(codes), dtype=bool)
+    for at, literal in literals:
+        ok &= codes[:, at] == ord(literal)
+    number = {}
+    for code, at in fields.items():
+        number[code] = np.zeros(len(codes), dtype=np.int64)
+        for column in range(at, at + _FIELD_WIDTH[code]):
+            digit = codes[:, column] - np.uint32(ord("0"))  # below "0" wraps round: > 9
+            ok &= digit <= 9
+            number[code] = number[code] * 10 + digit
+    y, m, d = number["Y"], number["m"], number["d"]
+    hour, minute, second = (number.get(code, 0) for code in "HMS")
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    last = _MONTH_DAYS[np.clip(m, 0, 12)] + ((m == 2) & leap)
+    ok &= (m >= 1) & (m <= 12) & (d >= 1) & (d <= last)
+    ok &= (hour < 24) & (minute < 60) & (second < 60)
+    # Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "days_from_civil").
+    y = y - (m <= 2)
+    era = y // 400
+    of_era = y - era * 400
+    of_year = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+    days = era * 146_097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719_468
+    seconds = days * 86_400 + hour * 3600 + minute * 60 + second
+    out[np.flatnonzero(fits)[ok]] = seconds[ok].view("datetime64[s]")
+    return out
+
+
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def _parse_any(values: pd.Series, tz: str) -> pd.Series:
@@ -272,7 +334,9 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     multiplier = to_number(col["multiplier"]).fillna(1.0)
     ratio = to_number(col["ratio"])
     trade_id = text(col["trade_id"])
-    trade_id = trade_id.where(trade_id != "", source + ":" + stage["line"].astype("str"))
+    no_id = (trade_id == "").to_numpy()
+    if no_id.any():
+        trade_id[no_id] = source + ":" + stage["line"][no_id].astype("str")
     account = per_unique(col["account"], text)
     category = per_unique(col["asset_category"], lambda v: text(v).str.upper().replace("", "STK"))
     open_close = per_unique(col["open_close"], lambda v: text(v).str.upper())

@@ -49,9 +49,9 @@ The number of rounds is the longest lane's number of steps, whatever the number 
 
 Lots are renumbered in candidate order (symbol, side, acquisition), so a sale's replacement
 candidates are the lot numbers [lo, hi). Lots that can no longer absorb (all shares absorbed
-or sold) are skipped for good with a skip list: `nxt[c]` leads to the next candidate that may
-still absorb. Absorbed spans live in flat arrays (`_Spans`), a linked list per lot in share
-order.
+or sold) are skipped for good: `_LiveSet`, a bitset with a summary level per 64 words, finds
+the next candidate that may still absorb in a fixed number of numpy steps. Absorbed spans
+live in flat arrays (`_Spans`), a linked list per lot in share order.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def plain_segments(lots: Lots, pieces: Pieces) -> Segments:
     """Segments without wash sales: one per piece, the unsold rest of each lot open."""
     disposed = np.zeros(len(lots.qty), dtype=np.int64)
     np.add.at(disposed, pieces.lot, pieces.qty)
-    return _assemble(lots, pieces, _no_records(), _no_records(), disposed)
+    return _assemble(lots, pieces, [], _no_records(), disposed, [])
 
 
 class _Spans:
@@ -183,6 +183,59 @@ class _Spans:
             setattr(self, name, np.concatenate([old[:-1], np.empty(extra, old.dtype), old[-1:]]))
 
 
+class _LiveSet:
+    """The integers 0..n-1 that are still live, and n, which always is: a bitset of 64-bit
+    words with a summary bitset over the words (bit w set iff word w is not empty), and so
+    on up to a single word. `find` and `remove` take arrays and cost a fixed number of numpy
+    steps per level, however many integers were removed in a row."""
+
+    def __init__(self, n: int) -> None:
+        self.levels: list[np.ndarray] = []
+        size = n + 1
+        while True:
+            words = np.full((size + 63) // 64, _ALL, dtype=np.uint64)
+            if size % 64:
+                words[-1] = (_ONE << np.uint64(size % 64)) - _ONE
+            self.levels.append(words)
+            if len(words) == 1:
+                break
+            size = len(words)
+
+    def find(self, c: np.ndarray) -> np.ndarray:
+        """The first live integer at or after each `c` (each <= n)."""
+        return self._find(np.asarray(c, dtype=np.int64), 0)
+
+    def _find(self, c: np.ndarray, level: int) -> np.ndarray:
+        words = self.levels[level]
+        w = c >> 6
+        bits = words[w] & (_ALL << (c & 63).astype(np.uint64))
+        out = (w << 6) + _lowest_bit(bits)
+        rest = np.flatnonzero(bits == 0)
+        if len(rest):  # none left in the word: the next non-empty word, from the level above
+            w = self._find(w[rest] + 1, level + 1)
+            out[rest] = (w << 6) + _lowest_bit(words[w])
+        return out
+
+    def remove(self, c: np.ndarray) -> None:
+        """Mark the integers `c` (repeats allowed) no longer live."""
+        for words in self.levels:
+            w = c >> 6
+            np.bitwise_and.at(words, w, ~(_ONE << (c & 63).astype(np.uint64)))
+            c = w[words[w] == 0]
+            if not len(c):
+                return
+
+
+_ONE = np.uint64(1)
+_ALL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+
+
+def _lowest_bit(words: np.ndarray) -> np.ndarray:
+    """Position of the lowest set bit of each uint64 word (-1 for an empty word): the
+    isolated bit is a power of two, exact as a float, whose exponent `frexp` reads."""
+    return np.frexp((words & (~words + _ONE)).astype(np.float64))[1].astype(np.int64) - 1
+
+
 class _Sweep:
     """The lockstep sweep over all symbols (see the module docstring).
 
@@ -193,8 +246,8 @@ class _Sweep:
     Per lot, in candidate order: `qty` (micro-shares), `acquired` (days since epoch), `disposed`
     (shares sold so far), `absorbed_end` (end of the shares that already absorbed a loss),
     `tail` (last span, -1 for none), `cursor` (first span not yet sold past, -1 for none),
-    `nxt` (the skip list). Per lane: `state`, `pos` (current piece), `lane_end` (past its last
-    piece), and the segment being cut or washed (see `__init__`).
+    `live` (the candidates that may still absorb). Per lane: `state`, `pos` (current piece),
+    `lane_end` (past its last piece), and the segment being cut or washed (see `__init__`).
     """
 
     def __init__(self, lots: Lots, pieces: Pieces) -> None:
@@ -228,7 +281,7 @@ class _Sweep:
         self.absorbed_end = np.zeros(n_lots, dtype=np.int64)
         self.tail = np.full(n_lots, -1, dtype=np.int64)
         self.cursor = np.full(n_lots, -1, dtype=np.int64)
-        self.nxt = np.arange(n_lots + 1)
+        self.live = _LiveSet(n_lots)
         self.spans = _Spans(2 * len(order) + 1024)
 
         lanes = _run_bounds(key[order])
@@ -271,7 +324,7 @@ class _Sweep:
         lot, end = self.lot[k], self.end[k]
         self.disposed[lot] = end
         sold_out = lot[end == self.qty[lot]]
-        self.nxt[sold_out] = sold_out + 1
+        self.live.remove(sold_out)
 
         lot = self.lot[p]
         wash = (self.tail[lot] >= 0) | (self.gain[p] < 0)
@@ -319,7 +372,7 @@ class _Sweep:
         self.perm[lanes] = 0
         self.loss_share[lanes] = -gain / qty
         self.tacked[lanes] = self.day[p] - hps
-        self.cand_pos[lanes] = self._find(self.lo[p])
+        self.cand_pos[lanes] = self.live.find(self.lo[p])
         self.state[lanes] = VISIT
 
     def _visit(self, lanes: np.ndarray) -> None:
@@ -334,7 +387,7 @@ class _Sweep:
         need = self.need[washing]
         whole = self.qty[r] - start <= need  # absorbs up to its last share
         end = np.where(whole, self.qty[r], start + need)
-        self.nxt[r[whole]] = r[whole] + 1
+        self.live.remove(r[whole])
         # IRA shares absorb the loss for good: no basis added, no holding period tacked
         ira = self.ira[r]
         self._add_spans(
@@ -352,7 +405,7 @@ class _Sweep:
         finished.append(washing[met])
         looking = np.ones(len(lanes), dtype=bool)
         looking[np.flatnonzero(other)[met]] = False
-        self.cand_pos[lanes[looking]] = self._find(c[looking] + 1)
+        self.cand_pos[lanes[looking]] = self.live.find(c[looking] + 1)
 
         lanes = np.concatenate(finished)
         need, qty = self.need[lanes], self.seg_qty[lanes]
@@ -378,19 +431,6 @@ class _Sweep:
         fresh = self.cursor[lot] < 0
         self.cursor[lot[fresh]] = ids[fresh]
 
-    def _find(self, c: np.ndarray) -> np.ndarray:
-        """The first candidate at or after each `c` that may still absorb (path halving)."""
-        nxt = self.nxt
-        c = c.copy()
-        while True:
-            n1 = nxt[c]
-            moved = n1 != c
-            if not moved.any():
-                return c
-            n2 = nxt[n1[moved]]
-            nxt[c[moved]] = n2
-            c[moved] = n2
-
     def segments(self) -> Segments:
         """The recorded segments, plus segments of the shares still held (see `_held`)."""
         n_lots = len(self.qty)
@@ -398,11 +438,7 @@ class _Sweep:
         disposed[self.cand] = self.disposed
         held = self._held()
         held = (self.cand[held[0]], *held[1:])
-        sold = tuple(
-            np.concatenate(column) for column in zip(*self.sold, _no_records(), strict=True)
-        )
-        permanent = np.concatenate([*self.permanent, np.zeros(0)])
-        return _assemble(self.lots, self.pieces, sold, held, disposed, permanent)
+        return _assemble(self.lots, self.pieces, self.sold, held, disposed, self.permanent)
 
     def _held(self) -> Records:
         """Segments of the unsold shares [disposed, qty) of lots that absorbed a loss: each
@@ -448,35 +484,39 @@ def _no_records() -> Records:
 def _assemble(
     lots: Lots,
     pieces: Pieces,
-    sold: Records,
+    sold: list[Records],
     held: Records,
     disposed: np.ndarray,
-    permanent: np.ndarray | None = None,
+    permanent: list[np.ndarray],
 ) -> Segments:
-    """`Segments` from the recorded ones plus every piece and held lot not among them,
-    which keep the lot's own basis and acquisition date (one segment each)."""
-    s_piece, s_qty, s_adj, s_hps, s_disallowed = sold
+    """`Segments` from the recorded ones (in chunks, joined here once) plus every piece and
+    held lot not among them, which keep the lot's own basis and acquisition date (one
+    segment each). `permanent` holds each chunk's `Segments.permanent`."""
     h_lot, h_qty, h_adj, h_hps, _ = held
     plain = np.ones(len(pieces.qty), dtype=bool)
-    plain[s_piece] = False
+    for chunk in sold:
+        plain[chunk[0]] = False
     piece = np.flatnonzero(plain)
+    zeros = np.zeros(len(piece))
+
+    def joined(field: int, first: np.ndarray) -> np.ndarray:
+        return np.concatenate([first, *(chunk[field] for chunk in sold)])
+
     left = lots.qty - disposed
     untouched = left > 0
     untouched[h_lot] = False
     lot = np.flatnonzero(untouched)
     return Segments(
-        piece=np.concatenate([piece, s_piece]),
-        qty=np.concatenate([pieces.qty[piece], s_qty]),
-        adj_in=np.concatenate([np.zeros(len(piece)), s_adj]),
-        hps=np.concatenate([lots.day[pieces.lot[piece]], s_hps]),
-        disallowed=np.concatenate([np.zeros(len(piece)), s_disallowed]),
+        piece=joined(0, piece),
+        qty=joined(1, pieces.qty[piece]),
+        adj_in=joined(2, zeros),
+        hps=joined(3, lots.day[pieces.lot[piece]]),
+        disallowed=joined(4, zeros),
         open_lot=np.concatenate([lot, h_lot]),
         open_qty=np.concatenate([left[lot], h_qty]),
         open_adj=np.concatenate([np.zeros(len(lot)), h_adj]),
         open_hps=np.concatenate([lots.day[lot], h_hps]),
-        permanent=np.concatenate(
-            [np.zeros(len(piece)), np.zeros(len(s_piece)) if permanent is None else permanent]
-        ),
+        permanent=np.concatenate([zeros, *permanent]),
     )
 
 

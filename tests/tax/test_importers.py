@@ -1,10 +1,13 @@
 """Importers: every source lands in the same trades frame; bad rows come back with a reason."""
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ibkr_nb.tax.importers import (
     EXTRA_COLUMNS,
@@ -16,6 +19,7 @@ from ibkr_nb.tax.importers import (
     from_plain_csv,
     load_trades,
 )
+from ibkr_nb.tax.trades import _parse_digits
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
@@ -225,3 +229,33 @@ def test_missing_file_and_binary_file(tmp_path):
 def test_load_trades_detects_each_sample():
     assert load_trades(SAMPLES / "trades.csv").rejects.empty
     assert len(load_trades(SAMPLES / "trades.csv").trades) == 20
+
+
+_DATE_CHARS = st.sampled_from("0123456789-,:; ax")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    when=st.lists(
+        st.one_of(
+            st.datetimes(min_value=datetime(1800, 1, 1), max_value=datetime(2300, 12, 31)),
+            st.text(_DATE_CHARS, min_size=13, max_size=21),
+        ),
+        max_size=20,
+    ),
+    layout=st.sampled_from(
+        ["%Y-%m-%d, %H:%M:%S", "%Y%m%d;%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
+    ),
+)
+def test_dates_in_ibkr_layouts_read_as_strptime_reads_them(when, layout):
+    """IBKR's usual layouts are read by a numpy fast path; whatever it takes, it reads as
+    pandas' strptime does (impossible dates and other spellings are left to strptime)."""
+    values = pd.Series(
+        [w.strftime(layout) if isinstance(w, datetime) else w for w in when], dtype="str"
+    )
+    fast = _parse_digits(values, layout)
+    slow = pd.to_datetime(values, format=layout, errors="coerce").dt.as_unit("s").to_numpy()
+    taken = ~np.isnat(fast)
+    assert (fast[taken] == slow[taken]).all()
+    written = np.array([isinstance(w, datetime) for w in when], dtype=bool)
+    assert taken[written].all()  # everything written in the layout takes the fast path

@@ -6,10 +6,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ibkr_nb.tax.importers import load_trades
 from ibkr_nb.tax.lots import match_lots
 from ibkr_nb.tax.reports import (
+    escape_formula,
     form_8949,
     reconcile_ibkr,
     schedule_d,
@@ -277,3 +280,44 @@ def test_reconcile_needs_fifo(sample):
     statement = load_trades(SAMPLES / "flex_trades.xml")
     with pytest.raises(ValueError, match="method='fifo'"):
         reconcile_ibkr(match_lots(statement.trades, method="lifo"), statement)
+
+
+_CELL_TEXT = st.text(alphabet=st.sampled_from('ab ,"\r\n\t=+-@é'), max_size=6)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(st.none(), _CELL_TEXT),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(-(2**62), 2**62),
+            st.booleans(),
+            st.one_of(st.none(), st.integers(-30_000, 80_000)),
+        ),
+        max_size=12,
+    ),
+    chunk=st.sampled_from([1, 3, 200_000]),
+)
+def test_csv_writer_gives_the_bytes_of_to_csv(rows, chunk, tmp_path, monkeypatch):
+    """write_csv formats columns itself (for speed); the file is byte for byte what pandas
+    writes, once dates are YYYY-MM-DD and formula-like text is escaped (as the writer does)."""
+    monkeypatch.setattr("ibkr_nb.tax.reports.CSV_CHUNK_ROWS", chunk)
+    rows = [*rows, ("", 0.0, 0, False, 0), ("=", -0.0, -1, True, None)]  # 0.0 beside -0.0
+    text, number, count, flag, day = zip(*rows, strict=True)
+    frame = pd.DataFrame(
+        {
+            "text, with comma": pd.array(text, dtype="str"),
+            "number": pd.array(number, dtype=float),
+            "count": pd.array(count, dtype="int64"),
+            "flag": pd.array(flag, dtype=bool),
+            "day": pd.to_datetime([None if d is None else d for d in day], unit="D"),
+        }
+    )
+    write_csv({"t": frame}, tmp_path)
+    expected = frame.assign(
+        **{"text, with comma": frame["text, with comma"].map(escape_formula)}
+    ).to_csv(index=False, date_format="%Y-%m-%d")
+    assert (tmp_path / "t.csv").read_bytes() == expected.encode()

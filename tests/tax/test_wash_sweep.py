@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ibkr_nb.tax.lots import Lots, Pieces, match_lots
-from ibkr_nb.tax.wash import _LOSS_EPS, WINDOW_DAYS, Segments
+from ibkr_nb.tax.wash import _LOSS_EPS, WINDOW_DAYS, Segments, _LiveSet
 
 
 def reference_segments(lots: Lots, pieces: Pieces) -> Segments:
@@ -155,3 +155,26 @@ def test_lockstep_sweep_equals_reference_on_a_long_history():
     )
     assert (match_lots(trades).realized["adjustment_code"] == "W").any()
     assert_sweep_matches_reference(trades)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(0, 5000),
+    steps=st.lists(
+        st.tuples(st.lists(st.integers(0, 4999), max_size=300), st.lists(st.integers(0, 5000))),
+        max_size=8,
+    ),
+)
+def test_live_set_finds_the_next_candidate_left(n, steps):
+    """The sweep's skip structure: after removals (repeats allowed, runs of neighbours), the
+    first live integer at or after any query, as a plain sorted list says."""
+    live = _LiveSet(n)
+    left = set(range(n + 1))  # n itself is never removed
+    for removed, queries in steps:
+        removed = np.array([r for r in removed if r < n], dtype=np.int64)
+        live.remove(removed)
+        left -= set(removed.tolist())
+        queries = np.array([q for q in queries if q <= n], dtype=np.int64)
+        ordered = np.array(sorted(left))
+        want = ordered[np.searchsorted(ordered, queries)]
+        assert live.find(queries).tolist() == want.tolist()
