@@ -117,7 +117,7 @@ def stage_result(
     are the records of `apply_corrections`."""
     stage = pd.DataFrame(rows, columns=STAGE_COLUMNS)
     not_booked = stage["asset_category"].isin(list(NOT_BOOKED)).to_numpy()
-    result = finalise(stage[~not_booked], source, tz)
+    result = finalise(stage[~not_booked] if not_booked.any() else stage, source, tz)
     refused = [
         *refused,
         *(
