@@ -239,8 +239,7 @@ def _parse_any(values: pd.Series, tz: str) -> pd.Series:
         other = parsed.isna()
         if other.any():
             parsed[other] = pd.to_datetime(raw[naive][other], errors="coerce", format="mixed")
-        local = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
-        out[naive] = local.dt.as_unit("ns")
+        out[naive] = _localize(parsed, tz)  # years again: non-ASCII digits pass the check above
     return out
 
 
