@@ -449,11 +449,10 @@ def _stage(st: _Statement) -> tuple[pd.DataFrame, list, list, str, np.ndarray]:
         }
         for a in st.lots
     ]
-    extra, refused = [], []
+    extra, extra_dates, refused = [], [], []
     for a, line in st.special:
-        day = flex_datetime(
-            a.get("dateTime") or a.get("tradeDate") or a.get("reportDate", ""), dayfirst
-        )
+        given = a.get("dateTime") or a.get("tradeDate") or a.get("reportDate", "")
+        day = flex_datetime(given, dayfirst)
         cur = a.get("currency", "USD").upper()
         fx_text, fx_src = _usd_rate(
             cur, number(a.get("fxRateToBase")), base, usd_in_base.get(day[:10], np.nan)
@@ -493,8 +492,11 @@ def _stage(st: _Statement) -> tuple[pd.DataFrame, list, list, str, np.ndarray]:
                     "orig_price": np.nan,
                 }
             )
+            extra_dates.append(given)
     if extra:
         stage = pd.concat([stage, pd.DataFrame(extra)], ignore_index=True)
+        # one type of date for all rows (timestamps, else texts), so `finalise` reads them in one go
+        stage["datetime"] = _datetimes(np.append(when, np.array(extra_dates, dtype=str)), dayfirst)
     return stage, lots, refused, base, when
 
 
