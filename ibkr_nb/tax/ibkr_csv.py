@@ -121,7 +121,7 @@ def stage_result(
         else pd.DataFrame(rows, columns=STAGE_COLUMNS)
     )
     not_booked = stage["asset_category"].isin(list(NOT_BOOKED)).to_numpy()
-    result = finalise(stage[~not_booked], source, tz)
+    result = finalise(stage[~not_booked] if not_booked.any() else stage, source, tz)
     refused = [
         *refused,
         *(

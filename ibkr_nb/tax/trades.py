@@ -185,12 +185,14 @@ def parse_datetimes(values: pd.Series, tz: str = DEFAULT_TZ) -> pd.Series:
     """Timezone-aware timestamps in `tz`; NaT where a value cannot be parsed or lies outside
     the years 1900-2200.
 
-    Naive values ("2024-01-15", "2024-01-15 09:35:12", "2024-01-15, 09:35:12") are taken as
-    `tz` local time; values with an offset ("...-05:00", "...Z") or already tz-aware are
+    Naive values ("2024-01-15", "2024-01-15 09:35:12", "2024-01-15, 09:35:12", or naive
+    timestamps) are taken as `tz` local time; values with an offset ("...-05:00", "...Z") or already tz-aware are
     converted to `tz`.
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert(tz).dt.as_unit("ns")
+    if values.dtype.kind == "M":
+        return _localize(values, tz)
     if values.dtype != "str":
         return _parse_any(values, tz)
     out = _parse_usual(values, tz)  # fast path; the rest is cleaned and parsed value by value
@@ -219,6 +221,11 @@ def _parse_usual(values: pd.Series, tz: str) -> pd.Series:
             break
         found = pd.to_datetime(values[todo], format=layout, errors="coerce")
         parsed[todo] = found.dt.as_unit("s")
+    return _localize(parsed, tz)
+
+
+def _localize(parsed: pd.Series, tz: str) -> pd.Series:
+    """Naive timestamps as `tz` local time; NaT outside the years 1900-2200."""
     year = parsed.dt.year
     parsed = parsed.where((year >= FIRST_YEAR) & (year <= LAST_YEAR)).dt.as_unit("ns")
     return parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
@@ -294,8 +301,7 @@ def _parse_any(values: pd.Series, tz: str) -> pd.Series:
         other = parsed.isna()
         if other.any():
             parsed[other] = pd.to_datetime(raw[naive][other], errors="coerce", format="mixed")
-        local = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
-        out[naive] = local.dt.as_unit("ns")
+        out[naive] = _localize(parsed, tz)  # years again: non-ASCII digits pass the check above
     return out
 
 
@@ -432,12 +438,12 @@ def finalise(stage: pd.DataFrame, source: str, tz: str = DEFAULT_TZ) -> ImportRe
     rejects = pd.DataFrame(
         {
             "source": source,
-            "line": stage["line"].astype(int),
-            "symbol": symbol,
-            "raw": stage["raw"].astype("str"),
-            "reason": reason,
+            "line": stage["line"][bad].astype(int),
+            "symbol": symbol[bad],
+            "raw": stage["raw"][bad].astype("str"),
+            "reason": reason[bad],
         }
-    )[bad].reset_index(drop=True)
+    ).reset_index(drop=True)
     return ImportResult(trades=trades, rejects=rejects, source=source)
 
 
