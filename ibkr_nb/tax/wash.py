@@ -30,7 +30,9 @@ How the rule is applied here, per symbol across all accounts given:
 Shares within a lot are consumed front to back, so a lot that absorbed a loss on only some
 of its shares is reported in segments with their own basis and holding period.
 
-How the sweep runs: the rule is sequential within a symbol (a disallowed loss changes the
+How the sweep runs: `wash_kernel.sweep` walks the pieces one at a time in a compiled loop
+(numba), in the steps below; where numba is not installed, the lockstep numpy sweep described
+here takes the same steps for all symbols at once. The rule is sequential within a symbol (a disallowed loss changes the
 basis of a later sale) but symbols are independent, so each symbol is a lane and all lanes
 advance together, a numpy step over every lane in the same state per round. A lane walks its
 symbol's pieces in time order and is in one of three states (then DONE):
@@ -304,6 +306,36 @@ class _Sweep:
         self.permanent: list[np.ndarray] = []
 
     def run(self) -> None:
+        """The compiled sweep (`wash_kernel`), or the lockstep numpy one where numba is
+        not installed; both give the same segments."""
+        try:
+            import ibkr_nb.tax.wash_kernel as wash_kernel  # via sys.modules (tests hide it)
+        except ImportError:
+            self.run_lockstep()
+            return
+        n = len(self.lot)
+        records = spans = 2 * n + 1024
+        while True:
+            state = [a.copy() for a in (self.disposed, self.absorbed_end, self.tail, self.cursor)]
+            s = _Spans(spans)
+            span_arrays = (s.lot, s.a0, s.a1, s.adj, s.hps, s.next)
+            rec = [np.empty(records, dtype) for dtype in (np.int64, np.int64, float, np.int64)]
+            rec += [np.empty(records), np.empty(records)]
+            n_rec, n_spans = wash_kernel.sweep(
+                self.lot, self.start, self.end, self.gain, self.day, self.lo, self.hi,
+                self.trade_len, self.qty, self.acquired, self.ira, *state,
+                *(a[:-1] for a in span_arrays), *rec, _LOSS_EPS,
+            )  # fmt: skip
+            if n_rec >= 0:
+                break
+            records, spans = 2 * records, 2 * spans
+        self.disposed, self.absorbed_end, self.tail, self.cursor = state
+        s.n = n_spans
+        self.spans = s
+        self.sold = [(self.piece[rec[0][:n_rec]], *(r[:n_rec] for r in rec[1:5]))]
+        self.permanent = [rec[5][:n_rec]]
+
+    def run_lockstep(self) -> None:
         """Advance every lane until all are DONE (one step per state per round)."""
         active = np.arange(len(self.state))
         while len(active):
