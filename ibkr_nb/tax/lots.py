@@ -517,11 +517,10 @@ class _Book:
     # ------------------------------------------------------------------ output
 
     def realized_frame(self, pieces: Pieces, seg: Segments) -> pd.DataFrame:
-        """Realized rows from wash-sale segments of pieces (see `LotResult`), in time order
-        of the closing trades, a piece's segments in sequence."""
-        by_time = np.lexsort((seg.piece, pieces.event[seg.piece]))
-        p = seg.piece[by_time]
-        qty = seg.qty[by_time]
+        """Realized rows from wash-sale segments of pieces (see `LotResult`), in their time
+        order. Takes `seg`'s sold arrays as columns (its `hps` become dates in place)."""
+        p = seg.piece
+        qty = seg.qty
         is_long = (self.lots.direction[pieces.lot] > 0)[p]
         close_row = self.close_idx[pieces.close][p]
         open_row = self.lots.row[pieces.lot][p]
@@ -535,14 +534,14 @@ class _Book:
         del p
         short = np.flatnonzero(~is_long)  # a short lot's proceeds come from opening it
         proceeds[short], cost[short] = cost[short], proceeds[short]
-        adj_in = seg.adj_in[by_time]
+        adj_in = seg.adj_in
         cost += adj_in
-        disallowed = seg.disallowed[by_time]
+        disallowed = seg.disallowed
         gain = proceeds - cost
         gain += disallowed
         day = self.rows["day"]
         sold = day[close_row]
-        hps = seg.hps[by_time]
+        hps = seg.hps
         long_term = is_long & is_long_term(hps, sold)
         quantity = qty / MICRO
         del qty
@@ -568,7 +567,7 @@ class _Book:
                 "term": _pick(long_term, "long", "short"),
                 "datetime_acquired": self._timestamps(open_row),
                 "datetime_sold": self._timestamps(close_row),
-                "permanently_disallowed": seg.permanently_disallowed()[by_time],
+                "permanently_disallowed": seg.permanently_disallowed(),
                 "ira": ira,
             },
             copy=False,

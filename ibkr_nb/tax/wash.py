@@ -106,7 +106,8 @@ class Lots:
 @dataclass(frozen=True)
 class Segments:
     """Sold segments (one per piece, or several where shares carry different adjustments)
-    and the open remainder of each lot, with wash-sale adjustments in USD.
+    in time order of their closing trades (a trade's pieces in order, a piece's segments in
+    share order), and the open remainder of each lot, with wash-sale adjustments in USD.
 
     piece, qty (micro-shares), adj_in (basis added by earlier wash sales), hps (holding period
     start, days since epoch), disallowed (loss disallowed on this segment, >= 0);
@@ -530,25 +531,35 @@ def _assemble(
         plain[chunk[0]] = False
     piece = np.flatnonzero(plain)
     zeros = np.zeros(len(piece))
+    n = len(piece) + sum(len(chunk[0]) for chunk in sold)
+    # Time order: by the pieces' rank in (event, piece) order; the sort is stable (a piece's
+    # segments stay in sequence) and fast on the runs of time-ordered symbols it is given.
+    rank = np.empty(len(pieces.qty), dtype=np.int64)
+    rank[np.lexsort((np.arange(len(rank)), pieces.event))] = np.arange(len(rank))
+    pieces_joined = np.concatenate([piece, *(chunk[0] for chunk in sold)])
+    by_time = np.argsort(rank[pieces_joined], kind="stable")
+    del rank
 
-    def joined(field: int, first: np.ndarray) -> np.ndarray:
-        return np.concatenate([first, *(chunk[field] for chunk in sold)])
+    def joined(field: int, first: np.ndarray, dtype: type = float) -> np.ndarray:
+        out = np.empty(n, dtype)
+        np.concatenate([first, *(chunk[field] for chunk in sold)], out=out)
+        return out[by_time]
 
     left = lots.qty - disposed
     untouched = left > 0
     untouched[h_lot] = False
     lot = np.flatnonzero(untouched)
     return Segments(
-        piece=joined(0, piece),
-        qty=joined(1, pieces.qty[piece]),
+        piece=pieces_joined[by_time],
+        qty=joined(1, pieces.qty[piece], np.int64),
         adj_in=joined(2, zeros),
-        hps=joined(3, lots.day[pieces.lot[piece]]),
+        hps=joined(3, lots.day[pieces.lot[piece]], np.int64),
         disallowed=joined(4, zeros),
         open_lot=np.concatenate([lot, h_lot]),
         open_qty=np.concatenate([left[lot], h_qty]),
         open_adj=np.concatenate([np.zeros(len(lot)), h_adj]),
         open_hps=np.concatenate([lots.day[lot], h_hps]),
-        permanent=np.concatenate([zeros, *permanent]),
+        permanent=np.concatenate([zeros, *permanent])[by_time],
     )
 
 
