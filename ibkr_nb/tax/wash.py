@@ -145,7 +145,8 @@ def plain_segments(lots: Lots, pieces: Pieces) -> Segments:
     """Segments without wash sales: one per piece, the unsold rest of each lot open."""
     disposed = np.zeros(len(lots.qty), dtype=np.int64)
     np.add.at(disposed, pieces.lot, pieces.qty)
-    return _assemble(lots, pieces, [], _no_records(), disposed, [])
+    sold, permanent = _in_time_order(lots, pieces, [])
+    return _assemble(lots, sold, _no_records(), disposed, permanent)
 
 
 class _Spans:
@@ -303,8 +304,8 @@ class _Sweep:
         )
         self.seg_adj, self.seg_gain, self.loss_share = (np.zeros(n_lanes) for _ in range(3))
         self.perm = np.zeros(n_lanes, dtype=np.int64)  # shares replaced by IRA shares
-        self.sold: list[Records] = []
-        self.permanent: list[np.ndarray] = []
+        # The lockstep sweep's records, a chunk per step: Records and `Segments.permanent`.
+        self.chunks: list[tuple[np.ndarray, ...]] = []
 
     def run(self) -> None:
         """The compiled sweep (`wash_kernel`), or the lockstep numpy one where numba is
@@ -315,26 +316,35 @@ class _Sweep:
             self.run_lockstep()
             return
         n = len(self.lot)
-        records = spans = 2 * n + 1024
-        while True:
+        spans = 2 * n + 1024
+        first = np.zeros(n, dtype=np.int64)
+        count = np.zeros(n, dtype=np.int64)
+        out = [np.empty(0, dtype) for dtype in (np.int64, np.int64, float, np.int64)]
+        out += [np.empty(0), np.empty(0)]
+        write = False
+        while True:  # count each piece's segments, then write them in time order
             state = [a.copy() for a in (self.disposed, self.absorbed_end, self.tail, self.cursor)]
             s = _Spans(spans)
-            span_arrays = (s.lot, s.a0, s.a1, s.adj, s.hps, s.next)
-            rec = [np.empty(records, dtype) for dtype in (np.int64, np.int64, float, np.int64)]
-            rec += [np.empty(records), np.empty(records)]
-            n_rec, n_spans = wash_kernel.sweep(
+            n_spans = wash_kernel.sweep(
                 self.lot, self.start, self.end, self.gain, self.day, self.lo, self.hi,
                 self.trade_len, self.qty, self.acquired, self.ira, *state,
-                *(a[:-1] for a in span_arrays), *rec, _LOSS_EPS,
+                s.lot[:-1], s.a0[:-1], s.a1[:-1], s.adj[:-1], s.hps[:-1], s.next[:-1],
+                self.piece, first, count, *out, write, _LOSS_EPS,
             )  # fmt: skip
-            if n_rec >= 0:
+            if n_spans < 0:
+                spans *= 2
+            elif write:
                 break
-            records, spans = 2 * records, 2 * spans
+            else:
+                by_piece = np.empty(n, dtype=np.int64)
+                by_piece[self.piece] = count
+                first[:] = _first_slots(self.pieces, by_piece)[self.piece]
+                out = [np.empty(count.sum(), a.dtype) for a in out]
+                write = True
         self.disposed, self.absorbed_end, self.tail, self.cursor = state
         s.n = n_spans
         self.spans = s
-        self.sold = [(self.piece[rec[0][:n_rec]], *(r[:n_rec] for r in rec[1:5]))]
-        self.permanent = [rec[5][:n_rec]]
+        self.sold, self.permanent = tuple(out[:5]), out[5]
 
     def run_lockstep(self) -> None:
         """Advance every lane until all are DONE (one step per state per round)."""
@@ -344,6 +354,7 @@ class _Sweep:
             self._emit(np.flatnonzero(self.state == EMIT))
             self._visit(np.flatnonzero(self.state == VISIT))
             active = np.flatnonzero(self.state != DONE)
+        self.sold, self.permanent = _in_time_order(self.lots, self.pieces, self.chunks)
 
     def _advance(self, lanes: np.ndarray) -> None:
         """ADVANCE: the lanes' next pieces; EMIT for those with a loss or carried adjustment."""
@@ -450,8 +461,8 @@ class _Sweep:
 
     def _record(self, lanes, qty, adj_in, hps, disallowed, permanent=None) -> None:
         """Record the lanes' segments; EMIT again, or ADVANCE when the piece is done."""
-        self.sold.append((self.piece[self.pos[lanes]], qty, adj_in, hps, disallowed))
-        self.permanent.append(np.zeros(len(lanes)) if permanent is None else permanent)
+        permanent = np.zeros(len(lanes)) if permanent is None else permanent
+        self.chunks.append((self.piece[self.pos[lanes]], qty, adj_in, hps, disallowed, permanent))
         self.state[lanes] = np.where(self.cur[lanes] == self.stop[lanes], ADVANCE, EMIT)
 
     def _add_spans(self, lot, a0, a1, adj, hps) -> None:
@@ -471,7 +482,7 @@ class _Sweep:
         disposed[self.cand] = self.disposed
         held = self._held()
         held = (self.cand[held[0]], *held[1:])
-        return _assemble(self.lots, self.pieces, self.sold, held, disposed, self.permanent)
+        return _assemble(self.lots, self.sold, held, disposed, self.permanent)
 
     def _held(self) -> Records:
         """Segments of the unsold shares [disposed, qty) of lots that absorbed a loss: each
@@ -515,52 +526,67 @@ def _no_records() -> Records:
 
 
 def _assemble(
-    lots: Lots,
-    pieces: Pieces,
-    sold: list[Records],
-    held: Records,
-    disposed: np.ndarray,
-    permanent: list[np.ndarray],
+    lots: Lots, sold: Records, held: Records, disposed: np.ndarray, permanent: np.ndarray
 ) -> Segments:
-    """`Segments` from the recorded ones (in chunks, joined here once) plus every piece and
-    held lot not among them, which keep the lot's own basis and acquisition date (one
-    segment each). `permanent` holds each chunk's `Segments.permanent`."""
+    """`Segments` from the sold ones (in time order, `permanent` their part disallowed for
+    good) plus the held segments and every lot not among them that still has shares, which
+    keeps the lot's own basis and acquisition date (one segment each)."""
     h_lot, h_qty, h_adj, h_hps, _ = held
-    plain = np.ones(len(pieces.qty), dtype=bool)
-    for chunk in sold:
-        plain[chunk[0]] = False
-    piece = np.flatnonzero(plain)
-    zeros = np.zeros(len(piece))
-    n = len(piece) + sum(len(chunk[0]) for chunk in sold)
-    # Time order: by the pieces' rank in (event, piece) order; the sort is stable (a piece's
-    # segments stay in sequence) and fast on the runs of time-ordered symbols it is given.
-    rank = np.empty(len(pieces.qty), dtype=np.int64)
-    rank[np.lexsort((np.arange(len(rank)), pieces.event))] = np.arange(len(rank))
-    pieces_joined = np.concatenate([piece, *(chunk[0] for chunk in sold)])
-    by_time = np.argsort(rank[pieces_joined], kind="stable")
-    del rank
-
-    def joined(field: int, first: np.ndarray, dtype: type = float) -> np.ndarray:
-        out = np.empty(n, dtype)
-        np.concatenate([first, *(chunk[field] for chunk in sold)], out=out)
-        return out[by_time]
-
     left = lots.qty - disposed
     untouched = left > 0
     untouched[h_lot] = False
     lot = np.flatnonzero(untouched)
     return Segments(
-        piece=pieces_joined[by_time],
-        qty=joined(1, pieces.qty[piece], np.int64),
-        adj_in=joined(2, zeros),
-        hps=joined(3, lots.day[pieces.lot[piece]], np.int64),
-        disallowed=joined(4, zeros),
+        *sold,
         open_lot=np.concatenate([lot, h_lot]),
         open_qty=np.concatenate([left[lot], h_qty]),
         open_adj=np.concatenate([np.zeros(len(lot)), h_adj]),
         open_hps=np.concatenate([lots.day[lot], h_hps]),
-        permanent=np.concatenate([zeros, *permanent])[by_time],
+        permanent=permanent,
     )
+
+
+def _first_slots(pieces: Pieces, count: np.ndarray) -> np.ndarray:
+    """Per piece, the place of its first segment in time order ((event, piece) order), given
+    each piece's number of segments."""
+    order = np.lexsort((np.arange(len(count)), pieces.event))
+    first = np.empty(len(count), dtype=np.int64)
+    c = count[order]
+    first[order] = np.cumsum(c) - c
+    return first
+
+
+def _in_time_order(
+    lots: Lots, pieces: Pieces, chunks: list[tuple[np.ndarray, ...]]
+) -> tuple[Records, np.ndarray]:
+    """Sold segments in time order, from chunks of recorded ones (Records plus `permanent`;
+    a chunk holds a piece's segments in a row, later chunks later segments) and one segment
+    for every piece not among them, with the lot's own basis and acquisition date."""
+    n_pieces = len(pieces.qty)
+    plain = np.ones(n_pieces, dtype=bool)
+    count = np.zeros(n_pieces, dtype=np.int64)
+    for chunk in chunks:
+        plain[chunk[0]] = False
+        count += np.bincount(chunk[0], minlength=n_pieces)
+    piece = np.flatnonzero(plain)
+    count[piece] = 1
+    fill = _first_slots(pieces, count)
+    dest = [fill[piece]]
+    for chunk in chunks:
+        runs = _run_bounds(chunk[0])
+        within = np.arange(len(chunk[0])) - np.repeat(runs[:-1], np.diff(runs))
+        dest.append(fill[chunk[0]] + within)
+        fill[chunk[0][runs[:-1]]] += np.diff(runs)
+    n = int(count.sum())
+    zeros = np.zeros(len(piece))
+    plain_fields = (piece, pieces.qty[piece], zeros, lots.day[pieces.lot[piece]], zeros, zeros)
+    out = []
+    for k, first in enumerate(plain_fields):
+        column = np.empty(n, first.dtype)
+        for d, values in zip(dest, [first, *(chunk[k] for chunk in chunks)], strict=True):
+            column[d] = values
+        out.append(column)
+    return tuple(out[:5]), out[5]
 
 
 def _windows(lots: Lots, pieces: Pieces) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -25,15 +25,16 @@ def sweep(
     qty, acquired, ira,  # per lot, candidate order
     disposed, absorbed_end, tail, cursor,  # per lot, state (updated in place)
     span_lot, span_a0, span_a1, span_adj, span_hps, span_next,  # spans (capacity)
-    rec_piece, rec_qty, rec_adj, rec_hps, rec_disallowed, rec_permanent,  # records (capacity)
-    loss_eps,
+    piece, first, count,  # per piece: index into the pieces, first segment, segments
+    out_piece, out_qty, out_adj, out_hps, out_disallowed, out_permanent,  # segments
+    write, loss_eps,
 ):  # fmt: skip
-    """Run the sweep; returns (records, spans) written, or (-1, -1) when a capacity is
-    too small (the caller retries with fresh state and more room)."""
+    """Run the sweep. Without `write`, count each piece's segments into `count`; with it,
+    write them from `first` on (a plain piece's one segment too). Returns the number of
+    spans, or -1 when their capacity is too small (the caller retries with fresh state)."""
     n_lots = len(qty)
     alive = np.ones(n_lots + 1, dtype=np.bool_)
     skip = np.arange(1, n_lots + 2)
-    n_rec = 0
     n_spans = 0
     for p in range(len(lot)):
         k = trade_len[p]
@@ -43,7 +44,17 @@ def sweep(
             if end[j] == qty[sold]:
                 alive[sold] = False
         own = lot[p]
-        if tail[own] < 0 and not gain[p] < 0:
+        i = first[p]  # where the piece's next segment goes
+        if tail[own] < 0 and not gain[p] < 0:  # no wash sale: the lot's basis and date
+            if write:
+                out_piece[i] = piece[p]
+                out_qty[i] = end[p] - start[p]
+                out_adj[i] = 0.0
+                out_hps[i] = acquired[own]
+                out_disallowed[i] = 0.0
+                out_permanent[i] = 0.0
+            else:
+                count[p] = 1
             continue
         cur = start[p]
         stop = end[p]
@@ -90,7 +101,7 @@ def sweep(
                         else:
                             b = a + need
                         if n_spans >= len(span_lot):
-                            return -1, -1
+                            return -1
                         s = n_spans
                         n_spans += 1
                         span_lot[s] = c
@@ -116,15 +127,16 @@ def sweep(
                     c += 1
                 disallowed = -g if need == 0 else loss_share * (q - need)
                 permanent = min(loss_share * perm, disallowed)
-            if n_rec >= len(rec_piece):
-                return -1, -1
-            rec_piece[n_rec] = p
-            rec_qty[n_rec] = q
-            rec_adj[n_rec] = adj_in
-            rec_hps[n_rec] = hps
-            rec_disallowed[n_rec] = disallowed
-            rec_permanent[n_rec] = permanent
-            n_rec += 1
+            if write:
+                out_piece[i] = piece[p]
+                out_qty[i] = q
+                out_adj[i] = adj_in
+                out_hps[i] = hps
+                out_disallowed[i] = disallowed
+                out_permanent[i] = permanent
+            i += 1
             if cur == stop:
                 break
-    return n_rec, n_spans
+        if not write:
+            count[p] = i - first[p]
+    return n_spans
