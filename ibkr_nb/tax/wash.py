@@ -58,11 +58,17 @@ live in flat arrays (`_Spans`), a linked list per lot in share order.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 WINDOW_DAYS = 30
+# The lockstep sweep takes about a millisecond per piece of the symbol with the most; the
+# compiled one needs numba loaded (0.35 s CPU and 120 MB, once per process). From this many
+# pieces in one symbol, or once numba is loaded, the compiled sweep runs.
+COMPILED_FROM = 300
+_KERNEL = "ibkr_nb.tax.wash_kernel"
 _LOSS_EPS = 1e-9  # USD: smaller "losses" are float noise, not wash-sale triggers
 ADVANCE, EMIT, VISIT, DONE = 0, 1, 2, 3  # lane states, see the module docstring
 
@@ -308,8 +314,13 @@ class _Sweep:
         self.chunks: list[tuple[np.ndarray, ...]] = []
 
     def run(self) -> None:
-        """The compiled sweep (`wash_kernel`), or the lockstep numpy one where numba is
-        not installed; both give the same segments."""
+        """The compiled sweep (`wash_kernel`), or the lockstep numpy one for short histories
+        (until numba is loaded: see `COMPILED_FROM`) and where numba is not installed; both
+        give the same segments."""
+        longest = (self.lane_end - self.pos - 1).max(initial=0)  # pieces of one symbol
+        if longest < COMPILED_FROM and sys.modules.get(_KERNEL) is None:
+            self.run_lockstep()
+            return
         try:
             import ibkr_nb.tax.wash_kernel as wash_kernel  # via sys.modules (tests hide it)
         except ImportError:

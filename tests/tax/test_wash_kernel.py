@@ -1,6 +1,6 @@
-"""The compiled wash-sale sweep (`ibkr_nb.tax.wash_kernel`) and the lockstep numpy sweep it
-falls back to where numba is not installed give the same frames to the last bit (each is
-checked against a plain reference in test_wash_sweep.py; this holds the fallback to it)."""
+"""The compiled wash-sale sweep (`ibkr_nb.tax.wash_kernel`) and the lockstep numpy sweep (for
+short histories, and where numba is not installed) give the same frames to the last bit; the
+lockstep one is checked against a plain reference in test_wash_sweep.py."""
 
 import sys
 from unittest.mock import patch
@@ -11,10 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ibkr_nb.tax.lots import match_lots
+from ibkr_nb.tax.wash import COMPILED_FROM, _Sweep
 
 
 def assert_fallback_matches(trades: pd.DataFrame, method: str = "fifo") -> None:
-    got = match_lots(trades, method=method)
+    with patch("ibkr_nb.tax.wash.COMPILED_FROM", 0):  # however short the history
+        got = match_lots(trades, method=method)
     with patch.dict(sys.modules, {"ibkr_nb.tax.wash_kernel": None}):  # import fails
         want = match_lots(trades, method=method)
     pd.testing.assert_frame_equal(got.realized, want.realized, check_exact=True)
@@ -47,6 +49,25 @@ def history(rng: np.random.Generator, n: int, days: int) -> pd.DataFrame:
 )
 def test_fallback_sweep_equals_compiled(seed, n, days, method):
     assert_fallback_matches(history(np.random.default_rng(seed), n, days), method)
+
+
+def test_compiled_sweep_runs_for_a_long_symbol_and_once_loaded():
+    calls = []
+    lockstep = _Sweep.run_lockstep
+
+    def counted(self):
+        calls.append(len(self.lot))
+        lockstep(self)
+
+    short = history(np.random.default_rng(3), 60, 90)
+    long = history(np.random.default_rng(3), COMPILED_FROM * 12, 900)  # ~600 sales a symbol
+    with patch.dict(sys.modules), patch.object(_Sweep, "run_lockstep", counted):
+        sys.modules.pop("ibkr_nb.tax.wash_kernel", None)  # numba not loaded yet
+        match_lots(short)
+        assert len(calls) == 1
+        match_lots(long)
+        match_lots(short)  # now loaded: compiled
+        assert len(calls) == 1
 
 
 def test_fallback_sweep_equals_compiled_on_a_long_history():
