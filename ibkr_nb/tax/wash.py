@@ -31,8 +31,9 @@ Shares within a lot are consumed front to back, so a lot that absorbed a loss on
 of its shares is reported in segments with their own basis and holding period.
 
 How the sweep runs: `wash_kernel.sweep` walks the pieces one at a time in a compiled loop
-(numba), in the steps below; where numba is not installed, the lockstep numpy sweep described
-here takes the same steps for all symbols at once. The rule is sequential within a symbol (a disallowed loss changes the
+(numba), in the steps below; for short histories (see `COMPILED_FROM`) and where numba is not
+installed, the lockstep numpy sweep described here takes the same steps for all symbols at
+once. The rule is sequential within a symbol (a disallowed loss changes the
 basis of a later sale) but symbols are independent, so each symbol is a lane and all lanes
 advance together, a numpy step over every lane in the same state per round. A lane walks its
 symbol's pieces in time order and is in one of three states (then DONE):
