@@ -30,7 +30,10 @@ How the rule is applied here, per symbol across all accounts given:
 Shares within a lot are consumed front to back, so a lot that absorbed a loss on only some
 of its shares is reported in segments with their own basis and holding period.
 
-How the sweep runs: the rule is sequential within a symbol (a disallowed loss changes the
+How the sweep runs: `wash_kernel.sweep` walks the pieces one at a time in a compiled loop
+(numba), in the steps below; for short histories (see `COMPILED_FROM`) and where numba is not
+installed, the lockstep numpy sweep described here takes the same steps for all symbols at
+once. The rule is sequential within a symbol (a disallowed loss changes the
 basis of a later sale) but symbols are independent, so each symbol is a lane and all lanes
 advance together, a numpy step over every lane in the same state per round. A lane walks its
 symbol's pieces in time order and is in one of three states (then DONE):
@@ -56,11 +59,17 @@ live in flat arrays (`_Spans`), a linked list per lot in share order.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 WINDOW_DAYS = 30
+# The lockstep sweep takes about a millisecond per piece of the symbol with the most; the
+# compiled one needs numba loaded (0.35 s CPU and 120 MB, once per process). From this many
+# pieces in one symbol, or once numba is loaded, the compiled sweep runs.
+COMPILED_FROM = 300
+_KERNEL = "ibkr_nb.tax.wash_kernel"
 _LOSS_EPS = 1e-9  # USD: smaller "losses" are float noise, not wash-sale triggers
 ADVANCE, EMIT, VISIT, DONE = 0, 1, 2, 3  # lane states, see the module docstring
 
@@ -104,7 +113,8 @@ class Lots:
 @dataclass(frozen=True)
 class Segments:
     """Sold segments (one per piece, or several where shares carry different adjustments)
-    and the open remainder of each lot, with wash-sale adjustments in USD.
+    in time order of their closing trades (a trade's pieces in order, a piece's segments in
+    share order), and the open remainder of each lot, with wash-sale adjustments in USD.
 
     piece, qty (micro-shares), adj_in (basis added by earlier wash sales), hps (holding period
     start, days since epoch), disallowed (loss disallowed on this segment, >= 0);
@@ -142,7 +152,8 @@ def plain_segments(lots: Lots, pieces: Pieces) -> Segments:
     """Segments without wash sales: one per piece, the unsold rest of each lot open."""
     disposed = np.zeros(len(lots.qty), dtype=np.int64)
     np.add.at(disposed, pieces.lot, pieces.qty)
-    return _assemble(lots, pieces, [], _no_records(), disposed, [])
+    sold, permanent = _in_time_order(lots, pieces, [])
+    return _assemble(lots, sold, _no_records(), disposed, permanent)
 
 
 class _Spans:
@@ -300,10 +311,54 @@ class _Sweep:
         )
         self.seg_adj, self.seg_gain, self.loss_share = (np.zeros(n_lanes) for _ in range(3))
         self.perm = np.zeros(n_lanes, dtype=np.int64)  # shares replaced by IRA shares
-        self.sold: list[Records] = []
-        self.permanent: list[np.ndarray] = []
+        # The lockstep sweep's records, a chunk per step: Records and `Segments.permanent`.
+        self.chunks: list[tuple[np.ndarray, ...]] = []
 
     def run(self) -> None:
+        """The compiled sweep (`wash_kernel`), or the lockstep numpy one for short histories
+        (until numba is loaded: see `COMPILED_FROM`) and where numba is not installed; both
+        give the same segments."""
+        longest = (self.lane_end - self.pos - 1).max(initial=0)  # pieces of one symbol
+        if longest < COMPILED_FROM and sys.modules.get(_KERNEL) is None:
+            self.run_lockstep()
+            return
+        try:
+            import ibkr_nb.tax.wash_kernel as wash_kernel  # via sys.modules (tests hide it)
+        except ImportError:
+            self.run_lockstep()
+            return
+        n = len(self.lot)
+        spans = 2 * n + 1024
+        first = np.zeros(n, dtype=np.int64)
+        count = np.zeros(n, dtype=np.int64)
+        out = [np.empty(0, dtype) for dtype in (np.int64, np.int64, float, np.int64)]
+        out += [np.empty(0), np.empty(0)]
+        write = False
+        while True:  # count each piece's segments, then write them in time order
+            state = [a.copy() for a in (self.disposed, self.absorbed_end, self.tail, self.cursor)]
+            s = _Spans(spans)
+            n_spans = wash_kernel.sweep(
+                self.lot, self.start, self.end, self.gain, self.day, self.lo, self.hi,
+                self.trade_len, self.qty, self.acquired, self.ira, *state,
+                s.lot[:-1], s.a0[:-1], s.a1[:-1], s.adj[:-1], s.hps[:-1], s.next[:-1],
+                self.piece, first, count, *out, write, _LOSS_EPS,
+            )  # fmt: skip
+            if n_spans < 0:
+                spans *= 2
+            elif write:
+                break
+            else:
+                by_piece = np.empty(n, dtype=np.int64)
+                by_piece[self.piece] = count
+                first[:] = _first_slots(self.pieces, by_piece)[self.piece]
+                out = [np.empty(count.sum(), a.dtype) for a in out]
+                write = True
+        self.disposed, self.absorbed_end, self.tail, self.cursor = state
+        s.n = n_spans
+        self.spans = s
+        self.sold, self.permanent = tuple(out[:5]), out[5]
+
+    def run_lockstep(self) -> None:
         """Advance every lane until all are DONE (one step per state per round)."""
         active = np.arange(len(self.state))
         while len(active):
@@ -311,6 +366,7 @@ class _Sweep:
             self._emit(np.flatnonzero(self.state == EMIT))
             self._visit(np.flatnonzero(self.state == VISIT))
             active = np.flatnonzero(self.state != DONE)
+        self.sold, self.permanent = _in_time_order(self.lots, self.pieces, self.chunks)
 
     def _advance(self, lanes: np.ndarray) -> None:
         """ADVANCE: the lanes' next pieces; EMIT for those with a loss or carried adjustment."""
@@ -417,8 +473,8 @@ class _Sweep:
 
     def _record(self, lanes, qty, adj_in, hps, disallowed, permanent=None) -> None:
         """Record the lanes' segments; EMIT again, or ADVANCE when the piece is done."""
-        self.sold.append((self.piece[self.pos[lanes]], qty, adj_in, hps, disallowed))
-        self.permanent.append(np.zeros(len(lanes)) if permanent is None else permanent)
+        permanent = np.zeros(len(lanes)) if permanent is None else permanent
+        self.chunks.append((self.piece[self.pos[lanes]], qty, adj_in, hps, disallowed, permanent))
         self.state[lanes] = np.where(self.cur[lanes] == self.stop[lanes], ADVANCE, EMIT)
 
     def _add_spans(self, lot, a0, a1, adj, hps) -> None:
@@ -438,7 +494,7 @@ class _Sweep:
         disposed[self.cand] = self.disposed
         held = self._held()
         held = (self.cand[held[0]], *held[1:])
-        return _assemble(self.lots, self.pieces, self.sold, held, disposed, self.permanent)
+        return _assemble(self.lots, self.sold, held, disposed, self.permanent)
 
     def _held(self) -> Records:
         """Segments of the unsold shares [disposed, qty) of lots that absorbed a loss: each
@@ -482,42 +538,67 @@ def _no_records() -> Records:
 
 
 def _assemble(
-    lots: Lots,
-    pieces: Pieces,
-    sold: list[Records],
-    held: Records,
-    disposed: np.ndarray,
-    permanent: list[np.ndarray],
+    lots: Lots, sold: Records, held: Records, disposed: np.ndarray, permanent: np.ndarray
 ) -> Segments:
-    """`Segments` from the recorded ones (in chunks, joined here once) plus every piece and
-    held lot not among them, which keep the lot's own basis and acquisition date (one
-    segment each). `permanent` holds each chunk's `Segments.permanent`."""
+    """`Segments` from the sold ones (in time order, `permanent` their part disallowed for
+    good) plus the held segments and every lot not among them that still has shares, which
+    keeps the lot's own basis and acquisition date (one segment each)."""
     h_lot, h_qty, h_adj, h_hps, _ = held
-    plain = np.ones(len(pieces.qty), dtype=bool)
-    for chunk in sold:
-        plain[chunk[0]] = False
-    piece = np.flatnonzero(plain)
-    zeros = np.zeros(len(piece))
-
-    def joined(field: int, first: np.ndarray) -> np.ndarray:
-        return np.concatenate([first, *(chunk[field] for chunk in sold)])
-
     left = lots.qty - disposed
     untouched = left > 0
     untouched[h_lot] = False
     lot = np.flatnonzero(untouched)
     return Segments(
-        piece=joined(0, piece),
-        qty=joined(1, pieces.qty[piece]),
-        adj_in=joined(2, zeros),
-        hps=joined(3, lots.day[pieces.lot[piece]]),
-        disallowed=joined(4, zeros),
+        *sold,
         open_lot=np.concatenate([lot, h_lot]),
         open_qty=np.concatenate([left[lot], h_qty]),
         open_adj=np.concatenate([np.zeros(len(lot)), h_adj]),
         open_hps=np.concatenate([lots.day[lot], h_hps]),
-        permanent=np.concatenate([zeros, *permanent]),
+        permanent=permanent,
     )
+
+
+def _first_slots(pieces: Pieces, count: np.ndarray) -> np.ndarray:
+    """Per piece, the place of its first segment in time order ((event, piece) order), given
+    each piece's number of segments."""
+    order = np.lexsort((np.arange(len(count)), pieces.event))
+    first = np.empty(len(count), dtype=np.int64)
+    c = count[order]
+    first[order] = np.cumsum(c) - c
+    return first
+
+
+def _in_time_order(
+    lots: Lots, pieces: Pieces, chunks: list[tuple[np.ndarray, ...]]
+) -> tuple[Records, np.ndarray]:
+    """Sold segments in time order, from chunks of recorded ones (Records plus `permanent`;
+    a chunk holds a piece's segments in a row, later chunks later segments) and one segment
+    for every piece not among them, with the lot's own basis and acquisition date."""
+    n_pieces = len(pieces.qty)
+    plain = np.ones(n_pieces, dtype=bool)
+    count = np.zeros(n_pieces, dtype=np.int64)
+    for chunk in chunks:
+        plain[chunk[0]] = False
+        count += np.bincount(chunk[0], minlength=n_pieces)
+    piece = np.flatnonzero(plain)
+    count[piece] = 1
+    fill = _first_slots(pieces, count)
+    dest = [fill[piece]]
+    for chunk in chunks:
+        runs = _run_bounds(chunk[0])
+        within = np.arange(len(chunk[0])) - np.repeat(runs[:-1], np.diff(runs))
+        dest.append(fill[chunk[0]] + within)
+        fill[chunk[0][runs[:-1]]] += np.diff(runs)
+    n = int(count.sum())
+    zeros = np.zeros(len(piece))
+    plain_fields = (piece, pieces.qty[piece], zeros, lots.day[pieces.lot[piece]], zeros, zeros)
+    out = []
+    for k, first in enumerate(plain_fields):
+        column = np.empty(n, first.dtype)
+        for d, values in zip(dest, [first, *(chunk[k] for chunk in chunks)], strict=True):
+            column[d] = values
+        out.append(column)
+    return tuple(out[:5]), out[5]
 
 
 def _windows(lots: Lots, pieces: Pieces) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
