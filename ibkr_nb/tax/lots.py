@@ -42,8 +42,7 @@ Lot choice uses the lots' cost before wash-sale adjustments; ties go to the earl
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,40 +160,19 @@ def match_lots(
         raise ValueError(
             f"unknown lot matching method {method!r}; choose one of {', '.join(METHODS)}."
         )
-    with _small_pages():
-        trades = _fold_exercises(trades, method, lot_selection, tz)
-        book = _Book.from_trades(trades, tz, ira_accounts)
-        pieces = (
-            book.match_fifo() if method == "fifo" else book.match_loop(method, lot_selection or {})
-        )
-        segments = (
-            wash_sale_segments(book.lots, pieces)
-            if wash_sales
-            else plain_segments(book.lots, pieces)
-        )
-        return LotResult(
-            realized=book.realized_frame(pieces, segments),
-            open_lots=book.open_lots_frame(segments),
-            method=method,
-            wash_sales=wash_sales,
-            warnings=pd.DataFrame(book.warnings, columns=["trade_id", "reason"]),
-        )
-
-
-@contextmanager
-def _small_pages() -> Iterator[None]:
-    """NumPy asks Linux for transparent huge pages for big arrays; where the kernel compacts
-    memory to find them at once (THP defrag "madvise"), that costs more system CPU than the
-    big pages save here (1M fills: 0.35 s of 1.6 s). Off for the call, restored after."""
-    try:
-        from numpy._core.multiarray import _set_madvise_hugepage
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _set_madvise_hugepage
-    before = _set_madvise_hugepage(False)
-    try:
-        yield
-    finally:
-        _set_madvise_hugepage(before)
+    trades = _fold_exercises(trades, method, lot_selection, tz)
+    book = _Book.from_trades(trades, tz, ira_accounts)
+    pieces = book.match_fifo() if method == "fifo" else book.match_loop(method, lot_selection or {})
+    segments = (
+        wash_sale_segments(book.lots, pieces) if wash_sales else plain_segments(book.lots, pieces)
+    )
+    return LotResult(
+        realized=book.realized_frame(pieces, segments),
+        open_lots=book.open_lots_frame(segments),
+        method=method,
+        wash_sales=wash_sales,
+        warnings=pd.DataFrame(book.warnings, columns=["trade_id", "reason"]),
+    )
 
 
 def _fold_exercises(
