@@ -127,6 +127,8 @@ class LotResult:
       short-sale proceeds); `holding_period_start` is the date the holding period counts from
       after wash-sale tacking (the acquisition date when there is none).
     warnings: rows (trade_id, reason) for things the engine worked around.
+    asset_categories: symbol -> IBKR asset category (OPT, WAR, ...) of the symbols that are
+      not stock (their quantities count contracts or warrants, not shares).
     """
 
     realized: pd.DataFrame
@@ -136,6 +138,7 @@ class LotResult:
     warnings: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["trade_id", "reason"])
     )
+    asset_categories: Mapping[str, str] = field(default_factory=dict)
 
 
 def match_lots(
@@ -172,6 +175,7 @@ def match_lots(
         method=method,
         wash_sales=wash_sales,
         warnings=pd.DataFrame(book.warnings, columns=["trade_id", "reason"]),
+        asset_categories=book.asset_categories(trades),
     )
 
 
@@ -256,6 +260,22 @@ class _Book:
         """A string column for the given rows (gathered through codes: cheap for many rows)."""
         codes, table = self.labels[column]
         return table.take(codes[row])
+
+    def asset_categories(self, trades: pd.DataFrame) -> dict[str, str]:
+        """Symbol -> asset category of `trades` (the frame the book was built from) for the
+        symbols that are not stock, read at each symbol's first trade."""
+        if "asset_category" not in trades:
+            return {}
+        codes, table = self.labels["symbol"]  # per book row
+        trade = self.labels["trade_id"][0]  # the input row of each book row
+        first = np.full(len(table), -1, dtype=np.int64)
+        first[codes[::-1]] = trade[::-1]  # the earliest row wins
+        category = trades["asset_category"].to_numpy(dtype=object)
+        return {
+            str(table[k]): c
+            for k in np.flatnonzero(first >= 0)
+            if isinstance(c := category[first[k]], str) and c not in ("", "STK")
+        }
 
     def _timestamps(self, row: np.ndarray) -> pd.api.extensions.ExtensionArray:
         """The rows' trade times, timezone-aware (ns)."""

@@ -52,6 +52,10 @@ def cents(values: pd.Series | np.ndarray) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) * 100 + 0.5 + 1e-7) / 100 + 0.0  # + 0.0: no "-0.0"
 
 
+# Form 8949 column (a) counts these asset categories in their own units; the rest in shares.
+UNIT_WORDS = {"OPT": "contracts", "FOP": "contracts", "FUT": "contracts", "WAR": "warrants"}
+
+
 def form_8949(result: LotResult, year: int, basis_reported: bool = True) -> pd.DataFrame:
     """Form 8949 rows for sales in `year`, USD rounded to cents.
 
@@ -71,9 +75,15 @@ def form_8949(result: LotResult, year: int, basis_reported: bool = True) -> pd.D
     long_term = (sold["term"] == "long").to_numpy()
     boxes = np.where(long_term, "D", "A") if basis_reported else np.where(long_term, "E", "B")
     shown = per_unique(pd.Series(quantity, dtype=float), lambda q: q.map("{:,.6g}".format))
+    units = per_unique(
+        sold["symbol"],
+        lambda s: s.map(result.asset_categories).map(UNIT_WORDS).fillna("sh").astype(object),
+    )
     description = (
         shown.to_numpy(dtype=object)
-        + " sh "
+        + " "
+        + units.to_numpy(dtype=object)
+        + " "
         + sold["symbol"].to_numpy(dtype=object)
         + np.where(is_short, " (short sale)", "").astype(object)
     )

@@ -266,3 +266,25 @@ def test_exercise_pairs_agree_with_a_row_by_row_reference(rows):
     )
     got = exercise_pairs(trades)
     assert list(zip(got["option_row"], got["stock_row"], strict=True)) == reference_pairs(trades)
+
+
+def test_form_8949_counts_options_in_contracts_and_warrants_in_warrants():
+    trades = statement(
+        f"{OPT}|XYZ 19JAN24 50 C|2024-01-02|2|2|-400|-1|O",
+        f"{OPT}|XYZ 19JAN24 50 C|2024-01-10|-2|3|600|-1|C",
+        "Stocks|XYZ|2024-01-02|100|40|-4000|0|O",
+        "Stocks|XYZ|2024-01-10|-100|41|4100|0|C",
+    )
+    warrants = from_flex_xml(
+        flex(
+            trade("1", "XYZW", "20240301;100000", "100", "0.5", "O", **WAR),
+            trade("2", "XYZW", "20240401;100000", "-100", "0.7", "C", **WAR),
+        )
+    ).trades
+    both = pd.concat([trades, warrants], ignore_index=True)
+    rows = form_8949(match_lots(both), 2024)
+    assert sorted(rows["description"]) == [
+        "100 sh XYZ",
+        "100 warrants XYZW",
+        "2 contracts XYZ 19JAN24 50 C",
+    ]
