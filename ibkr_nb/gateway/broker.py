@@ -136,6 +136,14 @@ __all__ = [
 _EPS = 1e-9
 LIMIT_TYPES = frozenset({"LMT", "STP LMT"})
 _EXCHANGE = {"NASDAQ": "ISLAND", "NYSE": "NYSE", "ARCA": "ARCA"}
+
+
+def execution_venue(inst: Instrument) -> str:
+    """The exchange an execution reports: options on CBOE, the others where they are listed
+    (Nasdaq stocks as ISLAND, as TWS names it)."""
+    if inst.sec_type == "OPT":
+        return "CBOE"
+    return _EXCHANGE.get(inst.primary_exchange, inst.primary_exchange)
 _Order = WorkingRecord
 
 
@@ -669,7 +677,7 @@ class Broker:
             ex = ExecutionRecord(
                 exec_id, 0, client_id, 0, self.account_id, inst.con_id, inst.symbol,
                 "BOT" if quantity > 0 else "SLD", shares, price, shares, price, now,
-                _EXCHANGE.get(inst.primary_exchange, inst.primary_exchange), "", 0,
+                execution_venue(inst), "", 0,
             )  # fmt: skip
             cr = CommissionRecord(
                 exec_id, 0.0, "USD", None if realized is None else round(realized, 8)
@@ -783,7 +791,7 @@ class Broker:
             cum_qty=cum,
             avg_price=avg,
             time=now,
-            exchange=_EXCHANGE.get(inst.primary_exchange, inst.primary_exchange),
+            exchange=execution_venue(inst),
             order_ref=t.order_ref,
             liquidity=liquidity,
         )

@@ -50,7 +50,6 @@ class Instrument:
     right: str = ""  # C or P
     underlying: str = ""  # key of the underlying (FUT, OPT)
     trading_class: str = ""
-    listed: date = date(1990, 1, 2)  # first trading day (the simulation starts 1990-01-02)
 
     @property
     def tws_symbol(self) -> str:

@@ -301,6 +301,8 @@ def test_exercising_long_options_books_the_shares_at_the_strike(
         if f.execution.orderId == 0
     )
     assert legs == [("OPT", "SLD", contracts, 0.0), ("STK", side, 100.0 * contracts, strike)]
+    venues = {(f.contract.secType, f.execution.exchange) for f in ib.fills()}
+    assert venues == {("OPT", "CBOE"), ("STK", "ISLAND")}  # options trade on an option exchange
     assert all(f.commissionReport.commission == 0 for f in ib.fills() if f.execution.orderId == 0)
 
 
