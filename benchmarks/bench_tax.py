@@ -341,9 +341,8 @@ def peak_rss_mb() -> float:
 
 def load_compiled_sweep() -> float:
     """CPU seconds to load the compiled wash-sale sweep (import numba, read the cached kernel):
-    once per process, on the first match_lots whose longest symbol has `COMPILED_FROM` sales
-    or more, like an import. Done here by a small such call (one symbol, ~1,000 sales) so
-    that the figures of the big runs are the engine's own."""
+    once per process, on the first match_lots with wash sales, like an import. Done here by a
+    small such call so that the figures of the big runs are the engine's own."""
     trades = generate_realistic(2_500, 1)
     c0 = time.process_time()
     match_lots(trades, method="fifo", wash_sales=True)

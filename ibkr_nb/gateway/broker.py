@@ -144,6 +144,8 @@ def execution_venue(inst: Instrument) -> str:
     if inst.sec_type == "OPT":
         return "CBOE"
     return _EXCHANGE.get(inst.primary_exchange, inst.primary_exchange)
+
+
 _Order = WorkingRecord
 
 

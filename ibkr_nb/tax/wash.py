@@ -30,48 +30,35 @@ How the rule is applied here, per symbol across all accounts given:
 Shares within a lot are consumed front to back, so a lot that absorbed a loss on only some
 of its shares is reported in segments with their own basis and holding period.
 
-How the sweep runs: `wash_kernel.sweep` walks the pieces one at a time in a compiled loop
-(numba), in the steps below; for short histories (see `COMPILED_FROM`) and where numba is not
-installed, the lockstep numpy sweep described here takes the same steps for all symbols at
-once. The rule is sequential within a symbol (a disallowed loss changes the
-basis of a later sale) but symbols are independent, so each symbol is a lane and all lanes
-advance together, a numpy step over every lane in the same state per round. A lane walks its
-symbol's pieces in time order and is in one of three states (then DONE):
-- ADVANCE: move to the next piece. At the first piece of a closing trade, all of the trade's
-  shares are marked sold (shares sold by one trade are no replacement for each other). A piece
-  with no loss and no adjustment carried in is passed over (it keeps the lot's basis and date);
-  any other goes to EMIT.
+How the sweep runs (`wash_kernel.sweep`, one compiled loop): the rule is sequential within a
+symbol (a disallowed loss changes the basis of a later sale) but symbols are independent, so
+the loop walks the pieces in (symbol, time) order. Each piece goes through these steps:
+- ADVANCE: at the first piece of a closing trade, all of the trade's shares are marked sold
+  (shares sold by one trade are no replacement for each other). A piece with no loss and no
+  adjustment carried in is passed over (it keeps the lot's basis and date); any other goes
+  to EMIT.
 - EMIT: cut the piece's next segment: shares that carry one adjustment (one absorbed span, or
   a run of shares that absorbed nothing). A segment without a loss is recorded (EMIT again
-  until the piece is done, then ADVANCE); a segment with a loss goes to VISIT.
+  until the piece is done); a segment with a loss goes to VISIT.
 - VISIT: try one replacement candidate, the next lot in the sale's window that may still
   absorb: it absorbs min(its free shares, shares still without a replacement) as a new span.
   When every sold share has a replacement or the window is exhausted, the segment is recorded
-  with its disallowed loss (back to EMIT, or ADVANCE when the piece is done).
-The number of rounds is the longest lane's number of steps, whatever the number of symbols.
+  with its disallowed loss (back to EMIT until the piece is done).
 
 Lots are renumbered in candidate order (symbol, side, acquisition), so a sale's replacement
-candidates are the lot numbers [lo, hi). Lots that can no longer absorb (all shares absorbed
-or sold) are skipped for good: `_LiveSet`, a bitset with a summary level per 64 words, finds
-the next candidate that may still absorb in a fixed number of numpy steps. Absorbed spans
-live in flat arrays (`_Spans`), a linked list per lot in share order.
+candidates are the lot numbers [lo, hi); lots that can no longer absorb (all shares absorbed
+or sold) are skipped for good. Absorbed spans live in flat arrays (`_Spans`), a linked list
+per lot in share order.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 WINDOW_DAYS = 30
-# The lockstep sweep takes about a millisecond per piece of the symbol with the most; the
-# compiled one needs numba loaded (0.35 s CPU and 120 MB, once per process). From this many
-# pieces in one symbol, or once numba is loaded, the compiled sweep runs.
-COMPILED_FROM = 300
-_KERNEL = "ibkr_nb.tax.wash_kernel"
 _LOSS_EPS = 1e-9  # USD: smaller "losses" are float noise, not wash-sale triggers
-ADVANCE, EMIT, VISIT, DONE = 0, 1, 2, 3  # lane states, see the module docstring
 
 
 @dataclass
@@ -152,8 +139,10 @@ def plain_segments(lots: Lots, pieces: Pieces) -> Segments:
     """Segments without wash sales: one per piece, the unsold rest of each lot open."""
     disposed = np.zeros(len(lots.qty), dtype=np.int64)
     np.add.at(disposed, pieces.lot, pieces.qty)
-    sold, permanent = _in_time_order(lots, pieces, [])
-    return _assemble(lots, sold, _no_records(), disposed, permanent)
+    piece = np.lexsort((np.arange(len(pieces.qty)), pieces.event))  # time order
+    zeros = np.zeros(len(piece))
+    sold = (piece, pieces.qty[piece], zeros, lots.day[pieces.lot[piece]], zeros)
+    return _assemble(lots, sold, _no_records(), disposed, zeros)
 
 
 class _Spans:
@@ -177,78 +166,9 @@ class _Spans:
         self.a0[-1] = self.a1[-1] = np.iinfo(np.int64).max
         self.next[-1] = -1
 
-    def add(self, lot, a0, a1, adj, hps) -> np.ndarray:
-        """Append spans (not yet linked: `next` = -1); returns their ids."""
-        k = len(lot)
-        if self.n + k >= len(self.a0):
-            self._grow(max(len(self.a0), k))
-        ids = np.arange(self.n, self.n + k)
-        self.n += k
-        self.lot[ids], self.a0[ids], self.a1[ids] = lot, a0, a1
-        self.adj[ids], self.hps[ids], self.next[ids] = adj, hps, -1
-        return ids
-
-    def _grow(self, extra: int) -> None:
-        for name in ("lot", "a0", "a1", "adj", "hps", "next"):
-            old = getattr(self, name)  # the sentinel stays last
-            setattr(self, name, np.concatenate([old[:-1], np.empty(extra, old.dtype), old[-1:]]))
-
-
-class _LiveSet:
-    """The integers 0..n-1 that are still live, and n, which always is: a bitset of 64-bit
-    words with a summary bitset over the words (bit w set iff word w is not empty), and so
-    on up to a single word. `find` and `remove` take arrays and cost a fixed number of numpy
-    steps per level, however many integers were removed in a row."""
-
-    def __init__(self, n: int) -> None:
-        self.levels: list[np.ndarray] = []
-        size = n + 1
-        while True:
-            words = np.full((size + 63) // 64, _ALL, dtype=np.uint64)
-            if size % 64:
-                words[-1] = (_ONE << np.uint64(size % 64)) - _ONE
-            self.levels.append(words)
-            if len(words) == 1:
-                break
-            size = len(words)
-
-    def find(self, c: np.ndarray) -> np.ndarray:
-        """The first live integer at or after each `c` (each <= n)."""
-        return self._find(np.asarray(c, dtype=np.int64), 0)
-
-    def _find(self, c: np.ndarray, level: int) -> np.ndarray:
-        words = self.levels[level]
-        w = c >> 6
-        bits = words[w] & (_ALL << (c & 63).astype(np.uint64))
-        out = (w << 6) + _lowest_bit(bits)
-        rest = np.flatnonzero(bits == 0)
-        if len(rest):  # none left in the word: the next non-empty word, from the level above
-            w = self._find(w[rest] + 1, level + 1)
-            out[rest] = (w << 6) + _lowest_bit(words[w])
-        return out
-
-    def remove(self, c: np.ndarray) -> None:
-        """Mark the integers `c` (repeats allowed) no longer live."""
-        for words in self.levels:
-            w = c >> 6
-            np.bitwise_and.at(words, w, ~(_ONE << (c & 63).astype(np.uint64)))
-            c = w[words[w] == 0]
-            if not len(c):
-                return
-
-
-_ONE = np.uint64(1)
-_ALL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
-
-
-def _lowest_bit(words: np.ndarray) -> np.ndarray:
-    """Position of the lowest set bit of each uint64 word (-1 for an empty word): the
-    isolated bit is a power of two, exact as a float, whose exponent `frexp` reads."""
-    return np.frexp((words & (~words + _ONE)).astype(np.float64))[1].astype(np.int64) - 1
-
 
 class _Sweep:
-    """The lockstep sweep over all symbols (see the module docstring).
+    """The sweep's inputs and state (see the module docstring), run by `wash_kernel.sweep`.
 
     Per piece, in sweep order (symbol, then time): `piece` (index into `pieces`), `lot`
     (candidate order), shares [start, end) of the lot it sells (micro-shares), `gain` (USD per
@@ -256,9 +176,7 @@ class _Sweep:
     [lo, hi), `trade_len` (number of the closing trade's pieces at its first piece, else 0).
     Per lot, in candidate order: `qty` (micro-shares), `acquired` (days since epoch), `disposed`
     (shares sold so far), `absorbed_end` (end of the shares that already absorbed a loss),
-    `tail` (last span, -1 for none), `cursor` (first span not yet sold past, -1 for none),
-    `live` (the candidates that may still absorb). Per lane: `state`, `pos` (current piece),
-    `lane_end` (past its last piece), and the segment being cut or washed (see `__init__`).
+    `tail` (last span, -1 for none), `cursor` (first span not yet sold past, -1 for none).
     """
 
     def __init__(self, lots: Lots, pieces: Pieces) -> None:
@@ -292,41 +210,12 @@ class _Sweep:
         self.absorbed_end = np.zeros(n_lots, dtype=np.int64)
         self.tail = np.full(n_lots, -1, dtype=np.int64)
         self.cursor = np.full(n_lots, -1, dtype=np.int64)
-        self.live = _LiveSet(n_lots)
-        self.spans = _Spans(2 * len(order) + 1024)
-
-        lanes = _run_bounds(key[order])
-        n_lanes = len(lanes) - 1
-        self.state = np.full(n_lanes, ADVANCE, dtype=np.int8)
-        self.pos = lanes[:-1] - 1
-        self.lane_end = lanes[1:]
-        # The segment: shares [cur, stop) of the piece are left; `node` is the lot's span
-        # at or after `cur`. While washing, `seg_*` hold the segment's qty, adj_in, hps and
-        # gain (USD, after adj_in), `need` the shares still without a replacement,
-        # `loss_share` the loss per micro-share (USD), `tacked` the days of holding period
-        # passed on, `cand_pos` the next candidate.
-        self.cur, self.stop, self.node = (np.zeros(n_lanes, dtype=np.int64) for _ in range(3))
-        self.seg_qty, self.seg_hps, self.need, self.tacked, self.cand_pos = (
-            np.zeros(n_lanes, dtype=np.int64) for _ in range(5)
-        )
-        self.seg_adj, self.seg_gain, self.loss_share = (np.zeros(n_lanes) for _ in range(3))
-        self.perm = np.zeros(n_lanes, dtype=np.int64)  # shares replaced by IRA shares
-        # The lockstep sweep's records, a chunk per step: Records and `Segments.permanent`.
-        self.chunks: list[tuple[np.ndarray, ...]] = []
 
     def run(self) -> None:
-        """The compiled sweep (`wash_kernel`), or the lockstep numpy one for short histories
-        (until numba is loaded: see `COMPILED_FROM`) and where numba is not installed; both
-        give the same segments."""
-        longest = (self.lane_end - self.pos - 1).max(initial=0)  # pieces of one symbol
-        if longest < COMPILED_FROM and sys.modules.get(_KERNEL) is None:
-            self.run_lockstep()
-            return
-        try:
-            import ibkr_nb.tax.wash_kernel as wash_kernel  # via sys.modules (tests hide it)
-        except ImportError:
-            self.run_lockstep()
-            return
+        """Run the compiled sweep: count each piece's segments, then write them in time order
+        (numba is loaded on first use, about 0.35 s CPU once per process)."""
+        import ibkr_nb.tax.wash_kernel as wash_kernel
+
         n = len(self.lot)
         spans = 2 * n + 1024
         first = np.zeros(n, dtype=np.int64)
@@ -357,135 +246,6 @@ class _Sweep:
         s.n = n_spans
         self.spans = s
         self.sold, self.permanent = tuple(out[:5]), out[5]
-
-    def run_lockstep(self) -> None:
-        """Advance every lane until all are DONE (one step per state per round)."""
-        active = np.arange(len(self.state))
-        while len(active):
-            self._advance(active[self.state[active] == ADVANCE])
-            self._emit(np.flatnonzero(self.state == EMIT))
-            self._visit(np.flatnonzero(self.state == VISIT))
-            active = np.flatnonzero(self.state != DONE)
-        self.sold, self.permanent = _in_time_order(self.lots, self.pieces, self.chunks)
-
-    def _advance(self, lanes: np.ndarray) -> None:
-        """ADVANCE: the lanes' next pieces; EMIT for those with a loss or carried adjustment."""
-        p = self.pos[lanes] + 1
-        self.pos[lanes] = p
-        done = p >= self.lane_end[lanes]
-        self.state[lanes[done]] = DONE
-        lanes, p = lanes[~done], p[~done]
-        first = p[self.trade_len[p] > 0]
-        k = _ranges(first, self.trade_len[first])  # all pieces of the trades starting here
-        lot, end = self.lot[k], self.end[k]
-        self.disposed[lot] = end
-        sold_out = lot[end == self.qty[lot]]
-        self.live.remove(sold_out)
-
-        lot = self.lot[p]
-        wash = (self.tail[lot] >= 0) | (self.gain[p] < 0)
-        lanes, p, lot = lanes[wash], p[wash], lot[wash]
-        self.state[lanes] = EMIT
-        d0 = self.start[p]
-        self.cur[lanes] = d0
-        self.stop[lanes] = self.end[p]
-        node = self.cursor[lot]
-        while True:  # pass spans wholly before the piece
-            behind = self.spans.a1[node] <= d0
-            if not behind.any():
-                break
-            node[behind] = self.spans.next[node[behind]]
-        self.node[lanes] = node
-
-    def _emit(self, lanes: np.ndarray) -> None:
-        """EMIT: cut each lane's next segment; record it, or VISIT when it is a loss."""
-        p = self.pos[lanes]
-        lot = self.lot[p]
-        cur, stop, node = self.cur[lanes], self.stop[lanes], self.node[lanes]
-        spans = self.spans
-        a0, a1 = spans.a0[node], spans.a1[node]
-        inside = a0 <= cur  # in span `node`, else in shares that absorbed nothing
-        end = np.minimum(np.where(inside, a1, a0), stop)
-        qty = end - cur
-        adj_in = np.where(inside, spans.adj[node], 0.0) * qty
-        hps = np.where(inside, spans.hps[node], self.acquired[lot])
-        node = np.where(inside & (a1 <= stop), spans.next[node], node)
-        self.node[lanes] = node
-        self.cur[lanes] = end
-        piece_done = end == stop
-        self.cursor[lot[piece_done]] = node[piece_done]
-        gain = qty * self.gain[p] - adj_in
-
-        loss = gain < -_LOSS_EPS
-        keep = ~loss
-        self._record(lanes[keep], qty[keep], adj_in[keep], hps[keep], np.zeros(keep.sum()))
-        lanes, p, qty, hps, gain = lanes[loss], p[loss], qty[loss], hps[loss], gain[loss]
-        self.seg_qty[lanes] = qty
-        self.seg_adj[lanes] = adj_in[loss]
-        self.seg_hps[lanes] = hps
-        self.seg_gain[lanes] = gain
-        self.need[lanes] = qty
-        self.perm[lanes] = 0
-        self.loss_share[lanes] = -gain / qty
-        self.tacked[lanes] = self.day[p] - hps
-        self.cand_pos[lanes] = self.live.find(self.lo[p])
-        self.state[lanes] = VISIT
-
-    def _visit(self, lanes: np.ndarray) -> None:
-        """VISIT: each lane's next candidate absorbs what it can of the segment's loss."""
-        p, c = self.pos[lanes], self.cand_pos[lanes]
-        in_window = c < self.hi[p]
-        finished = [lanes[~in_window]]
-        lanes, p, c = lanes[in_window], p[in_window], c[in_window]
-        other = c != self.lot[p]  # shares of the lot being sold are no replacement
-        washing, r = lanes[other], c[other]
-        start = np.maximum(self.absorbed_end[r], self.disposed[r])
-        need = self.need[washing]
-        whole = self.qty[r] - start <= need  # absorbs up to its last share
-        end = np.where(whole, self.qty[r], start + need)
-        self.live.remove(r[whole])
-        # IRA shares absorb the loss for good: no basis added, no holding period tacked
-        ira = self.ira[r]
-        self._add_spans(
-            r,
-            start,
-            end,
-            np.where(ira, 0.0, self.loss_share[washing]),
-            np.where(ira, self.acquired[r], self.acquired[r] - self.tacked[washing]),
-        )
-        self.perm[washing] += np.where(ira, end - start, 0)
-        self.absorbed_end[r] = end
-        need -= end - start
-        self.need[washing] = need
-        met = need == 0
-        finished.append(washing[met])
-        looking = np.ones(len(lanes), dtype=bool)
-        looking[np.flatnonzero(other)[met]] = False
-        self.cand_pos[lanes[looking]] = self.live.find(c[looking] + 1)
-
-        lanes = np.concatenate(finished)
-        need, qty = self.need[lanes], self.seg_qty[lanes]
-        disallowed = np.where(
-            need == 0, -self.seg_gain[lanes], self.loss_share[lanes] * (qty - need)
-        )
-        permanent = np.minimum(self.loss_share[lanes] * self.perm[lanes], disallowed)
-        self._record(lanes, qty, self.seg_adj[lanes], self.seg_hps[lanes], disallowed, permanent)
-
-    def _record(self, lanes, qty, adj_in, hps, disallowed, permanent=None) -> None:
-        """Record the lanes' segments; EMIT again, or ADVANCE when the piece is done."""
-        permanent = np.zeros(len(lanes)) if permanent is None else permanent
-        self.chunks.append((self.piece[self.pos[lanes]], qty, adj_in, hps, disallowed, permanent))
-        self.state[lanes] = np.where(self.cur[lanes] == self.stop[lanes], ADVANCE, EMIT)
-
-    def _add_spans(self, lot, a0, a1, adj, hps) -> None:
-        """New spans at the end of the lots' lists (one span per lot: lanes own their lots)."""
-        ids = self.spans.add(lot, a0, a1, adj, hps)
-        tail = self.tail[lot]
-        linked = tail >= 0
-        self.spans.next[tail[linked]] = ids[linked]
-        self.tail[lot] = ids
-        fresh = self.cursor[lot] < 0
-        self.cursor[lot[fresh]] = ids[fresh]
 
     def segments(self) -> Segments:
         """The recorded segments, plus segments of the shares still held (see `_held`)."""
@@ -568,39 +328,6 @@ def _first_slots(pieces: Pieces, count: np.ndarray) -> np.ndarray:
     return first
 
 
-def _in_time_order(
-    lots: Lots, pieces: Pieces, chunks: list[tuple[np.ndarray, ...]]
-) -> tuple[Records, np.ndarray]:
-    """Sold segments in time order, from chunks of recorded ones (Records plus `permanent`;
-    a chunk holds a piece's segments in a row, later chunks later segments) and one segment
-    for every piece not among them, with the lot's own basis and acquisition date."""
-    n_pieces = len(pieces.qty)
-    plain = np.ones(n_pieces, dtype=bool)
-    count = np.zeros(n_pieces, dtype=np.int64)
-    for chunk in chunks:
-        plain[chunk[0]] = False
-        count += np.bincount(chunk[0], minlength=n_pieces)
-    piece = np.flatnonzero(plain)
-    count[piece] = 1
-    fill = _first_slots(pieces, count)
-    dest = [fill[piece]]
-    for chunk in chunks:
-        runs = _run_bounds(chunk[0])
-        within = np.arange(len(chunk[0])) - np.repeat(runs[:-1], np.diff(runs))
-        dest.append(fill[chunk[0]] + within)
-        fill[chunk[0][runs[:-1]]] += np.diff(runs)
-    n = int(count.sum())
-    zeros = np.zeros(len(piece))
-    plain_fields = (piece, pieces.qty[piece], zeros, lots.day[pieces.lot[piece]], zeros, zeros)
-    out = []
-    for k, first in enumerate(plain_fields):
-        column = np.empty(n, first.dtype)
-        for d, values in zip(dest, [first, *(chunk[k] for chunk in chunks)], strict=True):
-            column[d] = values
-        out.append(column)
-    return tuple(out[:5]), out[5]
-
-
 def _windows(lots: Lots, pieces: Pieces) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Replacement candidates: lots ordered by (symbol, side, acquisition), and for each piece
     the [lo, hi) positions in that order of the lots of its own symbol and side acquired
@@ -621,9 +348,3 @@ def _run_bounds(values: np.ndarray) -> np.ndarray:
     change = np.ones(len(values) + 1, dtype=bool)
     change[1:-1] = values[1:] != values[:-1]
     return np.flatnonzero(change)
-
-
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The integers [start, start + count) for each pair, concatenated."""
-    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
-    return offsets + np.arange(len(offsets))

@@ -1,10 +1,9 @@
 """The wash-sale sweep as one compiled loop (numba), piece by piece in sweep order.
 
-The same steps as the lockstep sweep in `wash.py` (see its docstring: ADVANCE, EMIT, VISIT),
-taken one piece at a time instead of one numpy step over every symbol per round: symbols
-are independent, so walking the pieces in (symbol, time) order visits each lane's steps in
-its own order. Imported on first use (numba takes about 0.3 s CPU to load): `ibkr-nb tax`
-paths without wash sales never pay for it. Compiled once per machine (`cache=True`).
+The steps are those of `wash.py`'s docstring (ADVANCE, EMIT, VISIT): symbols are independent,
+so walking the pieces in (symbol, time) order visits each symbol's steps in its own order.
+Imported on first use (numba takes about 0.3 s CPU to load): `ibkr-nb tax` paths without
+wash sales never pay for it. Compiled once per machine (`cache=True`).
 
 Units as in `wash.py`: micro-shares, USD, days since 1970-01-01. Lots are in candidate
 order; "no span" is -1.

@@ -1,4 +1,4 @@
-"""The lockstep wash-sale sweep (all symbols advanced together) against a reference.
+"""The wash-sale sweep (`ibkr_nb.tax.wash_kernel`, compiled) against a reference.
 
 The reference applies the same rule (see `ibkr_nb.tax.wash`) the plain way: one closing trade
 at a time in time order, on Python lists, scanning every lot for replacements. Both must give
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ibkr_nb.tax.lots import Lots, Pieces, match_lots
-from ibkr_nb.tax.wash import _LOSS_EPS, WINDOW_DAYS, Segments, _LiveSet
+from ibkr_nb.tax.wash import _LOSS_EPS, WINDOW_DAYS, Segments
 
 
 def reference_segments(lots: Lots, pieces: Pieces) -> Segments:
@@ -123,7 +123,7 @@ fills = st.lists(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fills, st.sampled_from(["fifo", "lifo", "highest_cost", "average"]))
-def test_lockstep_sweep_equals_reference(rows, method):
+def test_sweep_equals_reference(rows, method):
     frame = pd.DataFrame(
         rows, columns=["day", "symbol", "account", "quantity", "price", "commission"]
     )
@@ -137,9 +137,9 @@ def test_lockstep_sweep_equals_reference(rows, method):
     assert_sweep_matches_reference(frame, method)
 
 
-def test_lockstep_sweep_equals_reference_on_a_long_history():
+def test_sweep_equals_reference_on_a_long_history():
     # 600 trades: three symbols in two accounts, shorts and flips, chains of wash sales
-    # across year ends; lanes (symbols) of different lengths finish at different rounds.
+    # across year ends, symbols of different lengths.
     rng = np.random.default_rng(7)
     n = 600
     trades = pd.DataFrame(
@@ -155,26 +155,3 @@ def test_lockstep_sweep_equals_reference_on_a_long_history():
     )
     assert (match_lots(trades).realized["adjustment_code"] == "W").any()
     assert_sweep_matches_reference(trades)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    n=st.integers(0, 5000),
-    steps=st.lists(
-        st.tuples(st.lists(st.integers(0, 4999), max_size=300), st.lists(st.integers(0, 5000))),
-        max_size=8,
-    ),
-)
-def test_live_set_finds_the_next_candidate_left(n, steps):
-    """The sweep's skip structure: after removals (repeats allowed, runs of neighbours), the
-    first live integer at or after any query, as a plain sorted list says."""
-    live = _LiveSet(n)
-    left = set(range(n + 1))  # n itself is never removed
-    for removed, queries in steps:
-        removed = np.array([r for r in removed if r < n], dtype=np.int64)
-        live.remove(removed)
-        left -= set(removed.tolist())
-        queries = np.array([q for q in queries if q <= n], dtype=np.int64)
-        ordered = np.array(sorted(left))
-        want = ordered[np.searchsorted(ordered, queries)]
-        assert live.find(queries).tolist() == want.tolist()
