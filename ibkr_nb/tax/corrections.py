@@ -35,7 +35,8 @@ def apply_corrections(
 ) -> tuple[pd.DataFrame, list[dict], list[tuple[dict, str]]]:
     """`rows` (staging rows with `line`, `trade_id`, `account`, `symbol`, `datetime`,
     `quantity`, `price` and the CORRECTION_INPUTS) without cancellations and the trades
-    they cancel or corrections replace; the correction records (RECORD_COLUMNS) and the refused cancellations as (row, reason)."""
+    they cancel or corrections replace; the correction records (RECORD_COLUMNS); and the
+    refused cancellations as (row, reason)."""
     cancel = rows["cancel"].to_numpy(dtype=bool)
     correction = rows["correction"].to_numpy(dtype=bool)
     names = correction & ~cancel & (rows["orig_id"] != "").to_numpy()
